@@ -1,0 +1,1 @@
+"""Hydra config root (compose with drivesim.config.load_config)."""

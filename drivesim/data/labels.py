@@ -1,0 +1,130 @@
+"""Per-frame box labels and the BDD100K / Scalabel video label JSON format.
+
+A Scalabel video label file is a JSON list with one entry per frame:
+``{"name", "videoName", "frameIndex", "attributes": {"timeofday", "crowdedness", ...},
+"labels": [{"id", "category", "box2d": {"x1","y1","x2","y2"}, "attributes": {...}}]}``.
+A frame with no ``"labels"`` key has *unknown* boxes (not annotated), which differs from
+``"labels": []`` (annotated, no objects).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Scalabel/BDD100K names <-> drivesim names.
+BDD_TIME_OF_DAY = {"day": "daytime", "night": "night"}
+TIME_OF_DAY_FROM_BDD = {"daytime": "day", "night": "night", "dawn/dusk": "day"}
+
+
+@dataclass(frozen=True)
+class Box:
+    """One 2D box in pixel coordinates (x2, y2 exclusive edges), with class and track id."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    category: str = "car"
+    track_id: int = -1
+    visibility: float = 1.0  # fraction of the object's silhouette that is visible in frame
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.x2 - self.x1) * max(0.0, self.y2 - self.y1)
+
+
+@dataclass
+class FrameLabel:
+    """Labels of one frame. ``boxes is None`` means the boxes are unknown (not annotated)."""
+
+    frame_index: int
+    boxes: list[Box] | None
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+def to_scalabel(frames: list[FrameLabel], video_name: str) -> list[dict]:
+    """FrameLabels -> Scalabel/BDD100K video label entries (JSON-ready)."""
+    out = []
+    for frame in frames:
+        entry = {
+            "name": f"{video_name}/{frame.frame_index:05d}.jpg",
+            "videoName": video_name,
+            "frameIndex": frame.frame_index,
+            "attributes": dict(frame.attributes),
+        }
+        if frame.boxes is not None:
+            entry["labels"] = [
+                {
+                    "id": str(b.track_id),
+                    "category": b.category,
+                    "attributes": {
+                        "occluded": b.visibility < 0.999,
+                        "truncated": False,
+                        "visibility": round(b.visibility, 4),
+                    },
+                    "box2d": {"x1": b.x1, "y1": b.y1, "x2": b.x2, "y2": b.y2},
+                }
+                for b in frame.boxes
+            ]
+        out.append(entry)
+    return out
+
+
+class LabelFormatError(ValueError):
+    """A label file that does not follow the Scalabel video format."""
+
+
+def from_scalabel(entries: list[dict], source: str = "<labels>") -> list[FrameLabel]:
+    """Scalabel/BDD100K video label entries -> FrameLabels sorted by frame index."""
+    if not isinstance(entries, list):
+        raise LabelFormatError(f"{source}: expected a JSON list of frames, got {type(entries).__name__}")
+    frames = []
+    for i, entry in enumerate(entries):
+        if "frameIndex" not in entry:
+            raise LabelFormatError(f"{source}: frame entry {i} has no 'frameIndex'")
+        boxes = None
+        if "labels" in entry and entry["labels"] is not None:
+            boxes = []
+            for lab in entry["labels"]:
+                if "box2d" not in lab:
+                    continue  # polygons / poly2d etc. are not boxes
+                b = lab["box2d"]
+                try:
+                    track = int(lab.get("id", -1))
+                except (TypeError, ValueError):
+                    track = abs(hash(lab.get("id"))) % (2**31)
+                vis = float((lab.get("attributes") or {}).get("visibility", 1.0))
+                boxes.append(
+                    Box(float(b["x1"]), float(b["y1"]), float(b["x2"]), float(b["y2"]),
+                        str(lab.get("category", "car")), track, vis)
+                )
+        attrs = {k: str(v) for k, v in (entry.get("attributes") or {}).items()}
+        frames.append(FrameLabel(int(entry["frameIndex"]), boxes, attrs))
+    frames.sort(key=lambda f: f.frame_index)
+    return frames
+
+
+def write_json_atomic(obj, path: str | Path) -> None:
+    """Write JSON to ``path`` via a temp file in the same folder and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_scalabel(path: str | Path) -> list[FrameLabel]:
+    """Read a Scalabel/BDD100K video label JSON file."""
+    try:
+        entries = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e:
+        raise LabelFormatError(f"{path}: not valid JSON ({e})") from e
+    return from_scalabel(entries, str(path))

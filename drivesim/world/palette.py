@@ -1,0 +1,38 @@
+"""Colours and lighting of the two times of day (RGB floats in 0..255)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Palette:
+    sky_top: tuple[float, float, float]
+    sky_horizon: tuple[float, float, float]
+    grass: tuple[float, float, float]
+    asphalt: tuple[float, float, float]
+    white_mark: tuple[float, float, float]
+    yellow_mark: tuple[float, float, float]
+    pole: tuple[float, float, float]
+    ambient: float  # multiplier on lit surfaces away from any light
+    headlights: bool  # ego and other cars light the scene
+    fog_m: float  # distance over which surfaces fade to the horizon colour
+
+
+DAY = Palette(sky_top=(70, 130, 210), sky_horizon=(185, 210, 235), grass=(85, 120, 60),
+              asphalt=(105, 105, 110), white_mark=(235, 235, 235), yellow_mark=(230, 190, 40),
+              pole=(90, 90, 95), ambient=1.0, headlights=False, fog_m=220.0)
+NIGHT = Palette(sky_top=(3, 4, 12), sky_horizon=(18, 20, 38), grass=(30, 38, 24),
+                asphalt=(70, 70, 76), white_mark=(250, 250, 240), yellow_mark=(245, 200, 60),
+                pole=(35, 35, 40), ambient=0.12, headlights=True, fog_m=90.0)
+
+PALETTES = {"day": DAY, "night": NIGHT}
+
+
+def headlight_gain(x: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Ego low-beam illumination (0..~1.6) at camera-frame ground point (x, z) in metres."""
+    cone = np.exp(-0.5 * (x / (1.2 + 0.28 * np.abs(z))) ** 2)
+    falloff = np.clip(z / 6.0, 0, 1) * np.exp(-np.clip(z, 0, None) / 38.0)
+    return 1.6 * cone * falloff

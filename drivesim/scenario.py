@@ -8,8 +8,9 @@ waypoints (lane relative to the ego lane, metres ahead, at time t) or by an imag
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
-from typing import Literal, Union, get_args
+from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -30,7 +31,7 @@ class _Strict(BaseModel):
 
 class Waypoint(_Strict):
     t: float = Field(ge=0, description="seconds from the clip start")
-    lane: Union[int, Literal["shoulder"]] = Field(
+    lane: int | Literal["shoulder"] = Field(
         0, description="lane relative to the ego lane: 0 ego lane, +1 right, -1 left; or 'shoulder'")
     ahead_m: float = Field(ge=-10, le=200, description="distance ahead of the ego camera (m)")
 
@@ -41,7 +42,7 @@ class BoxKey(_Strict):
         description="x1, y1, x2, y2 normalised to [0, 1] of the frame")
 
     @model_validator(mode="after")
-    def _inside_frame(self) -> "BoxKey":
+    def _inside_frame(self) -> BoxKey:
         x1, y1, x2, y2 = self.box
         if not all(0.0 <= v <= 1.0 for v in self.box):
             raise ValueError(f"box {list(self.box)} leaves the frame: coordinates are normalised, "
@@ -62,13 +63,13 @@ class Agent(_Strict):
     box_track: list[BoxKey] | None = None
 
     @model_validator(mode="after")
-    def _one_track(self) -> "Agent":
+    def _one_track(self) -> Agent:
         if (self.waypoints is None) == (self.box_track is None):
             raise ValueError("give exactly one of 'waypoints' or 'box_track'")
         keys = self.waypoints or self.box_track
         if not keys:
             raise ValueError("the track needs at least one keyframe")
-        if any(b.t < a.t for a, b in zip(keys, keys[1:])):
+        if any(b.t < a.t for a, b in pairwise(keys)):
             raise ValueError("keyframes must be sorted by t")
         return self
 
@@ -88,7 +89,7 @@ class Output(_Strict):
     resolution: tuple[int, int] = Field((128, 256), description="height, width in pixels")
 
     @model_validator(mode="after")
-    def _multiple_of_8(self) -> "Output":
+    def _multiple_of_8(self) -> Output:
         h, w = self.resolution
         if h % 8 or w % 8 or not (32 <= h <= 2048 and 32 <= w <= 4096):
             raise ValueError(f"resolution {h}x{w}: height and width must be multiples of 8 "
@@ -112,7 +113,7 @@ class Scenario(_Strict):
     agents: list[Agent] = []
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Scenario":
+    def _consistent(self) -> Scenario:
         if self.duration_s is not None and self.frames is not None:
             raise ValueError("give 'duration_s' or 'frames', not both")
         if self.ego.lane >= self.road.lanes_forward:

@@ -6,6 +6,7 @@ import os
 import tempfile
 from fractions import Fraction
 from pathlib import Path
+from typing import Self
 
 import av
 import numpy as np
@@ -45,7 +46,7 @@ class Mp4Writer:
             self.container.mux(packet)
         self.frames_written += 1
 
-    def __enter__(self) -> "Mp4Writer":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

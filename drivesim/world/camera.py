@@ -16,7 +16,7 @@ class Camera:
     mount_height_m: float = 1.4
 
     @classmethod
-    def for_size(cls, height: int, width: int) -> "Camera":
+    def for_size(cls, height: int, width: int) -> Camera:
         """A ~60 degree horizontal field of view camera whose horizon sits at 42 % of the height."""
         return cls(height, width, focal_px=0.86 * width, horizon_row=0.42 * height)
 

@@ -22,7 +22,8 @@ def _mix(a, b, t):
 
 
 def _fixed(points: np.ndarray) -> np.ndarray:
-    return np.round(points * (1 << SUBPIXEL)).astype(np.int32)
+    """Continuous image coords (pixel k spans [k, k+1)) -> cv2 fixed point (pixel k centred at k)."""
+    return np.round((np.asarray(points) - 0.5) * (1 << SUBPIXEL)).astype(np.int32)
 
 
 class FramePainter:
@@ -118,8 +119,8 @@ class FramePainter:
         lamp_r = max(0.5, 0.07 * w)
         lamp_rgb = np.array([255, 245, 215] if front else [235, 25, 20], np.float32)
         for lx in (x0 + 0.15 * w, x1 - 0.15 * w):
-            center = (int(round(lx * 16)), int(round(lamp_y * 16)))
-            radius = int(round(lamp_r * 16))
+            center = tuple(int(c) for c in _fixed(np.array([lx, lamp_y])))
+            radius = round(lamp_r * (1 << SUBPIXEL))
             if pal.headlights:
                 cv2.circle(emissive, center, radius * (3 if front else 2), lamp_rgb.tolist(), -1,
                            cv2.LINE_AA, SUBPIXEL)
@@ -177,7 +178,7 @@ class FramePainter:
                 fog = np.exp(-depth / pal.fog_m)
                 color = np.asarray(pal.pole, np.float32) * fog + np.asarray(pal.sky_horizon) * (1 - fog)
                 p0, p1 = _fixed(pts)
-                cv2.line(img, tuple(p0), tuple(p1), color.tolist(), int(round(thick)), cv2.LINE_AA,
+                cv2.line(img, tuple(p0), tuple(p1), color.tolist(), round(thick), cv2.LINE_AA,
                          SUBPIXEL)
                 continue
             near_face, hull, _ = geometry[item]
@@ -188,6 +189,7 @@ class FramePainter:
         if emissive is not None:
             img += cv2.GaussianBlur(emissive, (0, 0), self.glow_sigma) * 0.6
         frame = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+        self.instance = instance  # id map of the last frame: 0 background, i+1 = cars[i]
         return frame, self._boxes(cars, geometry, instance)
 
     def _boxes(self, cars: list[Car], geometry: dict, instance: np.ndarray) -> list[Box]:

@@ -31,7 +31,7 @@ class Road:
 
     @classmethod
     def random(cls, rng: np.random.Generator, curvature: str = "gentle",
-               lanes_forward: int | None = None, lanes_oncoming: int | None = None) -> "Road":
+               lanes_forward: int | None = None, lanes_oncoming: int | None = None) -> Road:
         """Sample a road; curvature is 'straight', 'gentle' or 'winding'."""
         scale = {"straight": 0.0, "gentle": 1.0 / 900, "winding": 1.0 / 260}[curvature]
         return cls(

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from drivesim.data.conditions import CROWDEDNESS_CARS
-from drivesim.data.labels import Box, FrameLabel, BDD_TIME_OF_DAY
+from drivesim.data.labels import BDD_TIME_OF_DAY, Box, FrameLabel
 from drivesim.world.camera import Camera
 from drivesim.world.palette import PALETTES
-from drivesim.world.road import Road
 from drivesim.world.render import FramePainter
+from drivesim.world.road import Road
 from drivesim.world.traffic import CAR_COLORS, Keyframe, ScriptedAgent, Traffic, lane_lateral
 
 WARMUP_S = 1.0  # simulated before the first frame so traffic is already in motion

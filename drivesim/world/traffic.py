@@ -144,4 +144,4 @@ def lane_lateral(road: Road, lane: int | str) -> float:
     return road.lane_center(int(lane))
 
 
-__all__ = ["Car", "Keyframe", "ScriptedAgent", "Traffic", "lane_lateral", "LANE_WIDTH_M"]
+__all__ = ["LANE_WIDTH_M", "Car", "Keyframe", "ScriptedAgent", "Traffic", "lane_lateral"]

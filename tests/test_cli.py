@@ -1,0 +1,79 @@
+import json
+
+import cv2
+import pytest
+
+from drivesim.cli import main
+from drivesim.data.labels import to_scalabel
+from drivesim.scenario import load_scenario
+from drivesim.world import render_clip
+
+
+def frame_count(path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    return n
+
+
+def test_world_render_night_crowded_scenario(repo, tmp_path):
+    scenario = repo / "scenarios" / "night_crowded_city.yaml"
+    assert main(["world", "render", "--scenario", str(scenario), "--out", str(tmp_path), "--quiet"]) == 0
+    video, labels = tmp_path / "night_crowded_city.mp4", tmp_path / "night_crowded_city.json"
+    entries = json.loads(labels.read_text())
+    expected = render_clip(load_scenario(scenario).to_world_spec())
+    assert frame_count(video) == len(entries) == len(expected.frames) == 120
+    assert entries == json.loads(json.dumps(to_scalabel(expected.labels, "night_crowded_city")))
+    assert entries[0]["attributes"]["timeofday"] == "night"
+    assert any(lab["id"] == "1" for lab in entries[-1]["labels"])  # the scripted lead car
+    # The decoded video is the rendered clip (up to H.264 loss).
+    cap = cv2.VideoCapture(str(video))
+    ok, first = cap.read()
+    assert ok and abs(cv2.cvtColor(first, cv2.COLOR_BGR2RGB).astype(float) - expected.frames[0]).mean() < 4
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_render_resumes_without_rewriting(repo, tmp_path, capsys):
+    args = ["world", "render", "--out", str(tmp_path), "--num-clips", "2", "--frames", "5", "--quiet"]
+    assert main(args) == 0
+    mtimes = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    assert len(mtimes) == 4
+    (tmp_path / sorted(mtimes)[1]).unlink()  # lose one clip's labels: that clip is redone
+    assert main(args) == 0
+    assert "skipping 1 complete clip" in capsys.readouterr().out
+    after = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    assert set(after) == set(mtimes)
+    changed = {name for name in after if after[name] != mtimes.get(name)}
+    assert len(changed) == 2
+
+
+def test_same_seed_same_mp4_bytes(tmp_path):
+    for name in ("a", "b"):
+        assert main(["world", "render", "--out", str(tmp_path / name), "--num-clips", "1",
+                     "--frames", "8", "--seed", "5", "--quiet"]) == 0
+    (va,), (vb,) = (list((tmp_path / n).glob("*.mp4")) for n in ("a", "b"))
+    assert va.read_bytes() == vb.read_bytes()
+
+
+def test_bad_scenario_exits_with_message_and_writes_nothing(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nid: bad\ntime_of_day: noon\n")
+    out = tmp_path / "out"
+    assert main(["world", "render", "--scenario", str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "time_of_day" in err and "'noon'" in err and "'day'" in err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_scenario_validate(repo, tmp_path, capsys):
+    assert main(["scenario", "validate", str(repo / "scenarios")]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nid: x\nagents: [{id: 1}]\n")
+    assert main(["scenario", "validate", str(bad)]) == 1
+    assert "waypoints" in capsys.readouterr().err
+
+
+def test_resolution_argument_is_checked():
+    with pytest.raises(SystemExit):
+        main(["world", "render", "--out", "/tmp/never", "--resolution", "100x250"])

@@ -8,8 +8,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from drivesim.data.conditions import (CROWDEDNESS, MAX_BOXES, TIME_OF_DAY, clip_conditions,
-                                      to_image_conditions)
+from drivesim.data.conditions import (
+    CROWDEDNESS,
+    MAX_BOXES,
+    TIME_OF_DAY,
+    clip_conditions,
+    to_image_conditions,
+)
 from drivesim.world.scene import World, WorldSpec
 
 CURVATURES = ("straight", "gentle", "winding")

@@ -114,6 +114,13 @@ def cmd_data_inspect(args) -> int:
     return 0
 
 
+def cmd_bench_world(args) -> int:
+    from drivesim.bench.world import bench_world, format_rows
+
+    print(format_rows(bench_world(args.sizes, args.frames, args.seeds)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drivesim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -146,6 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("overrides", nargs="*", help="hydra overrides, e.g. data=udacity data.fps=7.5")
     inspect.add_argument("--samples", type=int, default=2)
     inspect.set_defaults(func=cmd_data_inspect)
+
+    bench = sub.add_parser("bench", help="speed and memory benchmarks")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    bench_world = bench_sub.add_parser("world", help="procedural renderer frames/s")
+    bench_world.add_argument("--sizes", type=_resolution, nargs="+",
+                             default=[(128, 256), (512, 1024)], help="HEIGHTxWIDTH ...")
+    bench_world.add_argument("--frames", type=int, default=90, help="frames per clip")
+    bench_world.add_argument("--seeds", type=int, default=2, help="clips per time of day")
+    bench_world.set_defaults(func=cmd_bench_world)
     return parser
 
 

@@ -21,6 +21,10 @@ def _mix(a, b, t):
     return np.asarray(a, np.float32) * (1 - t) + np.asarray(b, np.float32) * t
 
 
+def _f32(rgb) -> np.ndarray:
+    return np.asarray(rgb, np.float32)
+
+
 def _fixed(points: np.ndarray) -> np.ndarray:
     """Continuous image coords (pixel k spans [k, k+1)) -> cv2 fixed point (pixel k centred at k)."""
     return np.round((np.asarray(points) - 0.5) * (1 << SUBPIXEL)).astype(np.int32)
@@ -41,34 +45,38 @@ class FramePainter:
         self.sky = np.ascontiguousarray(
             np.broadcast_to(_mix(palette.sky_top, palette.sky_horizon, sky_t), (h, w, 3)), np.float32)
         self.glow_sigma = max(1.0, w / 200.0)
+        # Per-pixel terms that do not change between frames (float32 keeps _ground fast).
+        self.metres_per_px = self.metres_per_px.astype(np.float32)
+        self.x_cam = self.x_cam.astype(np.float32)
+        self.grass, self.asphalt = _f32(palette.grass), _f32(palette.asphalt)
+        self.white_mark, self.yellow_mark = _f32(palette.white_mark), _f32(palette.yellow_mark)
+        gain = headlight_gain(self.x_cam, self.z).astype(np.float32)[..., None]
+        self.ground_light = palette.ambient + gain
+        self.mark_light = np.clip(2.5 * palette.ambient + 1.5 * gain, 0, 1)  # retro-reflective paint
+        self.fog = np.exp(-self.z / palette.fog_m).astype(np.float32)[..., None]
+        self.fog_color = _f32(palette.sky_horizon) * (1 - self.fog)
 
     # -- background -------------------------------------------------------------------------
     def _ground(self, s_ego: float, ego_lateral: float) -> np.ndarray:
-        """Grass, asphalt and markings below the horizon -> [Hg,W,3] float."""
+        """Grass, asphalt and markings below the horizon -> [Hg,W,3] float32."""
         pal, road, mpp = self.pal, self.road, self.metres_per_px
-        bend = self.road.bend(s_ego, self.z[:, 0])[:, None]
-        x_road = self.x_cam + ego_lateral - bend  # road lateral coordinate of each pixel
+        bend = self.road.bend(s_ego, self.z[:, 0]).astype(np.float32)[:, None]
+        x_road = self.x_cam + np.float32(ego_lateral) - bend  # road lateral coordinate per pixel
         on_road = np.clip(np.minimum(x_road - road.left_edge_m, road.right_edge_m - x_road) / mpp
                           + 0.5, 0, 1)[..., None]
-        color = _mix(pal.grass, pal.asphalt, on_road)
+        color = self.grass + (self.asphalt - self.grass) * on_road
         dash_on = ((s_ego + self.z) % DASH_PERIOD_M) < DASH_LENGTH_M  # [Hg,1]
-        marks = np.zeros(x_road.shape + (3,), np.float32)
-        coverage = np.zeros(x_road.shape, np.float32)
+        cover = {"white": np.zeros_like(x_road), "yellow": np.zeros_like(x_road)}
         for m in road.markings():
             cov = np.clip((MARK_HALF_WIDTH_M - np.abs(x_road - m.lateral_m)) / mpp + 0.5, 0, 1)
-            if m.dashed:
-                cov = cov * dash_on
-            rgb = pal.white_mark if m.color == "white" else pal.yellow_mark
-            marks += cov[..., None] * np.asarray(rgb, np.float32)
-            coverage += cov
-        coverage = np.clip(coverage, 0, 1)[..., None]
+            cover[m.color] += cov * dash_on if m.dashed else cov
+        white, yellow = (np.clip(cover[c], 0, 1)[..., None] for c in ("white", "yellow"))
+        marks = white * self.white_mark + yellow * self.yellow_mark
+        coverage = np.clip(white + yellow, 0, 1)
         if pal.headlights:
-            gain = headlight_gain(self.x_cam, self.z)[..., None]
-            color = color * (pal.ambient + gain)
-            marks = marks * np.clip(2.5 * pal.ambient + 1.5 * gain, 0, 1)  # retro-reflective paint
-        color = color * (1 - coverage) + marks
-        fog = np.exp(-self.z / pal.fog_m)[..., None]
-        return color * fog + np.asarray(pal.sky_horizon, np.float32) * (1 - fog)
+            color = color * self.ground_light
+            marks = marks * self.mark_light
+        return (color * (1 - coverage) + marks) * self.fog + self.fog_color
 
     # -- objects ----------------------------------------------------------------------------
     def _camera_x(self, lateral: float, z: np.ndarray, s_ego: float, ego_lateral: float,

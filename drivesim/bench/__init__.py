@@ -1,0 +1,1 @@
+"""`drivesim bench ...`: speed and memory measurements, printed as tables."""

@@ -20,16 +20,16 @@ def bench_world(sizes: list[tuple[int, int]], frames: int = 90, seeds: int = 2) 
             for tod in ("day", "night"):
                 spec = WorldSpec(time_of_day=tod, crowdedness="crowded", num_frames=frames,
                                  height=h, width=w, seed=seed)
-                with tempfile.TemporaryDirectory() as tmp:
-                    with Mp4Writer(Path(tmp) / "bench.mp4", spec.fps) as writer:
-                        start = time.perf_counter()
-                        for image, _ in World(spec).frames():
-                            mid = time.perf_counter()
-                            writer.write(image)
-                            end = time.perf_counter()
-                            render_s += mid - start
-                            encode_s += end - mid
-                            start = end
+                with tempfile.TemporaryDirectory() as tmp, \
+                        Mp4Writer(Path(tmp) / "bench.mp4", spec.fps) as writer:
+                    start = time.perf_counter()
+                    for image, _ in World(spec).frames():
+                        mid = time.perf_counter()
+                        writer.write(image)
+                        end = time.perf_counter()
+                        render_s += mid - start
+                        encode_s += end - mid
+                        start = end
                 n += frames
         rows.append({"size": f"{h}x{w}", "frames": n, "render_fps": n / render_s,
                      "render+h264_fps": n / (render_s + encode_s)})

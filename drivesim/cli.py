@@ -16,7 +16,7 @@ def _resolution(text: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"resolution {text!r}: write HEIGHTxWIDTH, e.g. 128x256")
+        raise argparse.ArgumentTypeError(f"resolution {text!r}: write HEIGHTxWIDTH, e.g. 128x256") from None
     if h % 8 or w % 8:
         raise argparse.ArgumentTypeError(f"resolution {text!r}: height and width must be multiples of 8")
     return h, w

@@ -66,7 +66,7 @@ def test_resolution_and_types():
 def test_yaml_syntax_error_names_file(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("id: x\n  time_of_day: [day\n")
-    with pytest.raises(ScenarioError, match="broken.yaml: not valid YAML"):
+    with pytest.raises(ScenarioError, match=r"broken\.yaml: not valid YAML"):
         load_scenario(path)
     with pytest.raises(ScenarioError, match="no such scenario"):
         load_scenario(tmp_path / "missing.yaml")

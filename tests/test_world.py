@@ -28,7 +28,7 @@ def test_labels_inside_frame(size):
 def test_boxes_are_tight_around_rendered_cars():
     world = World(WorldSpec(crowdedness="crowded", num_frames=15, seed=7, height=256, width=512))
     checked = 0
-    for image, label in world.frames():
+    for _, label in world.frames():
         instance = world.painter.instance
         cars = world.traffic.cars + [a.car for a in world.agents]
         index_of = {c.track_id: i for i, c in enumerate(cars)}

@@ -116,7 +116,8 @@ class FramePainter:
                            SUBPIXEL)
         cv2.fillConvexPoly(img, _fixed(near_face), (body * fog + haze).tolist(), cv2.LINE_AA,
                            SUBPIXEL)
-        (x0, y1), (x1, _), (_, y0) = near_face[0], near_face[1], near_face[2]  # bottom-left, bottom-right, top-right
+        # near_face corners: bottom-left, bottom-right, top-right, top-left
+        (x0, y1), (x1, _), (_, y0) = near_face[0], near_face[1], near_face[2]
         w, hgt = x1 - x0, y1 - y0
         window = np.array([[x0 + 0.12 * w, y0 + 0.08 * hgt], [x1 - 0.12 * w, y0 + 0.08 * hgt],
                            [x1 - 0.12 * w, y0 + 0.42 * hgt], [x0 + 0.12 * w, y0 + 0.42 * hgt]])

@@ -1,0 +1,1 @@
+"""Noise schedule, samplers (diffusers schedulers as parts) and classifier-free guidance."""

@@ -1,0 +1,162 @@
+"""Video UNet: an SD-layout image UNet (diffusers blocks) with temporal layers after each block.
+
+The spatial network is a diffusers `UNet2DConditionModel` held as `self.unet`, so its
+state-dict keys are the Stable Diffusion (diffusers) UNet keys under `unet.`; time of day
+and crowdedness are embeddings added to the timestep embedding; boxes are per-frame token
+sets read by the spatial cross-attention. Temporal layers (names start with `temporal`)
+follow every spatial resnet (3D-conv block) and every spatial transformer (temporal
+attention). `VideoUNet.from_image_unet` inflates a trained image model.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+
+import torch
+from diffusers import UNet2DConditionModel
+from einops import rearrange, repeat
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from conditioners import BoxEncoder, SceneEmbedding
+from drivesim.models.temporal_layers import TemporalAttention, TemporalConvBlock
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    in_channels: int = 4
+    out_channels: int = 4
+    block_out_channels: tuple[int, ...] = (64, 128, 128)
+    cross_attention: tuple[bool, ...] = (False, True, True)  # per resolution level
+    layers_per_block: int = 1
+    cross_attention_dim: int = 128
+    attention_head_dim: int = 32
+    norm_num_groups: int = 32
+    temporal_heads: int = 4
+    box_fourier_freqs: int = 8
+
+    @classmethod
+    def tiny(cls) -> UNetConfig:
+        """CPU profile: ~5 M spatial parameters for 16x32 latents."""
+        return cls()
+
+    @classmethod
+    def paper(cls) -> UNetConfig:
+        """Paper-sized (SD 1.x channel widths) for 16x32 latents of 128x256 frames."""
+        return cls(block_out_channels=(320, 640, 1280, 1280), cross_attention=(True, True, True, False),
+                   layers_per_block=2, cross_attention_dim=1024, attention_head_dim=64,
+                   temporal_heads=8)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_image_unet(cfg: UNetConfig) -> UNet2DConditionModel:
+    """The spatial SD-layout UNet; class embeddings arrive as ready vectors ('identity')."""
+    down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in cfg.cross_attention)
+    up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(cfg.cross_attention))
+    return UNet2DConditionModel(
+        in_channels=cfg.in_channels, out_channels=cfg.out_channels, down_block_types=down,
+        up_block_types=up, block_out_channels=cfg.block_out_channels,
+        layers_per_block=cfg.layers_per_block, cross_attention_dim=cfg.cross_attention_dim,
+        attention_head_dim=cfg.attention_head_dim, norm_num_groups=cfg.norm_num_groups,
+        class_embed_type="identity")
+
+
+class TemporalMixer(nn.Module):
+    """The temporal layers that follow one spatial resnet (+ its transformer, if any)."""
+
+    def __init__(self, channels: int, with_attention: bool, cfg: UNetConfig):
+        super().__init__()
+        self.conv = TemporalConvBlock(channels, cfg.norm_num_groups)
+        self.attn = TemporalAttention(channels, cfg.temporal_heads) if with_attention else None
+
+
+class VideoUNet(nn.Module):
+    """x [B,T,C,h,w], timesteps [B], cond dict -> prediction [B,T,C,h,w]."""
+
+    def __init__(self, cfg: UNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.unet = build_image_unet(cfg)
+        time_dim = self.unet.time_embedding.linear_2.out_features
+        self.scene = SceneEmbedding(time_dim)
+        self.boxes = BoxEncoder(cfg.cross_attention_dim, num_freqs=cfg.box_fourier_freqs)
+        self.gradient_checkpointing = False
+        chans = cfg.block_out_channels
+        self.temporal_down = nn.ModuleList(
+            nn.ModuleList(TemporalMixer(chans[i], has_attn, cfg) for _ in range(cfg.layers_per_block))
+            for i, has_attn in enumerate(cfg.cross_attention))
+        self.temporal_mid = nn.ModuleList(TemporalMixer(chans[-1], True, cfg) for _ in range(2))
+        self.temporal_up = nn.ModuleList(
+            nn.ModuleList(TemporalMixer(chans[-1 - i], has_attn, cfg)
+                          for _ in range(cfg.layers_per_block + 1))
+            for i, has_attn in enumerate(reversed(cfg.cross_attention)))
+
+    @classmethod
+    def from_image_unet(cls, image_model: VideoUNet) -> VideoUNet:
+        """Inflate: copy every spatial weight of a trained image model; temporal layers fresh."""
+        video = cls(image_model.cfg)
+        missing, unexpected = video.load_state_dict(copy.deepcopy(image_model.state_dict()),
+                                                    strict=False)
+        if unexpected or any(not k.startswith("temporal") for k in missing):
+            raise ValueError(f"image model does not match: missing {missing}, unexpected {unexpected}")
+        return video
+
+    def _embed(self, timesteps: torch.Tensor, cond: dict[str, torch.Tensor], num_frames: int):
+        """-> time+scene embedding [(B T),D] and box tokens [(B T),N+1,Dc]."""
+        t_emb = self.unet.time_proj(timesteps).to(self.unet.dtype)
+        emb = self.unet.time_embedding(t_emb) + self.scene(cond["time_of_day"], cond["crowdedness"])
+        emb = repeat(emb, "b d -> (b t) d", t=num_frames)  # one noise level per clip
+        boxes, box_class, box_mask = cond["boxes"], cond["box_class"], cond["box_mask"]
+        if boxes.dim() == 3:  # image batches: [B,N,4] -> [B,1,N,4]
+            boxes, box_class, box_mask = boxes[:, None], box_class[:, None], box_mask[:, None]
+        if boxes.shape[1] == 1 and num_frames > 1:  # one box set for the whole clip
+            boxes, box_class, box_mask = (repeat(v, "b 1 ... -> b t ...", t=num_frames)
+                                          for v in (boxes, box_class, box_mask))
+        return emb, self.boxes(boxes, box_class, box_mask)
+
+    def _step(self, fn, *args):
+        if self.gradient_checkpointing and torch.is_grad_enabled():
+            return checkpoint(fn, *args, use_reentrant=False)
+        return fn(*args)
+
+    def _layer(self, h, emb, tokens, resnet, attn, mixer: TemporalMixer, t: int, image_only: bool):
+        def run(h, emb, tokens):
+            h = mixer.conv(resnet(h, emb), t, image_only)
+            if attn is not None:
+                h = attn(h, encoder_hidden_states=tokens, return_dict=False)[0]
+                h = mixer.attn(h, t, image_only)
+            return h
+        return self._step(run, h, emb, tokens)
+
+    def forward(self, x: torch.Tensor, timesteps: torch.Tensor, cond: dict[str, torch.Tensor],
+                image_only: bool = False) -> torch.Tensor:
+        """x [B,T,C,h,w], timesteps [B] (one level per clip) -> [B,T,C_out,h,w]."""
+        b, t = x.shape[:2]
+        unet = self.unet
+        emb, tokens = self._embed(timesteps, cond, t)
+        h = unet.conv_in(rearrange(x, "b t c h w -> (b t) c h w"))
+        skips = [h]
+        for block, mixers in zip(unet.down_blocks, self.temporal_down):
+            attns = getattr(block, "attentions", [None] * len(block.resnets))
+            for resnet, attn, mixer in zip(block.resnets, attns, mixers):
+                h = self._layer(h, emb, tokens, resnet, attn, mixer, t, image_only)
+                skips.append(h)
+            for down in block.downsamplers or []:
+                h = down(h)
+                skips.append(h)
+        mid = unet.mid_block
+        h = self._layer(h, emb, tokens, mid.resnets[0], None, self.temporal_mid[0], t, image_only)
+        h = self._layer(h, emb, tokens, mid.resnets[1], mid.attentions[0], self.temporal_mid[1], t,
+                        image_only)
+        for block, mixers in zip(unet.up_blocks, self.temporal_up):
+            attns = getattr(block, "attentions", [None] * len(block.resnets))
+            for resnet, attn, mixer in zip(block.resnets, attns, mixers):
+                h = torch.cat([h, skips.pop()], dim=1)
+                h = self._layer(h, emb, tokens, resnet, attn, mixer, t, image_only)
+            for up in block.upsamplers or []:
+                h = up(h, skips[-1].shape[-2:] if skips else None)
+        h = unet.conv_out(unet.conv_act(unet.conv_norm_out(h)))
+        return rearrange(h, "(b t) c h w -> b t c h w", b=b)

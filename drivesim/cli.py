@@ -121,6 +121,24 @@ def cmd_bench_world(args) -> int:
     return 0
 
 
+def cmd_bench_unet(args) -> int:
+    from drivesim.bench.unet import bench_unet, format_rows
+
+    rows = bench_unet(args.batch, args.frames, args.latent[0], args.latent[1], args.repeats,
+                      args.threads)
+    shape = f"[{args.batch},{args.frames},4,{args.latent[0]},{args.latent[1]}]"
+    print(format_rows(rows, shape))
+    return 0
+
+
+def _latent_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write HEIGHTxWIDTH, e.g. 16x32") from None
+    return h, w
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drivesim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench_world.add_argument("--frames", type=int, default=90, help="frames per clip")
     bench_world.add_argument("--seeds", type=int, default=2, help="clips per time of day")
     bench_world.set_defaults(func=cmd_bench_world)
+    bench_unet = bench_sub.add_parser("unet", help="our video UNet vs diffusers' SVD UNet")
+    bench_unet.add_argument("--batch", type=int, default=2)
+    bench_unet.add_argument("--frames", type=int, default=8)
+    bench_unet.add_argument("--latent", type=_latent_size, default=(16, 32), help="HxW latent")
+    bench_unet.add_argument("--repeats", type=int, default=3)
+    bench_unet.add_argument("--threads", type=int, default=2)
+    bench_unet.set_defaults(func=cmd_bench_unet)
     return parser
 
 

@@ -30,17 +30,21 @@ def frame_position_embedding(num_frames: int, dim: int, device=None) -> torch.Te
 
 
 class AlphaBlend(nn.Module):
-    """out = alpha * spatial + (1 - alpha) * temporal, alpha = sigmoid(learned logit)."""
+    """alpha * spatial + (1 - alpha) * temporal, alpha = sigmoid(learned logit).
+
+    The temporal branch is spatial + delta, so this is spatial + (1 - alpha) * delta: one
+    fused multiply-add and no stored copy of the temporal branch's output.
+    """
 
     def __init__(self, init_alpha: float = 0.5):
         super().__init__()
         self.logit = nn.Parameter(torch.tensor(math.log(init_alpha / (1 - init_alpha))))
 
-    def forward(self, spatial: torch.Tensor, temporal: torch.Tensor, image_only: bool) -> torch.Tensor:
+    def forward(self, spatial: torch.Tensor, delta: torch.Tensor, image_only: bool) -> torch.Tensor:
+        """spatial, delta: same shape -> blended."""
         if image_only:
             return spatial
-        alpha = torch.sigmoid(self.logit)
-        return alpha * spatial + (1 - alpha) * temporal
+        return torch.addcmul(spatial, delta, 1 - torch.sigmoid(self.logit))
 
 
 class TemporalConvBlock(nn.Module):
@@ -68,7 +72,7 @@ class TemporalConvBlock(nn.Module):
         if extra is not None:
             h = torch.cat([h, rearrange(extra, "(b t) c h w -> b c t h w", t=num_frames)], dim=1)
         h = self.conv2(F.silu(self.norm2(self.conv1(h))))
-        out = self.blend(video, video + h, image_only)
+        out = self.blend(video, h, image_only)
         return rearrange(out, "b c t h w -> (b t) c h w")
 
 
@@ -100,8 +104,7 @@ class TemporalAttention(nn.Module):
         q, k, v = rearrange(self.to_qkv(tokens), "n t (three hd d) -> three n hd t d",
                             three=3, hd=self.heads)
         attn = F.scaled_dot_product_attention(q, k, v)
-        out = seq + self.to_out(rearrange(attn, "n hd t d -> n t (hd d)"))
-        out = self.blend(seq, out, image_only)
+        out = self.blend(seq, self.to_out(rearrange(attn, "n hd t d -> n t (hd d)")), image_only)
         return rearrange(out, "(b h w) t c -> (b t) c h w", h=h, w=w)
 
 

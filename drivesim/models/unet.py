@@ -27,7 +27,7 @@ from drivesim.models.temporal_layers import TemporalAttention, TemporalConvBlock
 class UNetConfig:
     in_channels: int = 4
     out_channels: int = 4
-    block_out_channels: tuple[int, ...] = (64, 128, 128)
+    block_out_channels: tuple[int, ...] = (32, 64, 128)
     cross_attention: tuple[bool, ...] = (False, True, True)  # per resolution level
     layers_per_block: int = 1
     cross_attention_dim: int = 128
@@ -38,7 +38,7 @@ class UNetConfig:
 
     @classmethod
     def tiny(cls) -> UNetConfig:
-        """CPU profile: ~5 M spatial parameters for 16x32 latents."""
+        """CPU profile: 5.2 M parameters (4.3 M spatial) for 16x32 latents."""
         return cls()
 
     @classmethod

@@ -139,6 +139,24 @@ def _latent_size(text: str) -> tuple[int, int]:
     return h, w
 
 
+def cmd_train(args) -> int:
+    from drivesim.config import load_config, to_dataclass
+
+    if args.model == "autoencoder":
+        from drivesim.train.autoencoder import AETrainConfig, train_autoencoder
+
+        cfg = to_dataclass(AETrainConfig, load_config(args.overrides, "train_autoencoder"))
+        path = train_autoencoder(cfg, progress=not args.quiet)
+    else:
+        from drivesim.train.ldm import LDMTrainConfig, train_ldm
+
+        name = "train_image_ldm" if args.model == "image-ldm" else "train_video_ldm"
+        cfg = to_dataclass(LDMTrainConfig, load_config(args.overrides, name))
+        path = train_ldm(cfg, progress=not args.quiet)
+    print(f"checkpoint: {path}.safetensors")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drivesim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -171,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("overrides", nargs="*", help="hydra overrides, e.g. data=udacity data.fps=7.5")
     inspect.add_argument("--samples", type=int, default=2)
     inspect.set_defaults(func=cmd_data_inspect)
+
+    train = sub.add_parser("train", help="train a model (hydra config + overrides)")
+    train.add_argument("model", choices=["autoencoder", "image-ldm", "video-ldm"])
+    train.add_argument("overrides", nargs="*", help="hydra overrides, e.g. steps=100 stage=temporal")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
 
     bench = sub.add_parser("bench", help="speed and memory benchmarks")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)

@@ -55,27 +55,32 @@ class ProceduralClipDataset(Dataset):
         """The world description of item `index`."""
         rng = np.random.default_rng([self.seed, index])
         h, w = self.size
-        # Image mode starts at a random time so single frames cover all traffic states.
-        skip = int(rng.integers(0, 90)) if self.image_mode else 0
         return WorldSpec(
             time_of_day=self.time_of_day or str(rng.choice(TIME_OF_DAY)),
             crowdedness=self.crowdedness or str(rng.choice(CROWDEDNESS)),
             curvature=self.curvature or str(rng.choice(CURVATURES)),
-            num_frames=self.num_frames + skip, fps=self.fps, height=h, width=w,
+            num_frames=self.num_frames, fps=self.fps, height=h, width=w,
             seed=int(rng.integers(0, 2**31)), ego_speed=float(rng.uniform(*self.ego_speed_range)),
         )
+
+    def start_frame(self, index: int) -> int:
+        """Frames simulated (not painted) before item `index` starts; random in image mode so
+        single frames cover all traffic states."""
+        if not self.image_mode:
+            return 0
+        return int(np.random.default_rng([self.seed, index, 1]).integers(0, 90))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """-> frames [T,3,H,W] in [-1,1] (image mode [3,H,W]) and the condition dict."""
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} clips")
         spec = self.spec(index)
-        skip = spec.num_frames - self.num_frames
+        world = World(spec)
+        world.advance(self.start_frame(index))
         images, boxes = [], []
-        for i, (image, label) in enumerate(World(spec).frames()):
-            if i >= skip:
-                images.append(image)
-                boxes.append(label.boxes)
+        for image, label in world.frames():
+            images.append(image)
+            boxes.append(label.boxes)
         frames = frames_to_tensor(np.stack(images))
         cond = clip_conditions(boxes, self.size, spec.time_of_day, spec.crowdedness, spec.fps,
                                spec.ego_speed, self.max_boxes)

@@ -20,11 +20,11 @@ from torch import nn
 TEMPORAL_PREFIX = "temporal"
 
 
-def frame_position_embedding(num_frames: int, dim: int, device=None) -> torch.Tensor:
-    """Sinusoidal embedding of frame indices 0..T-1 -> [T,dim]."""
+def frame_position_embedding(num_frames: int, dim: int, device=None, offset: int = 0) -> torch.Tensor:
+    """Sinusoidal embedding of frame indices offset..offset+T-1 -> [T,dim]."""
     half = dim // 2
     freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, device=device) / max(half, 1))
-    angles = torch.arange(num_frames, device=device)[:, None].float() * freqs[None]
+    angles = torch.arange(offset, offset + num_frames, device=device)[:, None].float() * freqs[None]
     emb = torch.cat([angles.sin(), angles.cos()], dim=-1)
     return F.pad(emb, (0, dim - emb.shape[-1]))
 
@@ -48,18 +48,29 @@ class AlphaBlend(nn.Module):
 
 
 class TemporalConvBlock(nn.Module):
-    """3D-conv residual block over time (kernel 3x1x1): x [(b t),c,h,w] -> same shape."""
+    """3D-conv residual block over time (kernel 3x1x1): x [(b t),c,h,w] -> same shape.
 
-    def __init__(self, channels: int, groups: int = 32, kernel_t: int = 3, extra_channels: int = 0):
+    `convs=2` is norm-act-conv twice (the UNet's block); `convs=1` is one norm-act-conv,
+    which halves the temporal receptive field (the autoencoder decoder uses it so chunked
+    decoding needs little overlap). The last conv is zero-initialised.
+    """
+
+    def __init__(self, channels: int, groups: int = 32, kernel_t: int = 3, extra_channels: int = 0,
+                 convs: int = 2):
         super().__init__()
         groups = math.gcd(groups, channels)
         pad = (kernel_t // 2, 0, 0)
+        self.receptive_radius = convs * (kernel_t // 2)
         self.norm1 = nn.GroupNorm(groups, channels)
         self.conv1 = nn.Conv3d(channels + extra_channels, channels, (kernel_t, 1, 1), padding=pad)
-        self.norm2 = nn.GroupNorm(groups, channels)
-        self.conv2 = nn.Conv3d(channels, channels, (kernel_t, 1, 1), padding=pad)
-        nn.init.zeros_(self.conv2.weight)
-        nn.init.zeros_(self.conv2.bias)
+        if convs == 2:
+            self.norm2 = nn.GroupNorm(groups, channels)
+            self.conv2 = nn.Conv3d(channels, channels, (kernel_t, 1, 1), padding=pad)
+        elif convs != 1:
+            raise ValueError(f"convs={convs}: use 1 or 2")
+        last = self.conv2 if convs == 2 else self.conv1
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
         self.blend = AlphaBlend()
 
     def forward(self, x: torch.Tensor, num_frames: int, image_only: bool = False,
@@ -67,21 +78,28 @@ class TemporalConvBlock(nn.Module):
         """[(b t),c,h,w] (+ extra [(b t),e,h,w] concatenated before conv1) -> [(b t),c,h,w]."""
         if image_only:
             return x
-        video = rearrange(x, "(b t) c h w -> b c t h w", t=num_frames)
-        h = F.silu(self.norm1(video))
+        # Norms are per frame: a GroupNorm over (t,h,w) would couple every frame of the clip
+        # and make chunked processing differ from a full pass. contiguous(): GroupNorm's
+        # channels-last backward segfaults in torch 2.13 when its input needs no grad.
+        h = F.silu(self.norm1(x.contiguous()))
         if extra is not None:
-            h = torch.cat([h, rearrange(extra, "(b t) c h w -> b c t h w", t=num_frames)], dim=1)
-        h = self.conv2(F.silu(self.norm2(self.conv1(h))))
-        out = self.blend(video, h, image_only)
-        return rearrange(out, "b c t h w -> (b t) c h w")
+            h = torch.cat([h, extra], dim=1)
+        h = self.conv1(rearrange(h, "(b t) c h w -> b c t h w", t=num_frames))
+        if hasattr(self, "conv2"):
+            h = F.silu(self.norm2(rearrange(h, "b c t h w -> (b t) c h w").contiguous()))
+            h = self.conv2(rearrange(h, "(b t) c h w -> b c t h w", t=num_frames))
+        return self.blend(x, rearrange(h, "b c t h w -> (b t) c h w"), image_only)
 
 
 class TemporalAttention(nn.Module):
     """Self-attention over frames at every pixel: x [(b t),c,h,w] -> same shape."""
 
-    def __init__(self, channels: int, heads: int = 4, extra_channels: int = 0):
+    def __init__(self, channels: int, heads: int = 4, extra_channels: int = 0,
+                 window: int | None = None):
         super().__init__()
         self.heads = heads if channels % heads == 0 else 1
+        self.window = window  # attend only to frames within +-window (bounded receptive field)
+        self.receptive_radius = window if window is not None else math.inf
         self.norm = nn.LayerNorm(channels)
         self.to_qkv = nn.Linear(channels, 3 * channels, bias=False)
         self.extra_proj = nn.Linear(extra_channels, channels) if extra_channels else None
@@ -91,19 +109,27 @@ class TemporalAttention(nn.Module):
         self.blend = AlphaBlend()
 
     def forward(self, x: torch.Tensor, num_frames: int, image_only: bool = False,
-                extra: torch.Tensor | None = None) -> torch.Tensor:
-        """[(b t),c,h,w] (+ extra [(b t),e,h,w] added to the tokens) -> [(b t),c,h,w]."""
+                extra: torch.Tensor | None = None, frame_offset: int = 0) -> torch.Tensor:
+        """[(b t),c,h,w] (+ extra [(b t),e,h,w] added to the tokens) -> [(b t),c,h,w].
+
+        frame_offset: index of the first frame in the whole video, so a chunk of a longer
+        video gets the same position embeddings as in a full pass."""
         if image_only:
             return x
         _, c, h, w = x.shape
         seq = rearrange(x, "(b t) c h w -> (b h w) t c", t=num_frames)
-        tokens = self.norm(seq) + frame_position_embedding(num_frames, c, x.device).to(x.dtype)
+        pos = frame_position_embedding(num_frames, c, x.device, frame_offset).to(x.dtype)
+        tokens = self.norm(seq) + pos
         if extra is not None and self.extra_proj is not None:
             tokens = tokens + self.extra_proj(rearrange(extra, "(b t) e h w -> (b h w) t e",
                                                         t=num_frames))
         q, k, v = rearrange(self.to_qkv(tokens), "n t (three hd d) -> three n hd t d",
                             three=3, hd=self.heads)
-        attn = F.scaled_dot_product_attention(q, k, v)
+        mask = None
+        if self.window is not None:
+            idx = torch.arange(num_frames, device=x.device)
+            mask = (idx[:, None] - idx[None, :]).abs() <= self.window
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         out = self.blend(seq, self.to_out(rearrange(attn, "n hd t d -> n t (hd d)")), image_only)
         return rearrange(out, "(b h w) t c -> (b t) c h w", h=h, w=w)
 

@@ -52,6 +52,11 @@ class UNetConfig:
         return asdict(self)
 
 
+def unet_config(values: dict) -> UNetConfig:
+    """UNetConfig from a JSON/YAML mapping (lists become tuples)."""
+    return UNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
 def build_image_unet(cfg: UNetConfig) -> UNet2DConditionModel:
     """The spatial SD-layout UNet; class embeddings arrive as ready vectors ('identity')."""
     down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in cfg.cross_attention)

@@ -74,6 +74,7 @@ class World:
         reserved = tuple(self._lane_lateral_of(a.at(0.0)) for a in self.agents)
         self.traffic = Traffic(rng, self.road, self.ego_lane, spec.ego_speed, n_random, first_id,
                                reserved)
+        self.time_offset = 0.0  # clip time of the next frame (advance() moves it)
         for _ in range(int(WARMUP_S * spec.fps)):
             self.traffic.step(1.0 / spec.fps)
             self.s_ego += spec.ego_speed / spec.fps
@@ -99,13 +100,21 @@ class World:
             return car.lateral
         return car.lateral + self.ego_lateral - float(self.road.bend(self.s_ego0, car.ahead))
 
+    def advance(self, num_frames: int) -> None:
+        """Simulate num_frames frames without painting them (skip ahead cheaply)."""
+        dt = 1.0 / self.spec.fps
+        for _ in range(num_frames):
+            self.traffic.step(dt)
+            self.s_ego += self.spec.ego_speed * dt
+        self.time_offset += num_frames * dt
+
     def frames(self) -> Iterator[tuple[np.ndarray, FrameLabel]]:
         """Yield (uint8 RGB [H,W,3], FrameLabel) for each of spec.num_frames frames."""
         spec, dt = self.spec, 1.0 / self.spec.fps
         attributes = {"timeofday": BDD_TIME_OF_DAY[spec.time_of_day], "weather": "clear",
                       "scene": "highway", "crowdedness": spec.crowdedness}
         for i in range(spec.num_frames):
-            cars = self.traffic.cars + [a.at(i * dt) for a in self.agents]
+            cars = self.traffic.cars + [a.at(self.time_offset + i * dt) for a in self.agents]
             image, boxes = self.painter.paint(self.s_ego, self.ego_lateral, cars)
             yield image, FrameLabel(i, boxes, dict(attributes))
             self.traffic.step(dt)

@@ -1,0 +1,82 @@
+"""Temporal autoencoder decoder (paper section 3.1.1): the image decoder + temporal layers.
+
+A one-conv 3D residual block (3x1x1) follows the mid block and every up block (before its
+upsampler), and a windowed temporal attention follows the mid block, all zero-initialised
+and alpha-blended, so at init the decoder equals the image decoder frame by frame. Spatial
+keys are the image decoder's keys (`decoder.*`, `post_quant_conv.*`); temporal ones start
+with `temporal`. The temporal receptive field is bounded, so `decode_chunked` with an
+overlap of that radius equals a full decode while memory stays flat in video length.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from drivesim.models.autoencoder import AutoencoderConfig, AutoencoderKL
+from drivesim.models.temporal_layers import TemporalAttention, TemporalConvBlock
+
+ATTENTION_WINDOW = 2  # frames on each side
+
+
+class TemporalDecoder(nn.Module):
+    """z [B,T,4,h,w] unscaled latents -> video [B,T,3,8h,8w]."""
+
+    def __init__(self, cfg: AutoencoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        image = AutoencoderKL(cfg)
+        self.decoder, self.post_quant_conv = image.decoder, image.post_quant_conv
+        chans = list(reversed(cfg.block_out_channels))
+        groups = cfg.norm_num_groups
+        self.temporal_mid = TemporalConvBlock(chans[0], groups, convs=1)
+        self.temporal_mid_attn = TemporalAttention(chans[0], heads=1, window=ATTENTION_WINDOW)
+        self.temporal_up = nn.ModuleList(TemporalConvBlock(c, groups, convs=1) for c in chans)
+
+    @classmethod
+    def from_image_autoencoder(cls, ae: AutoencoderKL) -> TemporalDecoder:
+        """Copy the image decoder's weights; temporal layers start at identity."""
+        model = cls(ae.cfg)
+        model.decoder.load_state_dict(ae.decoder.state_dict())
+        model.post_quant_conv.load_state_dict(ae.post_quant_conv.state_dict())
+        return model
+
+    @property
+    def receptive_radius(self) -> int:
+        """Frames on each side that can influence one output frame."""
+        layers = [self.temporal_mid, self.temporal_mid_attn, *self.temporal_up]
+        return int(sum(layer.receptive_radius for layer in layers))
+
+    def forward(self, z: torch.Tensor, image_only: bool = False, frame_offset: int = 0) -> torch.Tensor:
+        """[B,T,4,h,w] -> [B,T,3,8h,8w]; frame_offset = index of z's first frame in the video."""
+        b, t = z.shape[:2]
+        dec = self.decoder
+        h = dec.conv_in(self.post_quant_conv(rearrange(z, "b t c h w -> (b t) c h w")))
+        h = dec.mid_block(h)
+        h = self.temporal_mid(h, t, image_only)
+        h = self.temporal_mid_attn(h, t, image_only, frame_offset=frame_offset)
+        for block, temporal in zip(dec.up_blocks, self.temporal_up):
+            for resnet in block.resnets:
+                h = resnet(h, temb=None)
+            h = temporal(h, t, image_only)
+            for up in block.upsamplers or []:
+                h = up(h)
+        h = dec.conv_out(dec.conv_act(dec.conv_norm_out(h)))
+        return rearrange(h, "(b t) c h w -> b t c h w", b=b)
+
+    @torch.no_grad()
+    def decode_chunked(self, z: torch.Tensor, chunk: int = 16, overlap: int | None = None,
+                       out: torch.Tensor | None = None) -> torch.Tensor:
+        """[B,T,4,h,w] -> [B,T,3,8h,8w], `chunk` frames at a time plus `overlap` context frames
+        on each side (default: the receptive radius, which makes it equal a full decode)."""
+        overlap = self.receptive_radius if overlap is None else overlap
+        b, t, _, h, w = z.shape
+        f = self.cfg.downsample_factor
+        if out is None:
+            out = torch.empty(b, t, self.cfg.in_channels, h * f, w * f, dtype=z.dtype)
+        for start in range(0, t, chunk):
+            stop = min(start + chunk, t)
+            lo, hi = max(0, start - overlap), min(t, stop + overlap)
+            out[:, start:stop] = self(z[:, lo:hi], frame_offset=lo)[:, start - lo:stop - lo]
+        return out

@@ -1,0 +1,1 @@
+"""Training loops and losses, one entry per model."""

@@ -1,0 +1,39 @@
+"""Autoencoder losses: L1 + SSIM reconstruction, KL, hinge GAN with the adaptive weight.
+
+The feature loss is SSIM (pytorch_msssim): it needs no downloaded weights (LPIPS needs an
+ImageNet VGG/AlexNet we may not fetch) and it scores local structure (means, contrast,
+covariance), which pushes the decoder towards sharp edges where plain L1 settles for blur.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pytorch_msssim import ssim
+
+
+def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, ssim_weight: float) -> torch.Tensor:
+    """[N,3,H,W] in [-1,1] -> L1 + ssim_weight * (1 - SSIM)."""
+    l1 = F.l1_loss(recon, target)
+    s = ssim((recon + 1) / 2, (target + 1) / 2, data_range=1.0, size_average=True, win_size=7)
+    return l1 + ssim_weight * (1 - s)
+
+
+def adaptive_gan_weight(rec_loss: torch.Tensor, g_loss: torch.Tensor, last_layer: torch.Tensor,
+                        max_weight: float = 1e4) -> torch.Tensor:
+    """||grad rec|| / ||grad gan|| at the decoder's last layer (Esser et al., taming-transformers)."""
+    rec_grad = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)[0]
+    g_grad = torch.autograd.grad(g_loss, last_layer, retain_graph=True)[0]
+    return (rec_grad.norm() / (g_grad.norm() + 1e-4)).clamp(0, max_weight).detach()
+
+
+def psnr(recon: torch.Tensor, target: torch.Tensor) -> float:
+    """PSNR in dB of images in [-1,1]."""
+    mse = F.mse_loss((recon.clamp(-1, 1) + 1) / 2, (target + 1) / 2).item()
+    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1.0 / mse)).item()
+
+
+def flicker(video: torch.Tensor, reference: torch.Tensor) -> float:
+    """Mean |difference of consecutive-frame residuals| of [B,T,3,H,W] vs its reference."""
+    residual = video - reference
+    return (residual[:, 1:] - residual[:, :-1]).abs().mean().item()

@@ -1,0 +1,179 @@
+"""Autoencoder training: image AE (stage 'image') then temporal decoder (stage 'temporal').
+
+Image stage: encoder + decoder on random crops of single frames, L1 + SSIM + KL, and a 2D
+patch discriminator (hinge) with the adaptive weight once `disc_start` steps have passed.
+Temporal stage: only the decoder's temporal layers train (encoder and spatial decoder are
+frozen, so the latent space of the image LDM does not move), on crops of clips, against a
+3D-conv video discriminator that also sees frame-shuffled real clips as fakes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from tqdm import tqdm
+
+from drivesim.data.procedural import ProceduralClipDataset
+from drivesim.models.autoencoder import AutoencoderConfig, AutoencoderKL
+from drivesim.models.discriminators import (
+    PatchDiscriminator2D,
+    VideoPatchDiscriminator3D,
+    hinge_d_loss,
+    hinge_g_loss,
+    shuffle_frames,
+)
+from drivesim.models.temporal_decoder import TemporalDecoder
+from drivesim.models.temporal_layers import is_temporal
+from drivesim.models.weights import load_checkpoint, save_checkpoint
+from drivesim.train.ae_losses import adaptive_gan_weight, reconstruction_loss
+from drivesim.train.common import CsvLog, forever, seed_everything
+
+
+@dataclass(frozen=True)
+class AETrainConfig:
+    stage: str = "image"  # image | temporal
+    out_dir: str = "runs/autoencoder"
+    init_from: str | None = None  # image AE checkpoint (temporal stage)
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    steps: int = 2000
+    batch_size: int = 8  # frames (image) or clips (temporal)
+    num_frames: int = 8  # temporal stage clip length
+    crop: tuple[int, int] = (64, 128)  # random crops of the 128x256 frames
+    size: tuple[int, int] = (128, 256)
+    lr: float = 4e-4
+    kl_weight: float = 1e-6
+    ssim_weight: float = 0.5
+    disc_weight: float = 0.5
+    disc_start: int = 500
+    disc_lr: float = 2e-4
+    real_video_root: str | None = None  # optional folder of real videos mixed in
+    real_fraction: float = 0.25
+    log_every: int = 10
+    save_every: int = 250
+    seed: int = 0
+
+
+def _frames_dataset(cfg: AETrainConfig, image_mode: bool) -> Dataset:
+    frames = 1 if image_mode else cfg.num_frames
+    procedural = ProceduralClipDataset(length=100_000, num_frames=frames, size=cfg.size,
+                                       seed=cfg.seed, image_mode=image_mode)
+    if not cfg.real_video_root:
+        return procedural
+    from drivesim.data.video_folder import VideoFolderDataset
+
+    real = VideoFolderDataset(cfg.real_video_root, num_frames=frames, size=cfg.size,
+                              stride_s=0.2, image_mode=image_mode)
+    # Repeat the (small) real set so it makes up about real_fraction of the samples.
+    repeats = max(1, round(cfg.real_fraction * len(procedural) / max(len(real), 1)))
+    return ConcatDataset([procedural, *[real] * min(repeats, 10_000)])
+
+
+def random_crop(x: torch.Tensor, crop: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
+    """Same random crop (multiple of 8 offsets) for every item: [..., H, W] -> [..., ch, cw]."""
+    h, w = x.shape[-2:]
+    ch, cw = crop
+    y0 = int(torch.randint(0, (h - ch) // 8 + 1, (1,), generator=generator)) * 8
+    x0 = int(torch.randint(0, (w - cw) // 8 + 1, (1,), generator=generator)) * 8
+    return x[..., y0:y0 + ch, x0:x0 + cw]
+
+
+def _save(model, disc, step, out: Path, cfg: AETrainConfig, name: str) -> None:
+    meta = {"autoencoder": model.cfg.to_dict(), "stage": cfg.stage, "step": step,
+            "train_config": asdict(cfg)}
+    save_checkpoint(model, out / name, meta)
+    save_checkpoint(disc, out / f"{name}_disc", {"step": step})
+
+
+def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
+    """Run one stage; resumes from out_dir/last; returns the checkpoint prefix."""
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    generator = seed_everything(cfg.seed)
+    image = cfg.stage == "image"
+    if image:
+        model: torch.nn.Module = AutoencoderKL(cfg.autoencoder)
+        disc: torch.nn.Module = PatchDiscriminator2D()
+        params = list(model.parameters())
+        last_layer = model.decoder.conv_out.weight
+    elif cfg.stage == "temporal":
+        if not cfg.init_from:
+            raise ValueError("stage=temporal needs init_from=<image autoencoder checkpoint>")
+        ae = load_checkpoint(cfg.init_from, lambda c: AutoencoderKL(
+            AutoencoderConfig.from_dict(c["autoencoder"]))).eval()
+        model = TemporalDecoder.from_image_autoencoder(ae)
+        disc = VideoPatchDiscriminator3D()
+        for p in ae.parameters():
+            p.requires_grad_(False)
+        params = [p for n, p in model.named_parameters() if is_temporal(n)]
+        for n, p in model.named_parameters():
+            p.requires_grad_(is_temporal(n))
+        last_layer = model.temporal_up[-1].conv1.weight
+    else:
+        raise ValueError(f"stage={cfg.stage!r}: use 'image' or 'temporal'")
+    opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9))
+    log = CsvLog(out / "loss.csv", ["step", "rec", "kl", "g", "d", "gan_weight", "seconds"])
+    step = 0
+    if (out / "last.json").exists():
+        load_checkpoint(out / "last", lambda c: model)
+        load_checkpoint(out / "last_disc", lambda c: disc)
+        step = int(__import__("json").loads((out / "last.json").read_text())["step"])
+        log.truncate_after(step)
+        generator.manual_seed(cfg.seed + step)
+        print(f"resuming {cfg.stage} autoencoder training from step {step} (optimizer state reset)")
+
+    loader = forever(DataLoader(_frames_dataset(cfg, image), batch_size=cfg.batch_size,
+                                shuffle=True, num_workers=0,
+                                generator=torch.Generator().manual_seed(cfg.seed + step)))
+    start = time.perf_counter()
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.stage} AE", disable=not progress)
+    while step < cfg.steps:
+        frames, _ = next(loader)
+        x = random_crop(frames, cfg.crop, generator)
+        use_gan = step >= cfg.disc_start
+        if image:
+            recon, posterior = model(x, generator)
+            kl = posterior.kl().mean()
+            fake, real = recon, x
+        else:
+            with torch.no_grad():
+                z = ae.encode(x.flatten(0, 1)).mode().unflatten(0, x.shape[:2])
+            recon = model(z)
+            kl = torch.zeros(())
+            fake = recon.transpose(1, 2).contiguous()  # [B,3,T,H,W]
+            real = x.transpose(1, 2).contiguous()
+        rec = reconstruction_loss(recon.flatten(0, -4), x.flatten(0, -4), cfg.ssim_weight)
+        loss = rec + cfg.kl_weight * kl
+        g_loss, weight = torch.zeros(()), torch.zeros(())
+        if use_gan:
+            g_loss = hinge_g_loss(disc(fake))
+            weight = adaptive_gan_weight(rec, g_loss, last_layer) * cfg.disc_weight
+            loss = loss + weight * g_loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        d_loss = torch.zeros(())
+        if use_gan:
+            fakes = fake.detach()
+            if not image:  # temporal order matters: a shuffled real clip is a fake too
+                fakes = torch.cat([fakes, shuffle_frames(real, generator)])
+            d_loss = hinge_d_loss(disc(real), disc(fakes))
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(rec=f"{rec.item():.4f}", d=f"{d_loss.item():.3f}")
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            log.write(step=step, rec=f"{rec.item():.5f}", kl=f"{kl.item():.2f}",
+                      g=f"{g_loss.item():.4f}", d=f"{d_loss.item():.4f}",
+                      gan_weight=f"{weight.item():.4f}", seconds=f"{time.perf_counter() - start:.0f}")
+        if step % cfg.save_every == 0 or step == cfg.steps:
+            _save(model, disc, step, out, cfg, "last")
+    bar.close()
+    _save(model, disc, step, out, cfg, "final")
+    return out / "final"

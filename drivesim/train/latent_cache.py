@@ -1,0 +1,73 @@
+"""Encode a clip dataset once into a latent cache (safetensors) that LDM training reads.
+
+On a CPU the frozen autoencoder's encoder would cost as much as the UNet step itself, and
+the encoder never changes during LDM training, so latents are computed once.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+COND_KEYS = ("time_of_day", "crowdedness", "boxes", "box_class", "box_track", "box_mask",
+             "boxes_known", "ego_speed", "fps")
+
+
+@torch.no_grad()
+def build_latent_cache(dataset: Dataset, encode: Callable[[torch.Tensor], torch.Tensor],
+                       path: str | Path, batch_size: int = 4, num_workers: int = 0,
+                       meta: dict[str, str] | None = None) -> Path:
+    """Encode every clip (frames [T,3,H,W]) -> file with latents [N,T,C,h,w] + conditions."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("latents", *COND_KEYS)}
+    for frames, cond in tqdm(loader, desc=f"encoding {len(dataset)} clips", unit="batch"):
+        b, t = frames.shape[:2]
+        latents = encode(frames.flatten(0, 1)).unflatten(0, (b, t))
+        parts["latents"].append(latents.to(torch.float16))
+        for k in COND_KEYS:
+            parts[k].append(cond[k])
+    tensors = {k: torch.cat(v).contiguous() for k, v in parts.items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={k: str(v) for k, v in (meta or {}).items()})
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+class LatentClipDataset(Dataset):
+    """Items of a latent cache: (latents [T,C,h,w] float32, condition dict)."""
+
+    def __init__(self, path: str | Path):
+        self.tensors = load_file(str(path))
+        self.length = self.tensors["latents"].shape[0]
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cond = {k: self.tensors[k][index] for k in COND_KEYS}
+        return self.tensors["latents"][index].float(), cond
+
+
+def pick_frames(latents: torch.Tensor, cond: dict[str, torch.Tensor],
+                generator: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One random frame per clip: [B,T,C,h,w] -> [B,1,C,h,w], per-frame box tensors too."""
+    b, t = latents.shape[:2]
+    idx = torch.randint(0, t, (b,), generator=generator)
+    rows = torch.arange(b)
+    out = dict(cond)
+    for k in ("boxes", "box_class", "box_track", "box_mask"):
+        out[k] = cond[k][rows, idx][:, None]
+    return latents[rows, idx][:, None], out

@@ -1,0 +1,133 @@
+"""Image-LDM training and video fine-tuning of the temporal layers (paper section 3.1).
+
+stage="image": every parameter of the UNet and the condition encoders is trained on single
+frames, the temporal layers are bypassed (image_only). stage="video": the model is inflated
+from an image checkpoint and ONLY the temporal layers train; every `image_batch_every`-th
+step can be an image batch through the image-only switch (which then trains nothing new,
+so it is only useful with `train_spatial`... kept off by default).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from conditioners import ConditionDropout
+from drivesim.diffusion.schedule import ScheduleConfig, noise_clips, training_scheduler
+from drivesim.models.temporal_layers import spatial_parameters, temporal_parameters
+from drivesim.models.unet import UNetConfig, VideoUNet, unet_config
+from drivesim.models.weights import load_checkpoint, save_checkpoint
+from drivesim.train.common import (
+    CsvLog,
+    forever,
+    load_train_state,
+    make_ema,
+    save_train_state,
+    seed_everything,
+)
+from drivesim.train.latent_cache import LatentClipDataset, pick_frames
+
+
+@dataclass(frozen=True)
+class LDMTrainConfig:
+    stage: str = "image"  # image | video
+    latent_cache: str = "runs/latents/procedural.safetensors"
+    out_dir: str = "runs/image_ldm"
+    init_from: str | None = None  # image-LDM checkpoint (video stage)
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    dropout: ConditionDropout = field(default_factory=ConditionDropout)
+    steps: int = 1000
+    batch_size: int = 4
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    gradient_checkpointing: bool = False
+    log_every: int = 10
+    save_every: int = 250
+    seed: int = 0
+    num_workers: int = 0
+
+
+def build_model(cfg: LDMTrainConfig) -> VideoUNet:
+    """Fresh model (image stage) or inflated from `init_from` with spatial weights frozen."""
+    if cfg.stage == "image":
+        return VideoUNet(cfg.unet)
+    if cfg.stage != "video":
+        raise ValueError(f"stage={cfg.stage!r}: use 'image' or 'video'")
+    if not cfg.init_from:
+        raise ValueError("stage=video needs init_from=<image-LDM checkpoint> (spatial weights)")
+    image = load_checkpoint(cfg.init_from, lambda c: VideoUNet(unet_config(c["unet"])))
+    video = VideoUNet.from_image_unet(image)
+    for p in spatial_parameters(video):
+        p.requires_grad_(False)
+    return video
+
+
+def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
+    """Train per cfg; resumes from out_dir/last if present; returns the final checkpoint path."""
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    generator = seed_everything(cfg.seed)
+    model = build_model(cfg).train()
+    model.gradient_checkpointing = cfg.gradient_checkpointing
+    params = temporal_parameters(model) if cfg.stage == "video" else spatial_parameters(model)
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ema = make_ema(model, cfg.ema_decay)
+    scheduler = training_scheduler(cfg.schedule)
+    log = CsvLog(out / "loss.csv", ["step", "loss", "lr", "seconds"])
+    meta = {"stage": cfg.stage, "train_config": asdict(cfg)}
+
+    step = 0
+    if (out / "last.state.pt").exists():
+        load_checkpoint(out / "last", lambda c: model)
+        load_checkpoint(out / "last_ema", lambda c: ema.module)
+        step, extra = load_train_state(out / "last.state.pt", optimizer)
+        generator.set_state(torch.tensor(extra["generator"], dtype=torch.uint8))
+        log.truncate_after(step)
+        print(f"resuming {cfg.stage} training from step {step}")
+
+    data = LatentClipDataset(cfg.latent_cache)
+    loader = forever(DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                                num_workers=cfg.num_workers,
+                                generator=torch.Generator().manual_seed(cfg.seed + step)))
+    start = time.perf_counter()
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.stage}-ldm", disable=not progress)
+    while step < cfg.steps:
+        latents, cond = next(loader)
+        if cfg.stage == "image":
+            latents, cond = pick_frames(latents, cond, generator)
+        cond = cfg.dropout(cond, generator)
+        noisy, timesteps, target = noise_clips(scheduler, latents, generator)
+        pred = model(noisy, timesteps, cond, image_only=cfg.stage == "image")
+        loss = torch.nn.functional.mse_loss(pred, target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        optimizer.step()
+        ema.update_parameters(model)
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            log.write(step=step, loss=f"{loss.item():.6f}", lr=cfg.lr,
+                      seconds=f"{time.perf_counter() - start:.1f}")
+        if step % cfg.save_every == 0 or step == cfg.steps:
+            _save(model, ema.module, optimizer, generator, step, out, meta)
+    bar.close()
+    return out / "ema"
+
+
+def _save(model, ema_model, optimizer, generator, step, out: Path, meta: dict) -> None:
+    config = {"unet": model.cfg.to_dict(), **meta, "step": step}
+    save_checkpoint(model, out / "last", config)
+    save_checkpoint(ema_model, out / "last_ema", config)
+    save_checkpoint(ema_model, out / "ema", config)
+    save_train_state(out / "last.state.pt", step, optimizer,
+                     {"generator": generator.get_state().tolist()})

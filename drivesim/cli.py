@@ -71,6 +71,21 @@ def cmd_world_render(args) -> int:
     return 0
 
 
+def cmd_generate(args) -> int:
+    from drivesim.pipelines.generate import DEFAULT_MODEL_DIR, GenerateOptions, generate_scenarios
+
+    options = GenerateOptions(sampler=args.sampler, steps=args.steps,
+                              guidance_scene=args.guidance_scene, guidance_boxes=args.guidance_boxes,
+                              max_frames=args.max_frames, overwrite=args.overwrite)
+    start = time.perf_counter()
+    paths = generate_scenarios(args.scenario, args.out, options, args.model or DEFAULT_MODEL_DIR,
+                               progress=not args.quiet)
+    for p in paths:
+        print(p)
+    print(f"generated {len(paths)} clip(s) in {time.perf_counter() - start:.0f} s -> {args.out}")
+    return 0
+
+
 def cmd_scenario_validate(args) -> int:
     from drivesim.scenario import ScenarioError, load_scenario, scenario_files
 
@@ -176,6 +191,19 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--overwrite", action="store_true", help="re-render complete clips")
     render.add_argument("--quiet", action="store_true", help="no progress bar")
     render.set_defaults(func=cmd_world_render)
+
+    gen = sub.add_parser("generate", help="generate clips for scenario files with the video LDM")
+    gen.add_argument("--scenario", required=True, help="a scenario YAML file or a folder of them")
+    gen.add_argument("--out", required=True, type=Path, help="output folder")
+    gen.add_argument("--model", help="model folder (default: the shipped tiny model)")
+    gen.add_argument("--sampler", default="dpmpp", choices=["ddim", "dpmpp", "euler"])
+    gen.add_argument("--steps", type=int, default=20)
+    gen.add_argument("--guidance-scene", type=float, default=3.0, help="CFG scale, time of day + crowdedness")
+    gen.add_argument("--guidance-boxes", type=float, default=2.0, help="CFG scale, boxes")
+    gen.add_argument("--max-frames", type=int, default=16, help="key frames per clip (7.5 fps)")
+    gen.add_argument("--overwrite", action="store_true")
+    gen.add_argument("--quiet", action="store_true")
+    gen.set_defaults(func=cmd_generate)
 
     scenario = sub.add_parser("scenario", help="scenario YAML files")
     scenario_sub = scenario.add_subparsers(dest="scenario_command", required=True)

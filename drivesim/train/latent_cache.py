@@ -52,6 +52,8 @@ class LatentClipDataset(Dataset):
     def __init__(self, path: str | Path):
         self.tensors = load_file(str(path))
         self.length = self.tensors["latents"].shape[0]
+        # LDM latent scale: unit variance for the diffusion model (Rombach et al. 2022, sec. 3).
+        self.scale = float(1.0 / self.tensors["latents"].float().std())
 
     def __len__(self) -> int:
         return self.length

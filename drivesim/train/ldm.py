@@ -1,10 +1,9 @@
 """Image-LDM training and video fine-tuning of the temporal layers (paper section 3.1).
 
-stage="image": every parameter of the UNet and the condition encoders is trained on single
-frames, the temporal layers are bypassed (image_only). stage="video": the model is inflated
-from an image checkpoint and ONLY the temporal layers train; every `image_batch_every`-th
-step can be an image batch through the image-only switch (which then trains nothing new,
-so it is only useful with `train_spatial`... kept off by default).
+stage="image": the spatial UNet and the condition encoders train on single latent frames;
+the temporal layers are bypassed (image_only). stage="video": the model is inflated from
+an image checkpoint and ONLY the temporal layers train; spatial weights are frozen.
+Latents come from a cache built once with the frozen autoencoder encoder.
 """
 
 from __future__ import annotations
@@ -30,13 +29,24 @@ from drivesim.train.common import (
     save_train_state,
     seed_everything,
 )
-from drivesim.train.latent_cache import LatentClipDataset, pick_frames
+from drivesim.train.latent_cache import LatentClipDataset, build_latent_cache, pick_frames
+
+
+@dataclass(frozen=True)
+class LatentCacheConfig:
+    path: str = "runs/latents/procedural.safetensors"
+    autoencoder: str = "runs/autoencoder/image/final"
+    clips: int = 500
+    num_frames: int = 8
+    fps: float = 7.5
+    size: tuple[int, int] = (128, 256)
+    seed: int = 1000
 
 
 @dataclass(frozen=True)
 class LDMTrainConfig:
     stage: str = "image"  # image | video
-    latent_cache: str = "runs/latents/procedural.safetensors"
+    latents: LatentCacheConfig = field(default_factory=LatentCacheConfig)
     out_dir: str = "runs/image_ldm"
     init_from: str | None = None  # image-LDM checkpoint (video stage)
     unet: UNetConfig = field(default_factory=UNetConfig)
@@ -64,10 +74,29 @@ def build_model(cfg: LDMTrainConfig) -> VideoUNet:
     if not cfg.init_from:
         raise ValueError("stage=video needs init_from=<image-LDM checkpoint> (spatial weights)")
     image = load_checkpoint(cfg.init_from, lambda c: VideoUNet(unet_config(c["unet"])))
+    if image.cfg != cfg.unet:
+        raise ValueError(f"init_from={cfg.init_from} was trained with unet={image.cfg}, "
+                         f"but this run asks for unet={cfg.unet}: use the same unet config")
     video = VideoUNet.from_image_unet(image)
     for p in spatial_parameters(video):
         p.requires_grad_(False)
     return video
+
+
+def ensure_latent_cache(cfg: LatentCacheConfig) -> Path:
+    """Build the latent cache of procedural clips with the frozen AE encoder, if missing."""
+    path = Path(cfg.path)
+    if path.exists():
+        return path
+    from drivesim.data.procedural import ProceduralClipDataset
+    from drivesim.models.autoencoder import AutoencoderConfig, AutoencoderKL
+
+    ae = load_checkpoint(cfg.autoencoder, lambda c: AutoencoderKL(
+        AutoencoderConfig.from_dict(c["autoencoder"]))).eval()
+    clips = ProceduralClipDataset(length=cfg.clips, num_frames=cfg.num_frames, fps=cfg.fps,
+                                  size=cfg.size, seed=cfg.seed)
+    return build_latent_cache(clips, lambda x: ae.encode(x).mode(), path,
+                              meta={"autoencoder": cfg.autoencoder, "fps": cfg.fps})
 
 
 def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
@@ -90,10 +119,13 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
         load_checkpoint(out / "last_ema", lambda c: ema.module)
         step, extra = load_train_state(out / "last.state.pt", optimizer)
         generator.set_state(torch.tensor(extra["generator"], dtype=torch.uint8))
+        ema.n_averaged.fill_(extra["ema_n_averaged"])
         log.truncate_after(step)
         print(f"resuming {cfg.stage} training from step {step}")
 
-    data = LatentClipDataset(cfg.latent_cache)
+    data = LatentClipDataset(ensure_latent_cache(cfg.latents))
+    meta["latent_scale"] = data.scale
+    meta["autoencoder"] = cfg.latents.autoencoder
     loader = forever(DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
                                 num_workers=cfg.num_workers,
                                 generator=torch.Generator().manual_seed(cfg.seed + step)))
@@ -101,6 +133,7 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.stage}-ldm", disable=not progress)
     while step < cfg.steps:
         latents, cond = next(loader)
+        latents = latents * data.scale
         if cfg.stage == "image":
             latents, cond = pick_frames(latents, cond, generator)
         cond = cfg.dropout(cond, generator)
@@ -119,15 +152,15 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
             log.write(step=step, loss=f"{loss.item():.6f}", lr=cfg.lr,
                       seconds=f"{time.perf_counter() - start:.1f}")
         if step % cfg.save_every == 0 or step == cfg.steps:
-            _save(model, ema.module, optimizer, generator, step, out, meta)
+            _save(model, ema.module, optimizer, generator, step, out, meta, int(ema.n_averaged))
     bar.close()
     return out / "ema"
 
 
-def _save(model, ema_model, optimizer, generator, step, out: Path, meta: dict) -> None:
+def _save(model, ema_model, optimizer, generator, step, out: Path, meta: dict, ema_n: int) -> None:
     config = {"unet": model.cfg.to_dict(), **meta, "step": step}
     save_checkpoint(model, out / "last", config)
     save_checkpoint(ema_model, out / "last_ema", config)
     save_checkpoint(ema_model, out / "ema", config)
     save_train_state(out / "last.state.pt", step, optimizer,
-                     {"generator": generator.get_state().tolist()})
+                     {"generator": generator.get_state().tolist(), "ema_n_averaged": ema_n})

@@ -201,6 +201,18 @@ class FramePainter:
         self.instance = instance  # id map of the last frame: 0 background, i+1 = cars[i]
         return frame, self._boxes(cars, geometry, instance)
 
+    def boxes_only(self, s_ego: float, ego_lateral: float, cars: list[Car]) -> list[Box]:
+        """The boxes `paint` would return, without painting pixels (occlusion included)."""
+        instance = np.zeros((self.cam.height_px, self.cam.width_px), np.int32)
+        geometry = {}
+        for i, car in enumerate(cars):
+            geo = self._car_geometry(car, s_ego, ego_lateral)
+            if geo is not None:
+                geometry[i] = geo
+        for i in sorted(geometry, key=lambda i: -geometry[i][2]):
+            cv2.fillConvexPoly(instance, _fixed(geometry[i][1]), i + 1, cv2.LINE_8, SUBPIXEL)
+        return self._boxes(cars, geometry, instance)
+
     def _boxes(self, cars: list[Car], geometry: dict, instance: np.ndarray) -> list[Box]:
         h, w = instance.shape
         visible = np.bincount(instance.ravel(), minlength=len(cars) + 1)

@@ -108,17 +108,27 @@ class World:
             self.s_ego += self.spec.ego_speed * dt
         self.time_offset += num_frames * dt
 
-    def frames(self) -> Iterator[tuple[np.ndarray, FrameLabel]]:
-        """Yield (uint8 RGB [H,W,3], FrameLabel) for each of spec.num_frames frames."""
+    def labels(self) -> Iterator[FrameLabel]:
+        """Yield each frame's FrameLabel without painting (same boxes as frames())."""
+        for i, (cars, attributes) in enumerate(self._states()):
+            boxes = self.painter.boxes_only(self.s_ego, self.ego_lateral, cars)
+            yield FrameLabel(i, boxes, attributes)
+
+    def _states(self) -> Iterator[tuple[list, dict[str, str]]]:
+        """Per frame: the cars to draw and the frame attributes; advances the simulation."""
         spec, dt = self.spec, 1.0 / self.spec.fps
         attributes = {"timeofday": BDD_TIME_OF_DAY[spec.time_of_day], "weather": "clear",
                       "scene": "highway", "crowdedness": spec.crowdedness}
         for i in range(spec.num_frames):
-            cars = self.traffic.cars + [a.at(self.time_offset + i * dt) for a in self.agents]
-            image, boxes = self.painter.paint(self.s_ego, self.ego_lateral, cars)
-            yield image, FrameLabel(i, boxes, dict(attributes))
+            yield self.traffic.cars + [a.at(self.time_offset + i * dt) for a in self.agents], dict(attributes)
             self.traffic.step(dt)
             self.s_ego += spec.ego_speed * dt
+
+    def frames(self) -> Iterator[tuple[np.ndarray, FrameLabel]]:
+        """Yield (uint8 RGB [H,W,3], FrameLabel) for each of spec.num_frames frames."""
+        for i, (cars, attributes) in enumerate(self._states()):
+            image, boxes = self.painter.paint(self.s_ego, self.ego_lateral, cars)
+            yield image, FrameLabel(i, boxes, attributes)
 
 
 def render_clip(spec: WorldSpec) -> Clip:

@@ -1,0 +1,82 @@
+"""VideoLDMPipeline: conditions in, latent video out, decoded frames via the autoencoder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from drivesim.diffusion.guidance import GuidanceScales, guided_prediction
+from drivesim.diffusion.samplers import sample
+from drivesim.diffusion.schedule import ScheduleConfig
+from drivesim.models.autoencoder import AutoencoderConfig, AutoencoderKL
+from drivesim.models.temporal_decoder import TemporalDecoder
+from drivesim.models.unet import VideoUNet, unet_config
+from drivesim.models.weights import load_checkpoint, read_config
+
+
+@dataclass
+class VideoLDMOutput:
+    latents: torch.Tensor  # [B,T,4,h,w] unscaled (autoencoder) latents
+    frames: torch.Tensor | None  # [B,T,3,H,W] in [-1,1], None when decode=False
+
+
+class VideoLDMPipeline:
+    """The key-frame video LDM with its decoder; stateless between calls (thread-safe)."""
+
+    def __init__(self, unet: VideoUNet, decoder: TemporalDecoder | AutoencoderKL,
+                 schedule: ScheduleConfig, latent_scale: float, versions: dict[str, str] | None = None):
+        self.unet = unet.eval()
+        self.decoder = decoder.eval()
+        self.schedule = schedule
+        self.latent_scale = latent_scale
+        self.versions = versions or {}
+
+    @classmethod
+    def from_checkpoints(cls, unet: str, autoencoder: str,
+                         temporal_decoder: str | None = None) -> VideoLDMPipeline:
+        """Load the UNet (EMA) and the image AE or, if given, the temporal decoder."""
+        meta = read_config(unet)
+        model = load_checkpoint(unet, lambda c: VideoUNet(unet_config(c["unet"])))
+        if temporal_decoder:
+            decoder = load_checkpoint(temporal_decoder, lambda c: TemporalDecoder(
+                AutoencoderConfig.from_dict(c["autoencoder"])))
+        else:
+            decoder = load_checkpoint(autoencoder, lambda c: AutoencoderKL(
+                AutoencoderConfig.from_dict(c["autoencoder"])))
+        tc = meta.get("train_config", {})
+        schedule = ScheduleConfig(**tc.get("schedule", {}))
+        versions = {"unet": f"{unet}@step{meta.get('step')}",
+                    "decoder": str(temporal_decoder or autoencoder)}
+        return cls(model, decoder, schedule, float(meta["latent_scale"]), versions)
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, chunk: int = 16) -> torch.Tensor:
+        """[B,T,4,h,w] unscaled latents -> [B,T,3,8h,8w] in [-1,1]."""
+        if isinstance(self.decoder, TemporalDecoder):
+            return self.decoder.decode_chunked(latents, chunk=chunk).clamp(-1, 1)
+        b = latents.shape[0]
+        frames = [self.decoder.decode(z) for z in latents.flatten(0, 1).split(chunk)]
+        return torch.cat(frames).unflatten(0, (b, -1)).clamp(-1, 1)
+
+    @torch.no_grad()
+    def __call__(self, cond: dict[str, torch.Tensor], num_frames: int,
+                 latent_size: tuple[int, int] = (16, 32), sampler: str = "dpmpp", steps: int = 25,
+                 guidance: GuidanceScales | None = None, seed: int = 0, decode: bool = True,
+                 progress: bool = False) -> VideoLDMOutput:
+        """Batched conditions (B clips) -> B videos of num_frames frames."""
+        guidance = guidance or GuidanceScales()
+        b = cond["time_of_day"].shape[0]
+        shape = (b, num_frames, self.unet.cfg.in_channels, *latent_size)
+        image_only = num_frames == 1
+
+        def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            if guidance.is_identity:
+                return self.unet(x, t, cond, image_only=image_only)
+            return guided_prediction(lambda *a: self.unet(*a, image_only=image_only), x, t, cond,
+                                     guidance)
+
+        generator = torch.Generator().manual_seed(seed)
+        scaled = sample(denoise, shape, sampler, self.schedule, steps, generator, progress)
+        latents = scaled / self.latent_scale
+        return VideoLDMOutput(latents, self.decode(latents) if decode else None)

@@ -1,0 +1,69 @@
+"""A few steps of each training entry point on tiny untrained models (no quality claims)."""
+
+import csv
+
+import torch
+
+from drivesim.config import load_config, to_dataclass
+from drivesim.models.autoencoder import AutoencoderConfig
+from drivesim.models.temporal_layers import is_temporal
+from drivesim.models.unet import UNetConfig
+from drivesim.models.weights import read_config, read_tensors
+from drivesim.train.autoencoder import AETrainConfig, train_autoencoder
+from drivesim.train.ldm import LatentCacheConfig, LDMTrainConfig, train_ldm
+
+AE = AutoencoderConfig(block_out_channels=(16, 16, 32, 32), norm_num_groups=8)
+UNET = UNetConfig(block_out_channels=(32, 64), cross_attention=(False, True), cross_attention_dim=32,
+                  attention_head_dim=16, norm_num_groups=8, temporal_heads=2)
+
+
+def rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_autoencoder_then_ldm_stages(tmp_path):
+    ae_cfg = AETrainConfig(out_dir=str(tmp_path / "ae"), autoencoder=AE, steps=3, batch_size=2,
+                           crop=(32, 64), size=(64, 128), disc_start=1, log_every=1, save_every=2)
+    ae = train_autoencoder(ae_cfg, progress=False)
+    assert [int(r["step"]) for r in rows(tmp_path / "ae" / "loss.csv")] == [1, 2, 3]
+    temporal = train_autoencoder(AETrainConfig(
+        stage="temporal", init_from=str(ae), out_dir=str(tmp_path / "td"), autoencoder=AE, steps=2,
+        batch_size=1, num_frames=3, crop=(32, 64), size=(64, 128), disc_start=0, log_every=1),
+        progress=False)
+    before, after = read_tensors(f"{ae}.safetensors"), read_tensors(f"{temporal}.safetensors")
+    for k, v in after.items():  # spatial decoder weights of the temporal decoder are untouched
+        if not is_temporal(k):
+            assert torch.equal(v, before[k]), k
+
+    latents = LatentCacheConfig(path=str(tmp_path / "lat.safetensors"), autoencoder=str(ae), clips=3,
+                                num_frames=3, size=(64, 128))
+    image = LDMTrainConfig(latents=latents, out_dir=str(tmp_path / "img"), unet=UNET, steps=2,
+                           batch_size=2, log_every=1, save_every=1)
+    image_ckpt = train_ldm(image, progress=False)
+    assert read_config(image_ckpt)["latent_scale"] > 0
+    video = LDMTrainConfig(stage="video", latents=latents, init_from=str(image_ckpt), unet=UNET,
+                           out_dir=str(tmp_path / "vid"), steps=2, batch_size=1, log_every=1, save_every=1)
+    video_ckpt = train_ldm(video, progress=False)
+    spatial_before = read_tensors(f"{image_ckpt}.safetensors")
+    last = read_tensors(str(tmp_path / "vid" / "last.safetensors"))
+    for k, v in last.items():
+        if not is_temporal(k):
+            assert torch.equal(v, spatial_before[k]), k  # checksums: spatial frozen
+    # Resume: asking for more steps continues from the saved step, no duplicate log rows.
+    train_ldm(LDMTrainConfig(**{**video.__dict__, "steps": 3}), progress=False)
+    assert [int(r["step"]) for r in rows(tmp_path / "vid" / "loss.csv")] == [1, 2, 3]
+    assert read_config(video_ckpt)["step"] == 3
+
+
+def test_train_configs_compose():
+    for name, cls in (("train_autoencoder", AETrainConfig), ("train_image_ldm", LDMTrainConfig),
+                      ("train_video_ldm", LDMTrainConfig)):
+        cfg = to_dataclass(cls, load_config(["steps=5"], name))
+        assert cfg.steps == 5
+    video = to_dataclass(LDMTrainConfig, load_config([], "train_video_ldm"))
+    assert video.stage == "video" and video.init_from and video.unet == UNetConfig.tiny()
+    paper = to_dataclass(LDMTrainConfig, load_config(["unet=paper"], "train_image_ldm"))
+    assert paper.unet == UNetConfig.paper()
+    assert to_dataclass(AETrainConfig, load_config(["autoencoder=paper"], "train_autoencoder")
+                        ).autoencoder == AutoencoderConfig.paper()

@@ -86,6 +86,17 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_eval_autoencoder(args) -> int:
+    import json
+
+    from drivesim.eval.autoencoder import evaluate_autoencoder
+
+    report = evaluate_autoencoder(args.autoencoder, args.temporal_decoder, args.clips, args.frames,
+                                  progress=not args.quiet)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def cmd_scenario_validate(args) -> int:
     from drivesim.scenario import ScenarioError, load_scenario, scenario_files
 
@@ -143,6 +154,14 @@ def cmd_bench_unet(args) -> int:
                       args.threads)
     shape = f"[{args.batch},{args.frames},4,{args.latent[0]},{args.latent[1]}]"
     print(format_rows(rows, shape))
+    return 0
+
+
+def cmd_bench_decode(args) -> int:
+    from drivesim.bench.decode import bench_decode, decoder_params, format_rows
+
+    rows = bench_decode(tuple(args.lengths), args.chunk, args.threads, args.full_up_to)
+    print(format_rows(rows, decoder_params()))
     return 0
 
 
@@ -205,6 +224,16 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--quiet", action="store_true")
     gen.set_defaults(func=cmd_generate)
 
+    ev = sub.add_parser("eval", help="evaluation reports")
+    ev_sub = ev.add_subparsers(dest="eval_command", required=True)
+    ev_ae = ev_sub.add_parser("autoencoder", help="PSNR + flicker, image vs temporal decoder")
+    ev_ae.add_argument("--autoencoder", required=True, help="image AE checkpoint prefix")
+    ev_ae.add_argument("--temporal-decoder", help="temporal decoder checkpoint prefix")
+    ev_ae.add_argument("--clips", type=int, default=16)
+    ev_ae.add_argument("--frames", type=int, default=16)
+    ev_ae.add_argument("--quiet", action="store_true")
+    ev_ae.set_defaults(func=cmd_eval_autoencoder)
+
     scenario = sub.add_parser("scenario", help="scenario YAML files")
     scenario_sub = scenario.add_subparsers(dest="scenario_command", required=True)
     validate = scenario_sub.add_parser("validate", help="check scenario files, explain errors")
@@ -239,6 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench_unet.add_argument("--repeats", type=int, default=3)
     bench_unet.add_argument("--threads", type=int, default=2)
     bench_unet.set_defaults(func=cmd_bench_unet)
+    bench_decode = bench_sub.add_parser("decode", help="chunked temporal decoding: memory vs length")
+    bench_decode.add_argument("--lengths", type=int, nargs="+", default=[16, 64, 256])
+    bench_decode.add_argument("--chunk", type=int, default=16)
+    bench_decode.add_argument("--threads", type=int, default=2)
+    bench_decode.add_argument("--full-up-to", type=int, default=64,
+                              help="also decode whole clips at once up to this length")
+    bench_decode.set_defaults(func=cmd_bench_decode)
     return parser
 
 

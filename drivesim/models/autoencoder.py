@@ -81,3 +81,10 @@ class AutoencoderKL(nn.Module):
         """[B,3,H,W] -> (reconstruction [B,3,H,W], posterior)."""
         posterior = self.encode(x)
         return self.decode(posterior.sample(generator)), posterior
+
+
+def load_autoencoder(prefix) -> AutoencoderKL:
+    """An AutoencoderKL checkpoint (safetensors + JSON config with an 'autoencoder' entry)."""
+    from drivesim.models.weights import load_checkpoint
+
+    return load_checkpoint(prefix, lambda c: AutoencoderKL(AutoencoderConfig.from_dict(c["autoencoder"])))

@@ -80,3 +80,10 @@ class TemporalDecoder(nn.Module):
             lo, hi = max(0, start - overlap), min(t, stop + overlap)
             out[:, start:stop] = self(z[:, lo:hi], frame_offset=lo)[:, start - lo:stop - lo]
         return out
+
+
+def load_temporal_decoder(prefix) -> TemporalDecoder:
+    """A TemporalDecoder checkpoint (safetensors + JSON config with an 'autoencoder' entry)."""
+    from drivesim.models.weights import load_checkpoint
+
+    return load_checkpoint(prefix, lambda c: TemporalDecoder(AutoencoderConfig.from_dict(c["autoencoder"])))

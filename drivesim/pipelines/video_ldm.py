@@ -9,8 +9,8 @@ import torch
 from drivesim.diffusion.guidance import GuidanceScales, guided_prediction
 from drivesim.diffusion.samplers import sample
 from drivesim.diffusion.schedule import ScheduleConfig
-from drivesim.models.autoencoder import AutoencoderConfig, AutoencoderKL
-from drivesim.models.temporal_decoder import TemporalDecoder
+from drivesim.models.autoencoder import AutoencoderKL, load_autoencoder
+from drivesim.models.temporal_decoder import TemporalDecoder, load_temporal_decoder
 from drivesim.models.unet import VideoUNet, unet_config
 from drivesim.models.weights import load_checkpoint, read_config
 
@@ -38,12 +38,8 @@ class VideoLDMPipeline:
         """Load the UNet (EMA) and the image AE or, if given, the temporal decoder."""
         meta = read_config(unet)
         model = load_checkpoint(unet, lambda c: VideoUNet(unet_config(c["unet"])))
-        if temporal_decoder:
-            decoder = load_checkpoint(temporal_decoder, lambda c: TemporalDecoder(
-                AutoencoderConfig.from_dict(c["autoencoder"])))
-        else:
-            decoder = load_checkpoint(autoencoder, lambda c: AutoencoderKL(
-                AutoencoderConfig.from_dict(c["autoencoder"])))
+        decoder = (load_temporal_decoder(temporal_decoder) if temporal_decoder
+                   else load_autoencoder(autoencoder))
         tc = meta.get("train_config", {})
         schedule = ScheduleConfig(**tc.get("schedule", {}))
         versions = {"unet": f"{unet}@step{meta.get('step')}",

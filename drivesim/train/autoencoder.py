@@ -18,7 +18,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from tqdm import tqdm
 
 from drivesim.data.procedural import ProceduralClipDataset
-from drivesim.models.autoencoder import AutoencoderConfig, AutoencoderKL
+from drivesim.models.autoencoder import AutoencoderConfig, AutoencoderKL, load_autoencoder
 from drivesim.models.discriminators import (
     PatchDiscriminator2D,
     VideoPatchDiscriminator3D,
@@ -102,8 +102,7 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
     elif cfg.stage == "temporal":
         if not cfg.init_from:
             raise ValueError("stage=temporal needs init_from=<image autoencoder checkpoint>")
-        ae = load_checkpoint(cfg.init_from, lambda c: AutoencoderKL(
-            AutoencoderConfig.from_dict(c["autoencoder"]))).eval()
+        ae = load_autoencoder(cfg.init_from).eval()
         model = TemporalDecoder.from_image_autoencoder(ae)
         disc = VideoPatchDiscriminator3D()
         for p in ae.parameters():

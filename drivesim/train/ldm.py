@@ -89,10 +89,9 @@ def ensure_latent_cache(cfg: LatentCacheConfig) -> Path:
     if path.exists():
         return path
     from drivesim.data.procedural import ProceduralClipDataset
-    from drivesim.models.autoencoder import AutoencoderConfig, AutoencoderKL
+    from drivesim.models.autoencoder import load_autoencoder
 
-    ae = load_checkpoint(cfg.autoencoder, lambda c: AutoencoderKL(
-        AutoencoderConfig.from_dict(c["autoencoder"]))).eval()
+    ae = load_autoencoder(cfg.autoencoder).eval()
     clips = ProceduralClipDataset(length=cfg.clips, num_frames=cfg.num_frames, fps=cfg.fps,
                                   size=cfg.size, seed=cfg.seed)
     return build_latent_cache(clips, lambda x: ae.encode(x).mode(), path,

@@ -13,7 +13,7 @@ VID_STEPS=${VID_STEPS:-800}
 $DS train autoencoder steps=$AE_STEPS disc_start=600 out_dir=runs/autoencoder/image --quiet
 # 2. temporal decoder: only temporal layers, 3D video discriminator
 $DS train autoencoder stage=temporal init_from=runs/autoencoder/image/final steps=$TD_STEPS \
-    batch_size=2 disc_start=50 out_dir=runs/autoencoder/temporal --quiet
+    batch_size=2 disc_start=50 real_video_root=../shared/data out_dir=runs/autoencoder/temporal --quiet
 # 3. image LDM on single latent frames (builds the latent cache of 500 procedural clips first)
 $DS train image-ldm steps=$IMG_STEPS out_dir=runs/ldm/image --quiet
 # 4. video LDM: temporal layers only, spatial weights frozen

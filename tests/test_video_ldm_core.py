@@ -192,3 +192,29 @@ def test_paper_profile_builds_on_meta_device():
     temporal = sum(p.numel() for p in temporal_parameters(model))
     assert 800e6 < spatial < 1000e6  # SD 1.x UNet is 860 M
     assert 0.2 * spatial < temporal < spatial
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(image_model):
+    video = VideoUNet.from_image_unet(image_model).train()
+    perturb_temporal(video)
+    x, t, cond = torch.randn(1, T, 4, H, W), torch.tensor([250]), conditions(1)
+    grads = []
+    for checkpointing in (False, True):
+        video.zero_grad()
+        video.gradient_checkpointing = checkpointing
+        video(x, t, cond).pow(2).mean().backward()
+        grads.append([p.grad.clone() for p in temporal_parameters(video)])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_spatial_path_equals_diffusers_unet_forward(image_model):
+    """Our block walk with temporal layers off is exactly diffusers' UNet2DConditionModel."""
+    cond = conditions(2, 1)
+    x, t = torch.randn(2, 1, 4, H, W), torch.tensor([300, 20])
+    with torch.no_grad():
+        ours = image_model(x, t, cond, image_only=True)[:, 0]
+        scene = image_model.scene(cond["time_of_day"], cond["crowdedness"])
+        tokens = image_model.boxes(cond["boxes"], cond["box_class"], cond["box_mask"])
+        reference = image_model.unet(x[:, 0], t, encoder_hidden_states=tokens, class_labels=scene).sample
+    torch.testing.assert_close(ours, reference, atol=1e-6, rtol=0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from torch.utils.data import Dataset
@@ -42,19 +42,13 @@ DATA_CONFIGS = {"procedural": ProceduralDataConfig, "video_folder": VideoFolderD
 
 def data_config(values: dict[str, Any]) -> ProceduralDataConfig | VideoFolderDataConfig:
     """A resolved `data` config mapping (with `kind`) -> its dataclass; unknown keys raise."""
+    from drivesim.config import to_dataclass
+
     values = dict(values)
     kind = values.pop("kind", None)
     if kind not in DATA_CONFIGS:
         raise ValueError(f"data.kind={kind!r}: use one of {sorted(DATA_CONFIGS)}")
-    cls = DATA_CONFIGS[kind]
-    allowed = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - allowed)
-    if unknown:
-        raise ValueError(f"data: unknown key(s) {unknown} for kind '{kind}'; allowed: {sorted(allowed)}")
-    for key in ("size", "ego_speed_range"):
-        if key in values and values[key] is not None:
-            values[key] = tuple(values[key])
-    return cls(**values)
+    return to_dataclass(DATA_CONFIGS[kind], values, where="data")
 
 
 def build_dataset(cfg: ProceduralDataConfig | VideoFolderDataConfig) -> Dataset:

@@ -93,7 +93,9 @@ class VideoUNet(nn.Module):
         self.temporal_down = nn.ModuleList(
             nn.ModuleList(TemporalMixer(chans[i], has_attn, cfg) for _ in range(cfg.layers_per_block))
             for i, has_attn in enumerate(cfg.cross_attention))
-        self.temporal_mid = nn.ModuleList(TemporalMixer(chans[-1], True, cfg) for _ in range(2))
+        # SD mid block order: resnet 0 -> attention -> resnet 1.
+        self.temporal_mid = nn.ModuleList([TemporalMixer(chans[-1], True, cfg),  # resnet 0 + attn
+                                           TemporalMixer(chans[-1], False, cfg)])  # resnet 1
         self.temporal_up = nn.ModuleList(
             nn.ModuleList(TemporalMixer(chans[-1 - i], has_attn, cfg)
                           for _ in range(cfg.layers_per_block + 1))
@@ -153,9 +155,9 @@ class VideoUNet(nn.Module):
                 h = down(h)
                 skips.append(h)
         mid = unet.mid_block
-        h = self._layer(h, emb, tokens, mid.resnets[0], None, self.temporal_mid[0], t, image_only)
-        h = self._layer(h, emb, tokens, mid.resnets[1], mid.attentions[0], self.temporal_mid[1], t,
+        h = self._layer(h, emb, tokens, mid.resnets[0], mid.attentions[0], self.temporal_mid[0], t,
                         image_only)
+        h = self._layer(h, emb, tokens, mid.resnets[1], None, self.temporal_mid[1], t, image_only)
         for block, mixers in zip(unet.up_blocks, self.temporal_up):
             attns = getattr(block, "attentions", [None] * len(block.resnets))
             for resnet, attn, mixer in zip(block.resnets, attns, mixers):

@@ -42,8 +42,9 @@ class VideoLDMPipeline:
                    else load_autoencoder(autoencoder))
         tc = meta.get("train_config", {})
         schedule = ScheduleConfig(**tc.get("schedule", {}))
-        versions = {"unet": f"{unet}@step{meta.get('step')}",
-                    "decoder": str(temporal_decoder or autoencoder)}
+        decoder_meta = read_config(temporal_decoder or autoencoder)
+        versions = {"unet": meta.get("model_version", f"{unet}@step{meta.get('step')}"),
+                    "decoder": decoder_meta.get("model_version", str(temporal_decoder or autoencoder))}
         return cls(model, decoder, schedule, float(meta["latent_scale"]), versions)
 
     @torch.no_grad()

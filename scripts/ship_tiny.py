@@ -1,0 +1,46 @@
+"""Copy trained tiny checkpoints from runs/ into drivesim/assets/tiny as fp16 safetensors.
+
+Usage: .venv/bin/python scripts/ship_tiny.py [--version tiny-YYYYMMDD]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+from pathlib import Path
+
+import torch
+
+from drivesim.models.autoencoder import load_autoencoder
+from drivesim.models.temporal_decoder import load_temporal_decoder
+from drivesim.models.unet import VideoUNet, unet_config
+from drivesim.models.weights import load_checkpoint, read_config, save_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = {
+    "autoencoder": ROOT / "runs/autoencoder/image/final",
+    "temporal_decoder": ROOT / "runs/autoencoder/temporal/final",
+    "unet": ROOT / "runs/ldm/video/ema",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--version", default=f"tiny-{datetime.date.today():%Y%m%d}")
+    parser.add_argument("--out", type=Path, default=ROOT / "drivesim/assets/tiny")
+    args = parser.parse_args()
+    loaders = {"autoencoder": load_autoencoder, "temporal_decoder": load_temporal_decoder,
+               "unet": lambda p: load_checkpoint(p, lambda c: VideoUNet(unet_config(c["unet"])))}
+    for name, src in SOURCES.items():
+        model = loaders[name](src)
+        config = read_config(src)
+        config.pop("format_version", None)
+        config.pop("dtype", None)
+        config["model_version"] = f"{args.version}/{name}"
+        config["trained_from"] = str(src.relative_to(ROOT))
+        path = save_checkpoint(model, args.out / name, config, dtype=torch.float16)
+        print(f"{path}  {path.stat().st_size / 2**20:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -97,6 +97,21 @@ def cmd_eval_autoencoder(args) -> int:
     return 0
 
 
+def cmd_eval_samples(args) -> int:
+    import json
+
+    from drivesim.diffusion.guidance import GuidanceScales
+    from drivesim.eval.samples import time_of_day_report
+    from drivesim.pipelines.generate import DEFAULT_MODEL_DIR, load_pipeline
+
+    pipe = load_pipeline(args.model or DEFAULT_MODEL_DIR)
+    report = time_of_day_report(pipe, args.clips, args.frames, args.steps,
+                                GuidanceScales(args.guidance_scene, args.guidance_boxes),
+                                progress=not args.quiet)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def cmd_scenario_validate(args) -> int:
     from drivesim.scenario import ScenarioError, load_scenario, scenario_files
 
@@ -233,6 +248,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev_ae.add_argument("--frames", type=int, default=16)
     ev_ae.add_argument("--quiet", action="store_true")
     ev_ae.set_defaults(func=cmd_eval_autoencoder)
+    ev_s = ev_sub.add_parser("samples", help="generated day vs night brightness")
+    ev_s.add_argument("--model", help="model folder (default: the shipped tiny model)")
+    ev_s.add_argument("--clips", type=int, default=4)
+    ev_s.add_argument("--frames", type=int, default=8)
+    ev_s.add_argument("--steps", type=int, default=20)
+    ev_s.add_argument("--guidance-scene", type=float, default=3.0)
+    ev_s.add_argument("--guidance-boxes", type=float, default=2.0)
+    ev_s.add_argument("--quiet", action="store_true")
+    ev_s.set_defaults(func=cmd_eval_samples)
 
     scenario = sub.add_parser("scenario", help="scenario YAML files")
     scenario_sub = scenario.add_subparsers(dest="scenario_command", required=True)

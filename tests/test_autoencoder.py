@@ -20,7 +20,7 @@ from drivesim.models.discriminators import (
 from drivesim.models.temporal_decoder import TemporalDecoder
 from drivesim.models.temporal_layers import is_temporal
 from drivesim.models.weights import CheckpointError, load_checkpoint, save_checkpoint
-from drivesim.train.ae_losses import flicker
+from drivesim.train.ae_losses import flicker, motion_loss
 
 SMALL = AutoencoderConfig(block_out_channels=(16, 16, 32, 32), norm_num_groups=8)
 
@@ -192,3 +192,10 @@ def test_paper_profile_is_the_sd_vae_size():
     with torch.device("meta"):
         model = AutoencoderKL(AutoencoderConfig.paper())
     assert sum(p.numel() for p in model.parameters()) == pytest.approx(83.65e6, rel=0.01)
+
+
+def test_motion_loss_sees_flicker_not_offsets():
+    target = torch.rand(1, 5, 3, 8, 8)
+    assert motion_loss(target + 0.2, target).item() == pytest.approx(0.0, abs=1e-6)
+    flickering = target + 0.2 * (torch.arange(5) % 2).view(1, 5, 1, 1, 1)
+    assert motion_loss(flickering, target).item() == pytest.approx(0.2, abs=1e-5)

@@ -67,3 +67,14 @@ def test_generate_command_writes_and_resumes(model_dir, repo, tmp_path, capsys):
     assert main(args) == 0
     assert "skipping 1 complete" in capsys.readouterr().out
     assert (tmp_path / "day_box_track.mp4").stat().st_mtime_ns == mtime
+
+
+def test_eval_reports_run_on_untrained_models(model_dir):
+    from drivesim.eval.autoencoder import evaluate_autoencoder
+    from drivesim.eval.samples import time_of_day_report
+
+    report = time_of_day_report(load_pipeline(model_dir), clips=1, num_frames=2, steps=1, progress=False)
+    assert set(report["per_clip"]) == {"day", "night"} and 0 <= report["mean_brightness_day"] <= 255
+    ae = evaluate_autoencoder(str(model_dir / "autoencoder"), str(model_dir / "temporal_decoder"),
+                              clips=1, num_frames=3, progress=False)
+    assert ae["psnr_image"] > 0 and ae["flicker_temporal"] >= 0

@@ -67,3 +67,24 @@ def test_train_configs_compose():
     assert paper.unet == UNetConfig.paper()
     assert to_dataclass(AETrainConfig, load_config(["autoencoder=paper"], "train_autoencoder")
                         ).autoencoder == AutoencoderConfig.paper()
+
+
+def test_mixed_image_batches_train_spatial_only_on_image_steps(tmp_path):
+    ae = train_autoencoder(AETrainConfig(out_dir=str(tmp_path / "ae"), autoencoder=AE, steps=1,
+                                         batch_size=1, crop=(32, 64), size=(64, 128)), progress=False)
+    latents = LatentCacheConfig(path=str(tmp_path / "lat.safetensors"), autoencoder=str(ae), clips=2,
+                                num_frames=2, size=(64, 128))
+    image = train_ldm(LDMTrainConfig(latents=latents, out_dir=str(tmp_path / "img"), unet=UNET,
+                                     steps=1, batch_size=1), progress=False)
+    before = read_tensors(f"{image}.safetensors")
+    common = dict(stage="video", latents=latents, init_from=str(image), unet=UNET, batch_size=1,
+                  ema_decay=0.0)
+    video_only = train_ldm(LDMTrainConfig(**common, out_dir=str(tmp_path / "v1"), steps=1,
+                                          image_batch_every=2), progress=False)
+    after_video_step = read_tensors(str(tmp_path / "v1" / "last.safetensors"))
+    assert all(torch.equal(v, before[k]) for k, v in after_video_step.items() if not is_temporal(k))
+    train_ldm(LDMTrainConfig(**common, out_dir=str(tmp_path / "v1"), steps=2, image_batch_every=2),
+              progress=False)
+    after_image_step = read_tensors(str(tmp_path / "v1" / "last.safetensors"))
+    assert any(not torch.equal(v, before[k]) for k, v in after_image_step.items() if not is_temporal(k))
+    assert video_only.name == "ema"

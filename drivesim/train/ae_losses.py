@@ -19,6 +19,11 @@ def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, ssim_weight: 
     return l1 + ssim_weight * (1 - s)
 
 
+def motion_loss(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """[B,T,3,H,W]: L1 between consecutive-frame differences of recon and target."""
+    return F.l1_loss(recon[:, 1:] - recon[:, :-1], target[:, 1:] - target[:, :-1])
+
+
 def adaptive_gan_weight(rec_loss: torch.Tensor, g_loss: torch.Tensor, last_layer: torch.Tensor,
                         max_weight: float = 1e4) -> torch.Tensor:
     """||grad rec|| / ||grad gan|| at the decoder's last layer (Esser et al., taming-transformers)."""

@@ -4,7 +4,9 @@ Image stage: encoder + decoder on random crops of single frames, L1 + SSIM + KL,
 patch discriminator (hinge) with the adaptive weight once `disc_start` steps have passed.
 Temporal stage: only the decoder's temporal layers train (encoder and spatial decoder are
 frozen, so the latent space of the image LDM does not move), on crops of clips, against a
-3D-conv video discriminator that also sees frame-shuffled real clips as fakes.
+3D-conv video discriminator that also sees frame-shuffled real clips as fakes, plus an L1
+on consecutive-frame differences (a flicker penalty: per-frame reconstruction errors that
+change from frame to frame are what the eye sees as flicker).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from drivesim.models.discriminators import (
 from drivesim.models.temporal_decoder import TemporalDecoder
 from drivesim.models.temporal_layers import is_temporal
 from drivesim.models.weights import load_checkpoint, save_checkpoint
-from drivesim.train.ae_losses import adaptive_gan_weight, reconstruction_loss
+from drivesim.train.ae_losses import adaptive_gan_weight, motion_loss, reconstruction_loss
 from drivesim.train.common import CsvLog, forever, seed_everything
 
 
@@ -47,6 +49,7 @@ class AETrainConfig:
     lr: float = 4e-4
     kl_weight: float = 1e-6
     ssim_weight: float = 0.5
+    motion_weight: float = 1.0  # temporal stage: L1 between frame differences of recon and input
     disc_weight: float = 0.5
     disc_start: int = 500
     disc_lr: float = 2e-4
@@ -146,6 +149,8 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
             fake = recon.transpose(1, 2).contiguous()  # [B,3,T,H,W]
             real = x.transpose(1, 2).contiguous()
         rec = reconstruction_loss(recon.flatten(0, -4), x.flatten(0, -4), cfg.ssim_weight)
+        if not image and cfg.motion_weight:
+            rec = rec + cfg.motion_weight * motion_loss(recon, x)
         loss = rec + cfg.kl_weight * kl
         g_loss, weight = torch.zeros(()), torch.zeros(())
         if use_gan:

@@ -59,6 +59,10 @@ class LDMTrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     gradient_checkpointing: bool = False
+    # Video stage only: every N-th step is an image batch (one frame per clip, image_only)
+    # that trains the SPATIAL layers, while video steps train only the temporal ones. 0 = off:
+    # spatial weights stay frozen, as in the paper.
+    image_batch_every: int = 0
     log_every: int = 10
     save_every: int = 250
     seed: int = 0
@@ -106,6 +110,12 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
     model = build_model(cfg).train()
     model.gradient_checkpointing = cfg.gradient_checkpointing
     params = temporal_parameters(model) if cfg.stage == "video" else spatial_parameters(model)
+    mixed = cfg.stage == "video" and cfg.image_batch_every > 0
+    if mixed:
+        spatial = spatial_parameters(model)
+        for p in spatial:
+            p.requires_grad_(True)
+        params = params + spatial
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = make_ema(model, cfg.ema_decay)
     scheduler = training_scheduler(cfg.schedule)
@@ -133,14 +143,18 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
     while step < cfg.steps:
         latents, cond = next(loader)
         latents = latents * data.scale
-        if cfg.stage == "image":
+        image_step = cfg.stage == "image" or (mixed and (step + 1) % cfg.image_batch_every == 0)
+        if image_step:
             latents, cond = pick_frames(latents, cond, generator)
         cond = cfg.dropout(cond, generator)
         noisy, timesteps, target = noise_clips(scheduler, latents, generator)
-        pred = model(noisy, timesteps, cond, image_only=cfg.stage == "image")
+        pred = model(noisy, timesteps, cond, image_only=image_step)
         loss = torch.nn.functional.mse_loss(pred, target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if mixed and not image_step:  # video steps move only the temporal layers
+            for p in spatial:
+                p.grad = None
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         optimizer.step()
         ema.update_parameters(model)

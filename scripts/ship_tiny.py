@@ -19,7 +19,7 @@ from drivesim.models.weights import load_checkpoint, read_config, save_checkpoin
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = {
     "autoencoder": ROOT / "runs/autoencoder/image/final",
-    "temporal_decoder": ROOT / "runs/autoencoder/temporal/final",
+    "temporal_decoder": ROOT / "runs/autoencoder/temporal2/final",
     "unet": ROOT / "runs/ldm/video/ema",
 }
 
@@ -31,9 +31,12 @@ def main() -> None:
     args = parser.parse_args()
     loaders = {"autoencoder": load_autoencoder, "temporal_decoder": load_temporal_decoder,
                "unet": lambda p: load_checkpoint(p, lambda c: VideoUNet(unet_config(c["unet"])))}
+    latent_scale = read_config(SOURCES["unet"])["latent_scale"]
     for name, src in SOURCES.items():
         model = loaders[name](src)
         config = read_config(src)
+        if "autoencoder" in config:  # the calibrated latent scale travels with the AE too
+            config["autoencoder"]["scaling_factor"] = latent_scale
         config.pop("format_version", None)
         config.pop("dtype", None)
         config["model_version"] = f"{args.version}/{name}"

@@ -4,18 +4,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DS=.venv/bin/drivesim
-TD_STEPS=${TD_STEPS:-300}
+TD_STEPS=${TD_STEPS:-400}
 IMG_STEPS=${IMG_STEPS:-1800}
-VID_STEPS=${VID_STEPS:-800}
+VID_STEPS=${VID_STEPS:-600}
 
 # 1. image autoencoder (KL-f8): L1 + SSIM + KL with a 2D patch GAN from step 600 to 1000,
 #    then (resumed, fresh optimizer) L1 + SSIM + KL only to step 1800: the GAN phase had
 #    raised the reconstruction loss, and CPU time was short.
 $DS train autoencoder steps=1000 disc_start=600 out_dir=runs/autoencoder/image --quiet
 $DS train autoencoder steps=1800 disc_start=1000000 lr=5e-4 out_dir=runs/autoencoder/image --quiet
-# 2. temporal decoder: only temporal layers, 3D video discriminator
+# 2. temporal decoder: only temporal layers, 3D video discriminator + motion (flicker) loss,
+#    procedural clips mixed with the real clip in ../shared/data
 $DS train autoencoder stage=temporal init_from=runs/autoencoder/image/final steps=$TD_STEPS \
-    batch_size=2 disc_start=50 real_video_root=../shared/data out_dir=runs/autoencoder/temporal --quiet
+    batch_size=2 disc_start=100 real_video_root=../shared/data out_dir=runs/autoencoder/temporal2 --quiet
 # 3. image LDM on single latent frames (builds the latent cache of 500 procedural clips first)
 $DS train image-ldm steps=$IMG_STEPS out_dir=runs/ldm/image --quiet
 # 4. video LDM: temporal layers only, spatial weights frozen

@@ -27,7 +27,7 @@ class AutoencoderConfig:
 
     @classmethod
     def tiny(cls) -> AutoencoderConfig:
-        """CPU profile (about 1.8 M parameters)."""
+        """CPU profile (3.9 M parameters: encoder 1.5 M, decoder 2.4 M)."""
         return cls()
 
     @classmethod

@@ -1,0 +1,1 @@
+"""Models: nn.Modules only (autoencoder, temporal decoder, discriminators, UNet, temporal layers)."""

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 DEMO_OUT ?= outputs/demo
 
-.PHONY: install demo test lint clean
+.PHONY: install demo world-demo test lint clean
 
 install: $(VENV)/.installed
 
@@ -18,7 +18,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(BIN)/drivesim world render --scenario scenarios --out $(DEMO_OUT)
+	$(BIN)/drivesim generate --scenario scenarios --out $(DEMO_OUT)
+
+world-demo: install
+	$(BIN)/drivesim world render --scenario scenarios --out outputs/world
 
 test: install
 	$(BIN)/python -m pytest -q

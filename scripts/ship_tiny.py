@@ -35,7 +35,7 @@ def main() -> None:
     for name, src in SOURCES.items():
         model = loaders[name](src)
         config = read_config(src)
-        if "autoencoder" in config:  # the calibrated latent scale travels with the AE too
+        if isinstance(config.get("autoencoder"), dict):  # the calibrated latent scale travels with the AE
             config["autoencoder"]["scaling_factor"] = latent_scale
         config.pop("format_version", None)
         config.pop("dtype", None)

@@ -12,11 +12,16 @@ from tqdm import tqdm
 from drivesim.data.conditions import CROWDEDNESS, TIME_OF_DAY
 
 
-def _resolution(text: str) -> tuple[int, int]:
+def _height_width(text: str, example: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"resolution {text!r}: write HEIGHTxWIDTH, e.g. 128x256") from None
+        raise argparse.ArgumentTypeError(f"{text!r}: write HEIGHTxWIDTH, e.g. {example}") from None
+    return h, w
+
+
+def _resolution(text: str) -> tuple[int, int]:
+    h, w = _height_width(text, "128x256")
     if h % 8 or w % 8:
         raise argparse.ArgumentTypeError(f"resolution {text!r}: height and width must be multiples of 8")
     return h, w
@@ -181,11 +186,7 @@ def cmd_bench_decode(args) -> int:
 
 
 def _latent_size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: write HEIGHTxWIDTH, e.g. 16x32") from None
-    return h, w
+    return _height_width(text, "16x32")
 
 
 def cmd_train(args) -> int:

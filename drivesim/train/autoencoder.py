@@ -30,7 +30,7 @@ from drivesim.models.discriminators import (
 )
 from drivesim.models.temporal_decoder import TemporalDecoder
 from drivesim.models.temporal_layers import is_temporal
-from drivesim.models.weights import load_checkpoint, save_checkpoint
+from drivesim.models.weights import load_checkpoint, read_config, save_checkpoint
 from drivesim.train.ae_losses import adaptive_gan_weight, motion_loss, reconstruction_loss
 from drivesim.train.common import CsvLog, forever, seed_everything
 
@@ -123,7 +123,7 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
     if (out / "last.json").exists():
         load_checkpoint(out / "last", lambda c: model)
         load_checkpoint(out / "last_disc", lambda c: disc)
-        step = int(__import__("json").loads((out / "last.json").read_text())["step"])
+        step = int(read_config(out / "last")["step"])
         log.truncate_after(step)
         generator.manual_seed(cfg.seed + step)
         print(f"resuming {cfg.stage} autoencoder training from step {step} (optimizer state reset)")

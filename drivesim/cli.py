@@ -117,6 +117,17 @@ def cmd_eval_samples(args) -> int:
     return 0
 
 
+def cmd_eval_report(args) -> int:
+    from drivesim.config import load_config, to_dataclass
+    from drivesim.eval.report import EvalConfig, run_eval
+
+    cfg = to_dataclass(EvalConfig, load_config(args.overrides, "eval"))
+    report = run_eval(cfg, progress=not args.quiet)
+    print(Path(cfg.out, "report.md").read_text())
+    print(f"report: {cfg.out}/report.json ({report['seconds']:.0f} s)")
+    return 0
+
+
 def cmd_scenario_validate(args) -> int:
     from drivesim.scenario import ScenarioError, load_scenario, scenario_files
 
@@ -189,21 +200,27 @@ def _latent_size(text: str) -> tuple[int, int]:
     return _height_width(text, "16x32")
 
 
+# model -> (module, config dataclass, train function, hydra config name)
+TRAINERS = {
+    "autoencoder": ("drivesim.train.autoencoder", "AETrainConfig", "train_autoencoder", "train_autoencoder"),
+    "image-ldm": ("drivesim.train.ldm", "LDMTrainConfig", "train_ldm", "train_image_ldm"),
+    "video-ldm": ("drivesim.train.ldm", "LDMTrainConfig", "train_ldm", "train_video_ldm"),
+    "prediction": ("drivesim.train.ldm", "LDMTrainConfig", "train_ldm", "train_prediction"),
+    "interpolation": ("drivesim.train.ldm", "LDMTrainConfig", "train_ldm", "train_interpolation"),
+    "probes": ("drivesim.train.probes", "ProbeTrainConfig", "train_probes", "train_probes"),
+}
+
+
 def cmd_train(args) -> int:
+    import importlib
+
     from drivesim.config import load_config, to_dataclass
 
-    if args.model == "autoencoder":
-        from drivesim.train.autoencoder import AETrainConfig, train_autoencoder
-
-        cfg = to_dataclass(AETrainConfig, load_config(args.overrides, "train_autoencoder"))
-        path = train_autoencoder(cfg, progress=not args.quiet)
-    else:
-        from drivesim.train.ldm import LDMTrainConfig, train_ldm
-
-        name = "train_image_ldm" if args.model == "image-ldm" else "train_video_ldm"
-        cfg = to_dataclass(LDMTrainConfig, load_config(args.overrides, name))
-        path = train_ldm(cfg, progress=not args.quiet)
-    print(f"checkpoint: {path}.safetensors")
+    module_name, config_class, train_fn, config_name = TRAINERS[args.model]
+    module = importlib.import_module(module_name)
+    cfg = to_dataclass(getattr(module, config_class), load_config(args.overrides, config_name))
+    path = getattr(module, train_fn)(cfg, progress=not args.quiet)
+    print(f"trained: {path}")
     return 0
 
 
@@ -258,6 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev_s.add_argument("--guidance-boxes", type=float, default=2.0)
     ev_s.add_argument("--quiet", action="store_true")
     ev_s.set_defaults(func=cmd_eval_samples)
+    ev_r = ev_sub.add_parser("report", help="metrics report of real / reconstructed / generated sets "
+                                           "(hydra config 'eval' + overrides)")
+    ev_r.add_argument("overrides", nargs="*", help="hydra overrides, e.g. real.clips=32 fid_weights=...")
+    ev_r.add_argument("--quiet", action="store_true", help="no progress bars")
+    ev_r.set_defaults(func=cmd_eval_report)
 
     scenario = sub.add_parser("scenario", help="scenario YAML files")
     scenario_sub = scenario.add_subparsers(dest="scenario_command", required=True)
@@ -273,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.set_defaults(func=cmd_data_inspect)
 
     train = sub.add_parser("train", help="train a model (hydra config + overrides)")
-    train.add_argument("model", choices=["autoencoder", "image-ldm", "video-ldm"])
+    train.add_argument("model", choices=list(TRAINERS))
     train.add_argument("overrides", nargs="*", help="hydra overrides, e.g. steps=100 stage=temporal")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)

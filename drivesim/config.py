@@ -27,10 +27,17 @@ def to_dataclass(cls, values: dict[str, Any], where: str = ""):
         raise ValueError(f"{where or cls.__name__}: unknown key(s) {unknown}; allowed: {sorted(names)}")
     kwargs = {}
     for key, value in values.items():
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        hint = _dataclass_in(hints[key])
+        if hint is not None and isinstance(value, dict):
             value = to_dataclass(hint, value, f"{where}.{key}" if where else key)
         elif isinstance(value, list):
             value = tuple(value)
         kwargs[key] = value
     return cls(**kwargs)
+
+
+def _dataclass_in(hint):
+    """The dataclass type of a field hint (`X` or `X | None`), else None."""
+    if dataclasses.is_dataclass(hint):
+        return hint
+    return next((a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)), None)

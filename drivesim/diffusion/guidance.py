@@ -1,8 +1,10 @@
-"""Classifier-free guidance over the condition set, with separate scene and box scales.
+"""Classifier-free guidance over the condition set and the context frames.
 
-out = u + s_scene * (c_scene - u) + s_boxes * (c_full - c_scene), where u is the fully
-unconditional prediction, c_scene sees only time of day and crowdedness, c_full sees
-everything. Scales may ramp linearly over frames (a per-frame guidance ramp).
+out = u + s_scene * (c_scene - u) + s_boxes * (c_full - c_scene) + (s_context - 1) * (c_full - c_free)
+where u is the prediction without conditions, c_scene sees only time of day and
+crowdedness, c_full sees everything (all three see the context frames, if any) and c_free
+is c_full without context frames. Scales may ramp linearly over frames (a per-frame
+guidance ramp). Context guidance has no effect when no frame is known (c_full == c_free).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from conditioners.context import Context
 from conditioners.dropout import null_conditions
 
 
@@ -19,10 +22,11 @@ class GuidanceScales:
     scene: float = 3.0
     boxes: float = 2.0
     frame_ramp: tuple[float, float] | None = None  # multiplier at first and last frame
+    context: float = 1.0  # context-frame guidance (1 = off)
 
     @property
     def is_identity(self) -> bool:
-        return self.scene == 1.0 and self.boxes == 1.0 and self.frame_ramp is None
+        return self.scene == 1.0 and self.boxes == 1.0 and self.frame_ramp is None and self.context == 1.0
 
 
 def _ramp(scales: GuidanceScales, num_frames: int, like: torch.Tensor) -> torch.Tensor:
@@ -44,14 +48,25 @@ def _cat_conditions(conds: list[dict[str, torch.Tensor]]) -> dict[str, torch.Ten
     return {k: torch.cat([c[k] for c in conds]) for k in conds[0]}
 
 
-def guided_prediction(model, x: torch.Tensor, timesteps: torch.Tensor,
-                      cond: dict[str, torch.Tensor], scales: GuidanceScales) -> torch.Tensor:
-    """x [B,T,C,h,w] -> guided prediction, the three branches in one batched forward."""
+def guided_prediction(model, x: torch.Tensor, timesteps: torch.Tensor, cond: dict[str, torch.Tensor],
+                      scales: GuidanceScales, context: Context | None = None) -> torch.Tensor:
+    """x [B,T,C,h,w] -> guided prediction; model(x, t, cond, context=...) runs all branches in one
+    batched forward (three, or four with context guidance)."""
     b = x.shape[0]
     branches = [null_conditions(cond), null_conditions(cond, scene=False), cond]
-    out = model(torch.cat([x] * 3), torch.cat([timesteps] * 3), _cat_conditions(branches))
-    uncond, scene, full = out.split(b)
-    return combine(uncond, scene, full, scales)
+    guide_context = context is not None and scales.context != 1.0
+    if guide_context:
+        branches.append(cond)
+    n = len(branches)
+    ctx = None
+    if context is not None:
+        ctx = Context.cat([context] * 3 + ([context.without_frames()] if guide_context else []))
+    out = model(torch.cat([x] * n), torch.cat([timesteps] * n), _cat_conditions(branches), context=ctx)
+    uncond, scene, full, *free = out.split(b)
+    guided = combine(uncond, scene, full, scales)
+    if guide_context:
+        guided = guided + (scales.context - 1.0) * _ramp(scales, x.shape[1], x) * (full - free[0])
+    return guided
 
 
 __all__ = ["GuidanceScales", "combine", "guided_prediction"]

@@ -68,6 +68,8 @@ class TemporalConvBlock(nn.Module):
             self.conv2 = nn.Conv3d(channels, channels, (kernel_t, 1, 1), padding=pad)
         elif convs != 1:
             raise ValueError(f"convs={convs}: use 1 or 2")
+        with torch.no_grad():  # extra (context) inputs start without effect
+            self.conv1.weight[:, channels:].zero_()
         last = self.conv2 if convs == 2 else self.conv1
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
@@ -94,23 +96,21 @@ class TemporalConvBlock(nn.Module):
 class TemporalAttention(nn.Module):
     """Self-attention over frames at every pixel: x [(b t),c,h,w] -> same shape."""
 
-    def __init__(self, channels: int, heads: int = 4, extra_channels: int = 0,
-                 window: int | None = None):
+    def __init__(self, channels: int, heads: int = 4, window: int | None = None):
         super().__init__()
         self.heads = heads if channels % heads == 0 else 1
         self.window = window  # attend only to frames within +-window (bounded receptive field)
         self.receptive_radius = window if window is not None else math.inf
         self.norm = nn.LayerNorm(channels)
         self.to_qkv = nn.Linear(channels, 3 * channels, bias=False)
-        self.extra_proj = nn.Linear(extra_channels, channels) if extra_channels else None
         self.to_out = nn.Linear(channels, channels)
         nn.init.zeros_(self.to_out.weight)
         nn.init.zeros_(self.to_out.bias)
         self.blend = AlphaBlend()
 
     def forward(self, x: torch.Tensor, num_frames: int, image_only: bool = False,
-                extra: torch.Tensor | None = None, frame_offset: int = 0) -> torch.Tensor:
-        """[(b t),c,h,w] (+ extra [(b t),e,h,w] added to the tokens) -> [(b t),c,h,w].
+                frame_offset: int = 0) -> torch.Tensor:
+        """[(b t),c,h,w] -> [(b t),c,h,w].
 
         frame_offset: index of the first frame in the whole video, so a chunk of a longer
         video gets the same position embeddings as in a full pass."""
@@ -120,9 +120,6 @@ class TemporalAttention(nn.Module):
         seq = rearrange(x, "(b t) c h w -> (b h w) t c", t=num_frames)
         pos = frame_position_embedding(num_frames, c, x.device, frame_offset).to(x.dtype)
         tokens = self.norm(seq) + pos
-        if extra is not None and self.extra_proj is not None:
-            tokens = tokens + self.extra_proj(rearrange(extra, "(b t) e h w -> (b h w) t e",
-                                                        t=num_frames))
         q, k, v = rearrange(self.to_qkv(tokens), "n t (three hd d) -> three n hd t d",
                             three=3, hd=self.heads)
         mask = None

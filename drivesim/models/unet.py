@@ -11,6 +11,7 @@ attention). `VideoUNet.from_image_unet` inflates a trained image model.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import asdict, dataclass
 
 import torch
@@ -20,6 +21,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from conditioners import BoxEncoder, SceneEmbedding
+from conditioners.context import Context, ContextEncoder
 from drivesim.models.temporal_layers import TemporalAttention, TemporalConvBlock
 
 
@@ -35,6 +37,8 @@ class UNetConfig:
     norm_num_groups: int = 32
     temporal_heads: int = 4
     box_fourier_freqs: int = 8
+    context_channels: int = 0  # >0: prediction/interpolation model (context features per level)
+    context_hidden: int = 64
 
     @classmethod
     def tiny(cls) -> UNetConfig:
@@ -74,7 +78,7 @@ class TemporalMixer(nn.Module):
 
     def __init__(self, channels: int, with_attention: bool, cfg: UNetConfig):
         super().__init__()
-        self.conv = TemporalConvBlock(channels, cfg.norm_num_groups)
+        self.conv = TemporalConvBlock(channels, cfg.norm_num_groups, extra_channels=cfg.context_channels)
         self.attn = TemporalAttention(channels, cfg.temporal_heads) if with_attention else None
 
 
@@ -100,6 +104,9 @@ class VideoUNet(nn.Module):
             nn.ModuleList(TemporalMixer(chans[-1 - i], has_attn, cfg)
                           for _ in range(cfg.layers_per_block + 1))
             for i, has_attn in enumerate(reversed(cfg.cross_attention)))
+        if cfg.context_channels:
+            self.temporal_context = ContextEncoder(cfg.in_channels, len(chans), cfg.context_channels,
+                                                   cfg.context_hidden)
 
     @classmethod
     def from_image_unet(cls, image_model: VideoUNet) -> VideoUNet:
@@ -110,6 +117,23 @@ class VideoUNet(nn.Module):
         if unexpected or any(not k.startswith("temporal") for k in missing):
             raise ValueError(f"image model does not match: missing {missing}, unexpected {unexpected}")
         return video
+
+    @classmethod
+    def with_context(cls, video_model: VideoUNet, context_channels: int = 32) -> VideoUNet:
+        """Prediction/interpolation model from a trained video model: same weights, a fresh context
+        encoder, and temporal convs whose new context input channels start at zero (so at init
+        it predicts exactly as the video model)."""
+        cfg = dataclasses.replace(video_model.cfg, context_channels=context_channels)
+        model = cls(cfg)
+        own, old = model.state_dict(), video_model.state_dict()
+        for key, value in old.items():
+            if key not in own:
+                raise ValueError(f"video model has a key the context model lacks: {key}")
+            if own[key].shape != value.shape:  # temporal conv1 [out, in + context, k, 1, 1]
+                value = torch.cat([value, own[key][:, value.shape[1]:]], dim=1)
+            own[key] = value
+        model.load_state_dict(own)
+        return model
 
     def _embed(self, timesteps: torch.Tensor, cond: dict[str, torch.Tensor], num_frames: int):
         """-> time+scene embedding [(B T),D] and box tokens [(B T),N+1,Dc]."""
@@ -129,40 +153,54 @@ class VideoUNet(nn.Module):
             return checkpoint(fn, *args, use_reentrant=False)
         return fn(*args)
 
-    def _layer(self, h, emb, tokens, resnet, attn, mixer: TemporalMixer, t: int, image_only: bool):
+    def _layer(self, h, emb, tokens, resnet, attn, mixer: TemporalMixer, t: int, image_only: bool,
+               extra: torch.Tensor | None):
         def run(h, emb, tokens):
-            h = mixer.conv(resnet(h, emb), t, image_only)
+            h = mixer.conv(resnet(h, emb), t, image_only, extra)
             if attn is not None:
                 h = attn(h, encoder_hidden_states=tokens, return_dict=False)[0]
                 h = mixer.attn(h, t, image_only)
             return h
         return self._step(run, h, emb, tokens)
 
+    def _context_features(self, x: torch.Tensor, context: Context | None) -> list:
+        """Per-level context features (None entries for a plain video model)."""
+        levels = len(self.cfg.block_out_channels)
+        if not self.cfg.context_channels:
+            if context is not None and bool(context.mask.any()):
+                raise ValueError("this model has no context input (context_channels=0); "
+                                 "use a prediction/interpolation checkpoint for context frames")
+            return [None] * levels
+        context = context if context is not None else Context.empty(x)
+        return self.temporal_context(context.latents, context.mask, context.stage)
+
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, cond: dict[str, torch.Tensor],
-                image_only: bool = False) -> torch.Tensor:
-        """x [B,T,C,h,w], timesteps [B] (one level per clip) -> [B,T,C_out,h,w]."""
+                image_only: bool = False, context: Context | None = None) -> torch.Tensor:
+        """x [B,T,C,h,w], timesteps [B] (one level per clip), context frames (optional)
+        -> [B,T,C_out,h,w]."""
         b, t = x.shape[:2]
         unet = self.unet
         emb, tokens = self._embed(timesteps, cond, t)
+        ctx = self._context_features(x, None if image_only else context)
         h = unet.conv_in(rearrange(x, "b t c h w -> (b t) c h w"))
         skips = [h]
-        for block, mixers in zip(unet.down_blocks, self.temporal_down):
+        for level, (block, mixers) in enumerate(zip(unet.down_blocks, self.temporal_down)):
             attns = getattr(block, "attentions", [None] * len(block.resnets))
             for resnet, attn, mixer in zip(block.resnets, attns, mixers):
-                h = self._layer(h, emb, tokens, resnet, attn, mixer, t, image_only)
+                h = self._layer(h, emb, tokens, resnet, attn, mixer, t, image_only, ctx[level])
                 skips.append(h)
             for down in block.downsamplers or []:
                 h = down(h)
                 skips.append(h)
         mid = unet.mid_block
         h = self._layer(h, emb, tokens, mid.resnets[0], mid.attentions[0], self.temporal_mid[0], t,
-                        image_only)
-        h = self._layer(h, emb, tokens, mid.resnets[1], None, self.temporal_mid[1], t, image_only)
-        for block, mixers in zip(unet.up_blocks, self.temporal_up):
+                        image_only, ctx[-1])
+        h = self._layer(h, emb, tokens, mid.resnets[1], None, self.temporal_mid[1], t, image_only, ctx[-1])
+        for i, (block, mixers) in enumerate(zip(unet.up_blocks, self.temporal_up)):
             attns = getattr(block, "attentions", [None] * len(block.resnets))
             for resnet, attn, mixer in zip(block.resnets, attns, mixers):
                 h = torch.cat([h, skips.pop()], dim=1)
-                h = self._layer(h, emb, tokens, resnet, attn, mixer, t, image_only)
+                h = self._layer(h, emb, tokens, resnet, attn, mixer, t, image_only, ctx[-1 - i])
             for up in block.upsamplers or []:
                 h = up(h, skips[-1].shape[-2:] if skips else None)
         h = unet.conv_out(unet.conv_act(unet.conv_norm_out(h)))

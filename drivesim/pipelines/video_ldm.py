@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from conditioners.context import Context
 from drivesim.diffusion.guidance import GuidanceScales, guided_prediction
 from drivesim.diffusion.samplers import sample
 from drivesim.diffusion.schedule import ScheduleConfig
@@ -60,20 +61,38 @@ class VideoLDMPipeline:
     def __call__(self, cond: dict[str, torch.Tensor], num_frames: int,
                  latent_size: tuple[int, int] = (16, 32), sampler: str = "dpmpp", steps: int = 25,
                  guidance: GuidanceScales | None = None, seed: int = 0, decode: bool = True,
-                 progress: bool = False) -> VideoLDMOutput:
-        """Batched conditions (B clips) -> B videos of num_frames frames."""
+                 progress: bool = False, context_latents: torch.Tensor | None = None,
+                 context_mask: torch.Tensor | None = None, stage: int = 0) -> VideoLDMOutput:
+        """Batched conditions (B clips) -> B videos of num_frames frames.
+
+        Prediction / interpolation models take known frames: context_latents [B,T,4,h,w]
+        (unscaled, as returned in .latents) and context_mask [B,T] (1 = known); known frames
+        are returned exactly as given. stage: 0 prediction, 1 / 2 interpolation step."""
         guidance = guidance or GuidanceScales()
         b = cond["time_of_day"].shape[0]
         shape = (b, num_frames, self.unet.cfg.in_channels, *latent_size)
         image_only = num_frames == 1
+        context = None
+        if context_mask is not None:
+            if context_latents is None or context_latents.shape != shape or context_mask.shape != shape[:2]:
+                raise ValueError(f"context_latents must be {list(shape)} and context_mask {list(shape[:2])}; "
+                                 f"got {None if context_latents is None else list(context_latents.shape)} "
+                                 f"and {list(context_mask.shape)}")
+            context = Context(context_latents * self.latent_scale, context_mask.float(),
+                              torch.full((b,), stage, dtype=torch.long))
+
+        def model(x, t, c, context=None):
+            return self.unet(x, t, c, image_only, context)
 
         def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             if guidance.is_identity:
-                return self.unet(x, t, cond, image_only=image_only)
-            return guided_prediction(lambda *a: self.unet(*a, image_only=image_only), x, t, cond,
-                                     guidance)
+                return model(x, t, cond, context)
+            return guided_prediction(model, x, t, cond, guidance, context)
 
         generator = torch.Generator().manual_seed(seed)
         scaled = sample(denoise, shape, sampler, self.schedule, steps, generator, progress)
         latents = scaled / self.latent_scale
+        if context is not None:  # known frames exactly as given
+            known = context_mask.bool()
+            latents[known] = context_latents[known]
         return VideoLDMOutput(latents, self.decode(latents) if decode else None)

@@ -1,13 +1,17 @@
-"""Image-LDM training and video fine-tuning of the temporal layers (paper section 3.1).
+"""Image-LDM training, video fine-tuning of the temporal layers (paper section 3.1) and the
+masked-context prediction / interpolation models (sections 3.2-3.3).
 
 stage="image": the spatial UNet and the condition encoders train on single latent frames;
 the temporal layers are bypassed (image_only). stage="video": the model is inflated from
 an image checkpoint and ONLY the temporal layers train; spatial weights are frozen.
+stage="prediction" / "interpolation": a video (or prediction) checkpoint gains a context
+encoder; again only temporal parameters (context encoder included) train.
 Latents come from a cache built once with the frozen autoencoder encoder.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +33,16 @@ from drivesim.train.common import (
     save_train_state,
     seed_everything,
 )
+from drivesim.train.context_batches import (
+    INTERPOLATION_FACTOR,
+    interpolation_context,
+    prediction_context,
+    random_window,
+)
 from drivesim.train.latent_cache import LatentClipDataset, build_latent_cache, pick_frames
+
+STAGES = ("image", "video", "prediction", "interpolation")
+CONTEXT_STAGES = ("prediction", "interpolation")
 
 
 @dataclass(frozen=True)
@@ -45,8 +58,12 @@ class LatentCacheConfig:
 
 @dataclass(frozen=True)
 class LDMTrainConfig:
-    stage: str = "image"  # image | video
+    stage: str = "image"  # image | video | prediction | interpolation
     latents: LatentCacheConfig = field(default_factory=LatentCacheConfig)
+    # interpolation: clips at 4x the key rate for stage 2 (4T->16T); `latents` serve stage 1
+    fast_latents: LatentCacheConfig | None = None
+    context_channels: int = 32  # prediction / interpolation: context feature width per level
+    context_drop: float = 0.1  # interpolation: P(no known frame), for context guidance
     out_dir: str = "runs/image_ldm"
     init_from: str | None = None  # image-LDM checkpoint (video stage)
     unet: UNetConfig = field(default_factory=UNetConfig)
@@ -70,21 +87,27 @@ class LDMTrainConfig:
 
 
 def build_model(cfg: LDMTrainConfig) -> VideoUNet:
-    """Fresh model (image stage) or inflated from `init_from` with spatial weights frozen."""
+    """Fresh model (image stage) or built from `init_from` with spatial weights frozen."""
+    if cfg.stage not in STAGES:
+        raise ValueError(f"stage={cfg.stage!r}: use one of {STAGES}")
     if cfg.stage == "image":
         return VideoUNet(cfg.unet)
-    if cfg.stage != "video":
-        raise ValueError(f"stage={cfg.stage!r}: use 'image' or 'video'")
     if not cfg.init_from:
-        raise ValueError("stage=video needs init_from=<image-LDM checkpoint> (spatial weights)")
-    image = load_checkpoint(cfg.init_from, lambda c: VideoUNet(unet_config(c["unet"])))
-    if image.cfg != cfg.unet:
-        raise ValueError(f"init_from={cfg.init_from} was trained with unet={image.cfg}, "
+        source = "an image-LDM" if cfg.stage == "video" else "a video-LDM (or prediction)"
+        raise ValueError(f"stage={cfg.stage} needs init_from=<{source} checkpoint>")
+    init = load_checkpoint(cfg.init_from, lambda c: VideoUNet(unet_config(c["unet"])))
+    if dataclasses.replace(init.cfg, context_channels=0) != dataclasses.replace(cfg.unet, context_channels=0):
+        raise ValueError(f"init_from={cfg.init_from} was trained with unet={init.cfg}, "
                          f"but this run asks for unet={cfg.unet}: use the same unet config")
-    video = VideoUNet.from_image_unet(image)
-    for p in spatial_parameters(video):
+    if cfg.stage == "video":
+        model = VideoUNet.from_image_unet(init)
+    elif init.cfg.context_channels:
+        model = init
+    else:
+        model = VideoUNet.with_context(init, cfg.context_channels)
+    for p in spatial_parameters(model):
         p.requires_grad_(False)
-    return video
+    return model
 
 
 def ensure_latent_cache(cfg: LatentCacheConfig) -> Path:
@@ -109,7 +132,7 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
     generator = seed_everything(cfg.seed)
     model = build_model(cfg).train()
     model.gradient_checkpointing = cfg.gradient_checkpointing
-    params = temporal_parameters(model) if cfg.stage == "video" else spatial_parameters(model)
+    params = spatial_parameters(model) if cfg.stage == "image" else temporal_parameters(model)
     mixed = cfg.stage == "video" and cfg.image_batch_every > 0
     if mixed:
         spatial = spatial_parameters(model)
@@ -135,20 +158,27 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
     data = LatentClipDataset(ensure_latent_cache(cfg.latents))
     meta["latent_scale"] = data.scale
     meta["autoencoder"] = cfg.latents.autoencoder
-    loader = forever(DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                                num_workers=cfg.num_workers,
-                                generator=torch.Generator().manual_seed(cfg.seed + step)))
+    loaders = [_loader(data, cfg, step)]
+    if cfg.stage == "interpolation" and cfg.fast_latents is not None:
+        loaders.append(_loader(LatentClipDataset(ensure_latent_cache(cfg.fast_latents)), cfg, step))
     start = time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.stage}-ldm", disable=not progress)
     while step < cfg.steps:
-        latents, cond = next(loader)
-        latents = latents * data.scale
+        which = step % len(loaders)  # interpolation: alternate stage 1 and stage 2 batches
+        latents, cond = next(loaders[which])
+        latents = latents * data.scale  # one scale for every cache: the model's latent space
         image_step = cfg.stage == "image" or (mixed and (step + 1) % cfg.image_batch_every == 0)
         if image_step:
             latents, cond = pick_frames(latents, cond, generator)
+        context = None
+        if cfg.stage == "prediction":
+            context = prediction_context(latents, generator)
+        elif cfg.stage == "interpolation":
+            latents, cond = random_window(latents, cond, INTERPOLATION_FACTOR + 1, generator)
+            context = interpolation_context(latents, 1 + which, generator, cfg.context_drop)
         cond = cfg.dropout(cond, generator)
         noisy, timesteps, target = noise_clips(scheduler, latents, generator)
-        pred = model(noisy, timesteps, cond, image_only=image_step)
+        pred = model(noisy, timesteps, cond, image_only=image_step, context=context)
         loss = torch.nn.functional.mse_loss(pred, target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -168,6 +198,15 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
             _save(model, ema.module, optimizer, generator, step, out, meta, int(ema.n_averaged))
     bar.close()
     return out / "ema"
+
+
+def _loader(data: LatentClipDataset, cfg: LDMTrainConfig, step: int):
+    if len(data) < cfg.batch_size:  # drop_last would leave an empty, endlessly cycling loader
+        raise ValueError(f"latent cache has {len(data)} clips, fewer than batch_size={cfg.batch_size}: "
+                         "lower batch_size or build the cache with more clips")
+    return forever(DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                              num_workers=cfg.num_workers,
+                              generator=torch.Generator().manual_seed(cfg.seed + step)))
 
 
 def _save(model, ema_model, optimizer, generator, step, out: Path, meta: dict, ema_n: int) -> None:

@@ -1,0 +1,61 @@
+"""Condition adherence with drivesim's probes: does a clip show the time of day, crowdedness and
+boxes it was conditioned on? Also the probe features for the built-in Frechet distance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from drivesim.eval.networks.probes import BoxProbe, ClipProbe, probe_config
+from drivesim.models.weights import load_checkpoint
+
+DEFAULT_PROBES = Path(__file__).resolve().parents[1] / "assets" / "eval"
+MIN_BOX_HEIGHT = 8.0  # pixels of a 128-pixel-high frame; smaller boxes are not probed
+
+
+def load_probes(folder: str | Path = DEFAULT_PROBES) -> tuple[ClipProbe, BoxProbe]:
+    """The trained probes of a folder (clip.safetensors/.json, box.safetensors/.json), eval mode."""
+    folder = Path(folder)
+    clip = load_checkpoint(folder / "clip", lambda c: ClipProbe(probe_config(c["probe"])))
+    box = load_checkpoint(folder / "box", lambda c: BoxProbe(probe_config(c["probe"])))
+    return clip.float().eval(), box.float().eval()
+
+
+class AdherenceMeter:
+    """Accumulates probe results over clips: accuracies, box hit rate and probe features."""
+
+    def __init__(self, clip_probe: ClipProbe, box_probe: BoxProbe):
+        self.clip_probe, self.box_probe = clip_probe, box_probe
+        self.hits = {"time_of_day": [0, 0], "crowdedness": [0, 0], "boxes": [0, 0]}
+        self.features: list[torch.Tensor] = []
+
+    @torch.no_grad()
+    def update(self, frames: torch.Tensor, cond: dict[str, torch.Tensor]) -> None:
+        """frames [B,T,3,H,W] in [-1,1] with the batched condition dict they were made for."""
+        out = self.clip_probe(frames)
+        self.features.append(out["features"].double())
+        for key in ("time_of_day", "crowdedness"):
+            known = cond[key] >= 0
+            self.hits[key][0] += int((out[key].argmax(1) == cond[key])[known].sum())
+            self.hits[key][1] += int(known.sum())
+        if "boxes_known" in cond:
+            frames, cond = frames[cond["boxes_known"]], {k: v[cond["boxes_known"]] for k, v in cond.items()}
+        min_h = MIN_BOX_HEIGHT / 128
+        big = cond["box_mask"] & ((cond["boxes"][..., 3] - cond["boxes"][..., 1]) >= min_h)
+        b_idx, t_idx, _ = big.nonzero(as_tuple=True)
+        if len(b_idx):
+            logits = self.box_probe(frames[b_idx, t_idx], cond["boxes"][big])
+            self.hits["boxes"][0] += int((logits > 0).sum())
+            self.hits["boxes"][1] += len(b_idx)
+
+    def report(self) -> dict:
+        """Accuracy per condition (None where no clip had that label) and counts."""
+        rates = {k: (h / n if n else None) for k, (h, n) in self.hits.items()}
+        return {"time_of_day_accuracy": rates["time_of_day"], "crowdedness_accuracy": rates["crowdedness"],
+                "box_hit_rate": rates["boxes"], "boxes_probed": self.hits["boxes"][1],
+                "clips_with_time_of_day": self.hits["time_of_day"][1]}
+
+    def all_features(self) -> torch.Tensor:
+        """[N,D] probe features of every clip seen."""
+        return torch.cat(self.features)

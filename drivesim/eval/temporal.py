@@ -1,0 +1,92 @@
+"""Temporal-consistency metrics of one video: flicker, flow-warp error, segment seams, drift.
+
+Videos are float tensors [T,3,H,W] in [-1,1]; every metric is reported on the 0-255 scale
+so numbers read the same for generated and real clips.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import cv2
+import numpy as np
+import torch
+
+from drivesim.export.generated import to_uint8
+
+
+def frame_differences(video: torch.Tensor) -> torch.Tensor:
+    """[T,3,H,W] -> mean |x_{t+1} - x_t| per step on 0-255, [T-1]."""
+    diff = (video[1:] - video[:-1]).abs() * 127.5
+    return diff.flatten(1).mean(1)
+
+
+def flicker(video: torch.Tensor) -> float:
+    """Mean consecutive-frame residual (0-255); 0 for a static video."""
+    if video.shape[0] < 2:
+        raise ValueError(f"flicker needs >= 2 frames, got {video.shape[0]}")
+    return float(frame_differences(video).mean())
+
+
+def warp_error(video: torch.Tensor, border: int = 4) -> float:
+    """Mean |x_{t+1} - warp(x_t)| (0-255) with OpenCV Farneback flow from t+1 back to t.
+
+    Low for smooth motion (the flow explains it), high for shuffled or popping frames.
+    A `border` of pixels is ignored where the warp samples outside the frame.
+    """
+    frames = to_uint8(video)
+    if len(frames) < 2:
+        raise ValueError(f"warp_error needs >= 2 frames, got {len(frames)}")
+    h, w = frames.shape[1:3]
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    errors = []
+    for prev, nxt in itertools.pairwise(frames):
+        g_prev, g_next = (cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (prev, nxt))
+        flow = cv2.calcOpticalFlowFarneback(g_next, g_prev, None, pyr_scale=0.5, levels=3, winsize=15,
+                                            iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
+        warped = cv2.remap(prev, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+        err = np.abs(warped.astype(np.float32) - nxt.astype(np.float32))
+        errors.append(err[border:h - border, border:w - border].mean())
+    return float(np.mean(errors))
+
+
+def seam_ratio(video: torch.Tensor, segment_starts: list[int]) -> dict:
+    """Frame difference across segment borders vs inside segments.
+
+    segment_starts: index of the first new frame of every segment after the first; the seam
+    step is (start-1 -> start). ratio ~1 means seams are invisible; >1 means jumps at seams.
+    """
+    steps = frame_differences(video)
+    seam_idx = [s - 1 for s in segment_starts if 1 <= s < video.shape[0]]
+    if not seam_idx:
+        raise ValueError("seam_ratio needs at least one segment start inside the video")
+    inside = torch.ones_like(steps, dtype=torch.bool)
+    inside[seam_idx] = False
+    seam, within = float(steps[seam_idx].mean()), float(steps[inside].mean())
+    return {"seam": seam, "within": within, "ratio": seam / max(within, 1e-8)}
+
+
+def drift(video: torch.Tensor, fps: float) -> dict:
+    """Brightness and colour drift: per-channel means over time, their linear slope per second
+    and the range (max - min) of mean brightness, all on 0-255."""
+    means = ((video.clamp(-1, 1) + 1) * 127.5).mean(dim=(2, 3)).double()  # [T,3]
+    brightness = means.mean(1)
+    t = torch.arange(len(brightness), dtype=torch.float64) / fps
+    slope = [_slope(t, means[:, c]) for c in range(3)]
+    return {"brightness_start": float(brightness[0]), "brightness_end": float(brightness[-1]),
+            "brightness_range": float(brightness.max() - brightness.min()),
+            "brightness_slope_per_s": _slope(t, brightness),
+            "rgb_slope_per_s": slope}
+
+
+def _slope(t: torch.Tensor, y: torch.Tensor) -> float:
+    if len(t) < 2:
+        return 0.0
+    tc = t - t.mean()
+    return float((tc * (y - y.mean())).sum() / (tc * tc).sum())
+
+
+def temporal_report(video: torch.Tensor, fps: float) -> dict:
+    """All single-video metrics: flicker, warp error and drift."""
+    return {"flicker": flicker(video), "warp_error": warp_error(video), **drift(video, fps)}

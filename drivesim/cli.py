@@ -91,6 +91,30 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_rollout(args) -> int:
+    import json
+    import math
+
+    from drivesim.pipelines.generate import DEFAULT_MODEL_DIR
+    from drivesim.pipelines.rollout import RolloutConfig
+    from drivesim.pipelines.rollout_job import run_rollout
+    from drivesim.scenario import load_scenario
+
+    seed = args.seed if args.seed is not None else load_scenario(args.scenario).seed
+    segments = args.segments or max(1, math.ceil(args.seconds * 7.5 / args.new_frames))
+    cfg = RolloutConfig(segments=segments, new_frames=args.new_frames, context_frames=args.context_frames,
+                        interpolate=not args.no_interpolate, steps=args.steps,
+                        interpolation_steps=args.interpolation_steps, guidance_context=args.guidance_context,
+                        seed=seed)
+    crowd = args.crowdedness.split(",") if args.crowdedness else None
+    meta = run_rollout(args.scenario, args.out, cfg, args.model or DEFAULT_MODEL_DIR, crowd,
+                       progress=not args.quiet)
+    diag = {k: v for k, v in meta["diagnostics"].items() if k != "segments"}
+    print(json.dumps(diag, indent=2))
+    print(f"{meta['frames']} frames at {meta['fps']:g} fps -> {args.out}/{meta['scenario_id']}.mp4")
+    return 0
+
+
 def cmd_eval_autoencoder(args) -> int:
     import json
 
@@ -256,6 +280,25 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--overwrite", action="store_true")
     gen.add_argument("--quiet", action="store_true")
     gen.set_defaults(func=cmd_generate)
+
+    ro = sub.add_parser("rollout", help="a long clip from one scenario: prediction segments, interpolation "
+                                        "to 30 fps, streamed to disk, resumable")
+    ro.add_argument("scenario", help="scenario YAML file")
+    ro.add_argument("--out", required=True, help="output folder")
+    ro.add_argument("--seconds", type=float, default=10.0, help="length (sets --segments)")
+    ro.add_argument("--segments", type=int, default=None)
+    ro.add_argument("--new-frames", type=int, default=6, help="key frames added per segment")
+    ro.add_argument("--context-frames", type=int, default=2, choices=[1, 2])
+    ro.add_argument("--steps", type=int, default=20)
+    ro.add_argument("--interpolation-steps", type=int, default=10)
+    ro.add_argument("--guidance-context", type=float, default=1.5, help="1 = no context guidance")
+    ro.add_argument("--no-interpolate", action="store_true", help="key frames only (7.5 fps)")
+    ro.add_argument("--crowdedness", default=None, help="per segment, comma-separated (last repeats), "
+                                                        "e.g. light,moderate,crowded")
+    ro.add_argument("--seed", type=int, default=None, help="default: the scenario's seed")
+    ro.add_argument("--model", default=None, help="model folder (default: the shipped tiny model)")
+    ro.add_argument("--quiet", action="store_true")
+    ro.set_defaults(func=cmd_rollout)
 
     ev = sub.add_parser("eval", help="evaluation reports")
     ev_sub = ev.add_subparsers(dest="eval_command", required=True)

@@ -90,3 +90,34 @@ def _slope(t: torch.Tensor, y: torch.Tensor) -> float:
 def temporal_report(video: torch.Tensor, fps: float) -> dict:
     """All single-video metrics: flicker, warp error and drift."""
     return {"flicker": flicker(video), "warp_error": warp_error(video), **drift(video, fps)}
+
+
+def rollout_diagnostics(path: str, fps: float, segment_starts: list[int]) -> dict:
+    """Seam metric and drift of a (long) mp4, streamed frame by frame in constant memory:
+    mean |frame step| across segment borders vs inside segments, per-segment mean brightness
+    and RGB, brightness slope over time (all 0-255)."""
+    import av
+
+    starts = sorted(segment_starts)
+    seam_steps, within_steps, brightness, rgb = [], [], [], []
+    prev = None
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            x = frame.to_ndarray(format="rgb24").astype(np.float32)
+            brightness.append(float(x.mean()))
+            rgb.append(x.mean(axis=(0, 1)).tolist())
+            if prev is not None:
+                (seam_steps if i in starts else within_steps).append(float(np.abs(x - prev).mean()))
+            prev = x
+    bounds = [0, *starts, len(brightness)]
+    segments = [{"first_frame": a, "frames": b - a, "brightness": float(np.mean(brightness[a:b])),
+                 "rgb": np.mean(rgb[a:b], axis=0).round(2).tolist()}
+                for a, b in itertools.pairwise(bounds) if b > a]
+    t = torch.arange(len(brightness), dtype=torch.float64) / fps
+    seam, within = (float(np.mean(v)) if v else None for v in (seam_steps, within_steps))
+    return {"frames": len(brightness), "seconds": len(brightness) / fps, "seam": seam, "within": within,
+            "seam_ratio": seam / within if seam is not None and within else None,
+            "brightness_slope_per_min": 60 * _slope(t, torch.tensor(brightness, dtype=torch.float64)),
+            "brightness_first_segment": segments[0]["brightness"] if segments else None,
+            "brightness_last_segment": segments[-1]["brightness"] if segments else None,
+            "segments": segments}

@@ -68,3 +68,36 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float) -> None:
     with Mp4Writer(path, fps) as writer:
         for frame in frames:
             writer.write(frame)
+
+
+def concat_mp4(parts: list[Path], path: str | Path) -> int:
+    """Join mp4 parts of one stream into `path` without re-encoding (packet remux), atomically;
+    returns the number of video packets (frames) written."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.mp4", dir=path.parent)
+    os.close(fd)
+    frames = 0
+    try:
+        with av.open(tmp, mode="w", format="mp4") as dst:
+            out_stream, next_dts = None, None
+            for part in parts:
+                with av.open(str(part)) as src:
+                    stream = src.streams.video[0]
+                    if out_stream is None:
+                        out_stream = dst.add_stream_from_template(stream)
+                    shift = None
+                    for packet in src.demux(stream):
+                        if packet.dts is None:  # the demuxer's final flush packet
+                            continue
+                        if shift is None:  # this part's first decode time follows the last one
+                            shift = 0 if next_dts is None else next_dts - packet.dts
+                        packet.pts += shift
+                        packet.dts += shift
+                        next_dts = packet.dts + packet.duration
+                        packet.stream = out_stream
+                        dst.mux(packet)
+                        frames += 1
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return frames

@@ -34,7 +34,8 @@ def checkpoint_paths(prefix: str | Path) -> tuple[Path, Path]:
     return prefix.with_name(prefix.name + ".safetensors"), prefix.with_name(prefix.name + ".json")
 
 
-def _atomic(path: Path, write: Callable[[str], None]) -> None:
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """write(tmp_path) then rename over `path`: readers never see a half-written file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -52,8 +53,8 @@ def save_checkpoint(model: nn.Module, prefix: str | Path, config: dict[str, Any]
     state = {k: v.detach().to(dtype if v.is_floating_point() else v.dtype).contiguous()
              for k, v in model.state_dict().items()}
     meta = {"format_version": FORMAT_VERSION, "dtype": str(dtype).removeprefix("torch."), **config}
-    _atomic(tensors_path, lambda tmp: save_file(state, tmp))
-    _atomic(config_path, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2, default=str)))
+    atomic_write(tensors_path, lambda tmp: save_file(state, tmp))
+    atomic_write(config_path, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2, default=str)))
     return tensors_path
 
 

@@ -1,0 +1,57 @@
+"""Conditions along a rollout: per-frame boxes from a world's tracks at the output frame rate,
+scene conditions per segment (crowdedness may change along a scenario)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch.utils.data import default_collate
+
+from drivesim.data.conditions import clip_conditions
+from drivesim.data.labels import FrameLabel
+from drivesim.scenario import Scenario
+from drivesim.world import World
+
+
+class RolloutConditions:
+    """labels: one FrameLabel per output frame (output frame f = key frame f / factor)."""
+
+    def __init__(self, labels: list[FrameLabel], size: tuple[int, int], time_of_day: str,
+                 crowdedness: str | list[str], key_fps: float, factor: int = 4,
+                 keys_per_segment: int = 6, ego_speed: float | None = None):
+        self.labels, self.size, self.time_of_day = labels, tuple(size), time_of_day
+        self.crowdedness = [crowdedness] if isinstance(crowdedness, str) else list(crowdedness)
+        self.key_fps, self.factor, self.keys_per_segment = key_fps, factor, keys_per_segment
+        self.ego_speed = ego_speed
+
+    @classmethod
+    def from_scenario(cls, scenario: Scenario, key_frames: int, key_fps: float = 7.5, factor: int = 4,
+                      keys_per_segment: int = 6, crowdedness: list[str] | None = None) -> RolloutConditions:
+        """The scenario's world laid out for key_frames key frames (boxes at key_fps * factor)."""
+        size = tuple(scenario.output.resolution)
+        spec = dataclasses.replace(scenario.to_world_spec(), num_frames=key_frames * factor + 1,
+                                   fps=key_fps * factor, height=size[0], width=size[1])
+        return cls(list(World(spec).labels()), size, scenario.time_of_day,
+                   crowdedness or scenario.crowdedness, key_fps, factor, keys_per_segment,
+                   scenario.ego.speed_kmh / 3.6)
+
+    def crowdedness_at(self, key: int) -> str:
+        """Crowdedness of the segment holding key frame `key` (the last entry repeats)."""
+        return self.crowdedness[min(key // self.keys_per_segment, len(self.crowdedness) - 1)]
+
+    def _clip(self, out_frames: list[int], fps: float, key: int) -> dict[str, torch.Tensor]:
+        if out_frames[-1] >= len(self.labels):
+            raise ValueError(f"frame {out_frames[-1]} is past the laid-out track ({len(self.labels)} frames)")
+        boxes = [self.labels[f].boxes for f in out_frames]
+        return clip_conditions(boxes, self.size, self.time_of_day, self.crowdedness_at(key), fps,
+                               self.ego_speed)
+
+    def key_conditions(self, keys: list[int]) -> dict[str, torch.Tensor]:
+        """Batched (B=1) conditions of key frames `keys`."""
+        return default_collate([self._clip([k * self.factor for k in keys], self.key_fps, keys[-1])])
+
+    def fine_conditions(self, windows: list[list[int]]) -> dict[str, torch.Tensor]:
+        """Batched (B=len(windows)) conditions of output-frame windows."""
+        fps = self.key_fps * self.factor
+        return default_collate([self._clip(w, fps, w[-1] // self.factor) for w in windows])

@@ -1,0 +1,101 @@
+"""`drivesim rollout`: a long clip from a scenario, written segment by segment and resumable.
+
+out_dir/<scenario id>/ holds parts/part-NNNNN.mp4 (one per segment, atomic) and the rollout
+state after the last finished segment; a re-run continues from there. When every segment is
+done the parts are joined without re-encoding into out_dir/<id>.mp4, with the labels
+(<id>.json) and the metadata plus drift / seam diagnostics (<id>.meta.json, written last).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from drivesim.data.labels import FrameLabel, to_scalabel, write_json_atomic
+from drivesim.diffusion.schedule import ScheduleConfig
+from drivesim.eval.temporal import rollout_diagnostics
+from drivesim.export.generated import to_uint8
+from drivesim.export.video import concat_mp4, write_mp4
+from drivesim.models.unet import VideoUNet, unet_config
+from drivesim.models.weights import CheckpointError, checkpoint_paths, load_checkpoint, read_config
+from drivesim.pipelines.conditions_track import RolloutConditions
+from drivesim.pipelines.generate import DEFAULT_MODEL_DIR, load_pipeline
+from drivesim.pipelines.rollout import (
+    FACTOR,
+    Rollout,
+    RolloutConfig,
+    RolloutState,
+    load_rollout_state,
+    save_rollout_state,
+)
+from drivesim.pipelines.video_ldm import VideoLDMPipeline
+from drivesim.scenario import load_scenario
+
+
+def load_context_pipeline(model_dir: Path, name: str, base: VideoLDMPipeline) -> VideoLDMPipeline:
+    """The `name` UNet of a model folder with the base pipeline's decoder and latent scale."""
+    prefix = model_dir / name
+    if not checkpoint_paths(prefix)[0].exists():
+        raise CheckpointError(f"{prefix}.safetensors: missing; a rollout needs the '{name}' model "
+                              f"(train it with `drivesim train {name}`)")
+    meta = read_config(prefix)
+    unet = load_checkpoint(prefix, lambda c: VideoUNet(unet_config(c["unet"])))
+    versions = {**base.versions, name: meta.get("model_version", str(prefix))}
+    schedule = ScheduleConfig(**meta.get("train_config", {}).get("schedule", {}))
+    return VideoLDMPipeline(unet, base.decoder, schedule, float(meta["latent_scale"]), versions)
+
+
+def run_rollout(scenario_path: str | Path, out_dir: str | Path, cfg: RolloutConfig,
+                model_dir: str | Path = DEFAULT_MODEL_DIR, crowdedness: list[str] | None = None,
+                progress: bool = True) -> dict:
+    """Generate (or resume) the rollout; returns the metadata written beside the mp4."""
+    scenario = load_scenario(scenario_path)
+    out_dir, model_dir = Path(out_dir), Path(model_dir)
+    work = out_dir / scenario.id
+    state_path = work / "state"
+    base = load_pipeline(model_dir)
+    prediction = load_context_pipeline(model_dir, "prediction", base)
+    interpolation = load_context_pipeline(model_dir, "interpolation", base) if cfg.interpolate else None
+    rollout = Rollout(prediction, interpolation, cfg)
+    key_frames = cfg.segments * cfg.new_frames
+    track = RolloutConditions.from_scenario(scenario, key_frames, cfg.key_fps, FACTOR, cfg.new_frames,
+                                            crowdedness)
+    config = json.loads(json.dumps({  # JSON-normalised, to compare with a saved state
+        "rollout": dataclasses.asdict(cfg), "scenario": scenario.model_dump(mode="json"),
+        "crowdedness_by_segment": crowdedness,
+        "model_versions": prediction.versions | (interpolation.versions if interpolation else {})}))
+    state = RolloutState()
+    if checkpoint_paths(state_path)[0].exists():
+        state, saved = load_rollout_state(state_path)
+        if {k: saved.get(k) for k in config} != config:
+            raise ValueError(f"{work}: an unfinished rollout with a different config is there; "
+                             "delete that folder or run with the same options")
+        print(f"resuming {scenario.id} at segment {state.next_segment}/{cfg.segments}")
+    parts = work / "parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    bar = tqdm(total=cfg.segments + 1, initial=state.next_segment, desc=f"rollout {scenario.id}",
+               unit="segment", disable=not progress)
+    for segment in rollout.run(track, state):
+        if segment.frames.numel():
+            write_mp4(parts / f"part-{segment.index:05d}.mp4", to_uint8(segment.frames[0]), cfg.out_fps)
+        save_rollout_state(state_path, state, cfg, config)
+        bar.update(1)
+    bar.close()
+    video = out_dir / f"{scenario.id}.mp4"
+    frames = concat_mp4(sorted(parts.glob("part-*.mp4")), video)
+    laid_out = track.labels[:frames] if cfg.interpolate else track.labels[::FACTOR][:frames]
+    labels = [FrameLabel(i, lab.boxes, lab.attributes) for i, lab in enumerate(laid_out)]
+    write_json_atomic(to_scalabel(labels, scenario.id), out_dir / f"{scenario.id}.json")
+    diagnostics = rollout_diagnostics(str(video), cfg.out_fps, rollout.segment_starts())
+    meta = {"scenario_id": scenario.id, "seed": cfg.seed, **config, "fps": cfg.out_fps, "frames": frames,
+            "resolution": list(track.size), "diagnostics": diagnostics,
+            "seconds_this_run": time.perf_counter() - start}
+    write_json_atomic(meta, out_dir / f"{scenario.id}.meta.json")
+    shutil.rmtree(work)
+    return meta

@@ -1,0 +1,68 @@
+"""Decode an endless latent stream with the temporal decoder in bounded memory.
+
+Every output frame needs `radius` latent frames on each side, so frames are emitted with a
+lag of `radius` and the buffer never holds more than 2*radius + one push of latents. The
+result equals one full decode of the whole video (the decoder's windowed attention gets
+each window's true frame offset).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from drivesim.models.autoencoder import AutoencoderKL
+from drivesim.models.temporal_decoder import TemporalDecoder
+
+
+class StreamingDecoder:
+    """push(z [1,n,4,h,w]) -> frames [1,m,3,8h,8w] ready so far; flush() -> the rest."""
+
+    def __init__(self, decoder: TemporalDecoder | AutoencoderKL):
+        self.decoder = decoder
+        self.radius = decoder.receptive_radius if isinstance(decoder, TemporalDecoder) else 0
+        self.buffer: torch.Tensor | None = None  # latents from global frame index `buffer_start`
+        self.buffer_start = 0
+        self.emitted = 0  # global index of the next frame to emit
+
+    @torch.no_grad()
+    def push(self, z: torch.Tensor) -> torch.Tensor:
+        """Append latents; emit every frame whose right context is complete."""
+        self.buffer = z if self.buffer is None else torch.cat([self.buffer, z], dim=1)
+        return self._emit(self._end - self.radius)
+
+    @torch.no_grad()
+    def flush(self) -> torch.Tensor:
+        """Emit the frames still held back (the video ends here)."""
+        return self._emit(self._end)
+
+    @property
+    def _end(self) -> int:
+        return self.buffer_start + (0 if self.buffer is None else self.buffer.shape[1])
+
+    def _emit(self, stop: int) -> torch.Tensor:
+        if self.buffer is None or stop <= self.emitted:
+            return torch.empty(0)
+        lo = max(self.buffer_start, self.emitted - self.radius)
+        hi = min(self._end, stop + self.radius)
+        window = self.buffer[:, lo - self.buffer_start:hi - self.buffer_start]
+        if isinstance(self.decoder, TemporalDecoder):
+            frames = self.decoder(window, frame_offset=lo)
+        else:
+            frames = torch.stack([self.decoder.decode(z) for z in window.unbind(1)], dim=1)
+        out = frames[:, self.emitted - lo:stop - lo].clamp(-1, 1)
+        self.emitted = stop
+        keep_from = max(self.buffer_start, stop - self.radius)
+        self.buffer = self.buffer[:, keep_from - self.buffer_start:]
+        self.buffer_start = keep_from
+        return out
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """Tensors to resume from (see load_state)."""
+        buf = self.buffer if self.buffer is not None else torch.empty(0)
+        return {"decoder_buffer": buf.contiguous(),
+                "decoder_index": torch.tensor([self.buffer_start, self.emitted])}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        buf = state["decoder_buffer"]
+        self.buffer = buf if buf.numel() else None
+        self.buffer_start, self.emitted = (int(v) for v in state["decoder_index"])

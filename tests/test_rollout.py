@@ -1,0 +1,210 @@
+"""Masked-context prediction, rollout and interpolation with tiny UNTRAINED models."""
+
+
+import itertools
+
+import pytest
+import torch
+from torch.utils.data import default_collate
+
+from conditioners.context import Context, context_input, keyframe_mask, leading_mask
+from drivesim.data.procedural import ProceduralClipDataset
+from drivesim.diffusion.guidance import GuidanceScales, guided_prediction
+from drivesim.diffusion.schedule import ScheduleConfig
+from drivesim.models.autoencoder import AutoencoderConfig, AutoencoderKL
+from drivesim.models.temporal_decoder import TemporalDecoder
+from drivesim.models.unet import UNetConfig, VideoUNet
+from drivesim.pipelines.conditions_track import RolloutConditions
+from drivesim.pipelines.rollout import (
+    Rollout,
+    RolloutConfig,
+    RolloutState,
+    load_rollout_state,
+    save_rollout_state,
+)
+from drivesim.pipelines.streaming_decode import StreamingDecoder
+from drivesim.pipelines.video_ldm import VideoLDMPipeline
+from drivesim.world import World, WorldSpec
+
+AE = AutoencoderConfig(block_out_channels=(16, 16, 32, 32), norm_num_groups=8)
+UNET = UNetConfig(block_out_channels=(32, 64), cross_attention=(False, True), cross_attention_dim=32,
+                  attention_head_dim=16, norm_num_groups=8, temporal_heads=2)
+LATENT = (4, 8)  # 32x64 frames
+
+
+def perturb(model: torch.nn.Module, scale: float = 0.05) -> None:
+    """Random non-zero weights everywhere (zero-initialised layers would hide bugs)."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * scale)
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    video = VideoUNet(UNET)
+    perturb(video)
+    ae = AutoencoderKL(AE)
+    decoder = TemporalDecoder.from_image_autoencoder(ae)
+    perturb(decoder, 0.01)
+    predict = VideoUNet.with_context(video, context_channels=8)
+    return video, predict, decoder.eval()
+
+
+def conditions(b: int = 1, t: int = 6) -> dict:
+    data = ProceduralClipDataset(length=b, num_frames=t, fps=7.5, size=(32, 64), seed=3)
+    return default_collate([data[i][1] for i in range(b)])
+
+
+def track(key_frames: int) -> RolloutConditions:
+    spec = WorldSpec(num_frames=key_frames * 4 + 1, fps=30.0, height=32, width=64, seed=2,
+                     crowdedness="moderate")
+    return RolloutConditions(list(World(spec).labels()), (32, 64), "night", ["light", "crowded"], 7.5,
+                             keys_per_segment=3)
+
+
+def test_context_channel_layout():
+    latents = torch.randn(2, 5, 4, 3, 3)
+    mask = leading_mask(2, 5, torch.tensor([0, 2]))
+    x = context_input(latents, mask)
+    assert x.shape == (2, 5, 5, 3, 3)
+    assert torch.equal(x[1, :2, :4], latents[1, :2])
+    assert (x[1, 2:, :4] == 0).all() and (x[0, :, :4] == 0).all()
+    assert torch.equal(x[:, :, 4, 0, 0], mask)
+    assert keyframe_mask(1, 9).tolist() == [[1, 0, 0, 0, 1, 0, 0, 0, 1]]
+
+
+def test_context_model_starts_as_the_video_model(models):
+    video, predict, _ = models
+    x, t = torch.randn(1, 6, 4, *LATENT), torch.tensor([500])
+    ctx = Context(torch.randn_like(x), leading_mask(1, 6, 2), torch.tensor([0]))
+    with torch.no_grad():
+        torch.testing.assert_close(predict(x, t, conditions(), context=ctx), video(x, t, conditions()))
+
+
+def test_zero_context_guidance_is_the_unconditional_branch(models):
+    predict = VideoUNet.with_context(models[0], 8)
+    perturb(predict)  # context path active (a copy: the fixture's model stays as built)
+    x, t, cond = torch.randn(1, 6, 4, *LATENT), torch.tensor([300]), conditions()
+    empty = Context.empty(x)
+    full = Context(torch.randn_like(x), leading_mask(1, 6, 2), torch.tensor([0]))
+    call = lambda x, t, c, context=None: predict(x, t, c, context=context)
+    with torch.no_grad():
+        plain = guided_prediction(call, x, t, cond, GuidanceScales(2.0, 1.5, context=1.0), empty)
+        guided = guided_prediction(call, x, t, cond, GuidanceScales(2.0, 1.5, context=4.0), empty)
+        with_ctx = guided_prediction(call, x, t, cond, GuidanceScales(2.0, 1.5, context=4.0), full)
+    torch.testing.assert_close(guided, plain)
+    assert (with_ctx - plain).abs().max() > 1e-4  # the context does reach the prediction
+
+
+def pipeline(unet, decoder) -> VideoLDMPipeline:
+    return VideoLDMPipeline(unet, decoder, ScheduleConfig(), latent_scale=1.0)
+
+
+def test_rollout_segments_continuity_and_resume(models, tmp_path):
+    _, predict, decoder = models
+    pred = pipeline(predict, decoder)
+    cfg = RolloutConfig(segments=3, new_frames=3, context_frames=2, steps=2, interpolation_steps=2,
+                        latent_size=LATENT, seed=4)
+    rollout = Rollout(pred, pred, cfg)
+    segments = list(rollout.run(track(9)))
+    windows = [s.key_latents for s in segments[:-1]]
+    assert sum(s.new_keys for s in segments) == 3 * 3  # N segments -> N * new_frames key frames
+    for prev, cur in itertools.pairwise(windows):  # context frames continue exactly
+        assert torch.equal(cur[:, :2], prev[:, -2:])
+    frames = torch.cat([s.frames for s in segments if s.frames.numel()], 1)
+    assert frames.shape[1] == 1 + 4 * (9 - 1)  # key 0 + 4 output frames per later key
+    assert [s.first_frame for s in segments] == sorted(s.first_frame for s in segments)
+
+    # Interrupted after two segments: the state saved then resumes to the same frames.
+    state = RolloutState()
+    gen = Rollout(pred, pred, cfg).run(track(9), state)
+    first_two = [next(gen).frames, next(gen).frames]
+    save_rollout_state(tmp_path / "state", state, cfg, {"scenario": "test"})
+    resumed_state, meta = load_rollout_state(tmp_path / "state")
+    assert meta["next_segment"] == 2 and meta["scenario"] == "test"
+    rest = [s.frames for s in Rollout(pred, pred, cfg).run(track(9), resumed_state)]
+    resumed = torch.cat([f for f in first_two + rest if f.numel()], 1)
+    assert torch.equal(resumed, frames)
+
+
+def test_interpolation_keeps_key_frames(models):
+    _, predict, decoder = models
+    pred = pipeline(predict, decoder)
+    rollout = Rollout(pred, pred, RolloutConfig(steps=2, interpolation_steps=2, latent_size=LATENT))
+    keys = torch.randn(1, 3, 4, *LATENT)
+    fine = rollout.interpolate(keys, 0, track(3), seed=0)
+    assert fine.shape == (1, 8, 4, *LATENT)
+    assert torch.equal(fine[:, 3], keys[:, 1]) and torch.equal(fine[:, 7], keys[:, 2])
+
+
+def test_streaming_decode_equals_full_decode(models):
+    decoder = models[2]
+    z = torch.randn(1, 23, 4, *LATENT)
+    stream = StreamingDecoder(decoder)
+    parts = [stream.push(z[:, a:b]) for a, b in ((0, 5), (5, 6), (6, 17), (17, 23))] + [stream.flush()]
+    streamed = torch.cat([p for p in parts if p.numel()], 1)
+    with torch.no_grad():
+        full = decoder(z).clamp(-1, 1)
+    torch.testing.assert_close(streamed, full, atol=1e-5, rtol=1e-4)
+    assert stream.buffer.shape[1] <= 2 * stream.radius + 11  # bounded by the largest push
+
+
+def test_rollout_needs_a_context_model(models):
+    video, _, decoder = models
+    with pytest.raises(ValueError, match="prediction model"):
+        Rollout(pipeline(video, decoder), None, RolloutConfig(interpolate=False))
+
+
+@pytest.fixture(scope="module")
+def cascade_dir(tmp_path_factory, models):
+    from drivesim.models.weights import save_checkpoint
+
+    video, predict, decoder = models
+    d = tmp_path_factory.mktemp("cascade")
+    ae = AutoencoderKL(AE)
+    save_checkpoint(ae, d / "autoencoder", {"autoencoder": AE.to_dict()})
+    save_checkpoint(decoder, d / "temporal_decoder", {"autoencoder": AE.to_dict()})
+    meta = {"latent_scale": 1.0, "step": 0, "train_config": {"schedule": {}}}
+    save_checkpoint(video, d / "unet", {"unet": video.cfg.to_dict(), **meta})
+    for name in ("prediction", "interpolation"):
+        save_checkpoint(predict, d / name, {"unet": predict.cfg.to_dict(), **meta})
+    return d
+
+
+def read_frames(path):
+    import av
+
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def test_rollout_command_resumes_after_interruption(cascade_dir, repo, tmp_path, monkeypatch):
+    import json
+
+    from drivesim.cli import main
+    from drivesim.pipelines import rollout_job
+
+    scenario = str(repo / "scenarios" / "day_cut_in.yaml")
+    args = [scenario, "--segments", "3", "--new-frames", "3", "--steps", "1", "--interpolation-steps", "1",
+            "--model", str(cascade_dir), "--crowdedness", "light,crowded", "--quiet"]
+    assert main(["rollout", *args, "--out", str(tmp_path / "full")]) == 0
+    meta = json.loads((tmp_path / "full" / "day_cut_in.meta.json").read_text())
+    assert meta["frames"] == 1 + 4 * (9 - 1) and meta["fps"] == 30
+    assert meta["diagnostics"]["seam_ratio"] > 0 and len(meta["diagnostics"]["segments"]) == 3
+    assert not (tmp_path / "full" / "day_cut_in").exists()  # work folder removed when complete
+
+    real_write = rollout_job.write_mp4
+    def failing_write(path, frames, fps):
+        if path.name == "part-00001.mp4":
+            raise KeyboardInterrupt
+        real_write(path, frames, fps)
+    monkeypatch.setattr(rollout_job, "write_mp4", failing_write)
+    assert main(["rollout", *args, "--out", str(tmp_path / "cut")]) == 130  # Ctrl-C after segment 0
+    assert not (tmp_path / "cut" / "day_cut_in.mp4").exists()
+    monkeypatch.setattr(rollout_job, "write_mp4", real_write)
+    assert main(["rollout", *args, "--out", str(tmp_path / "cut")]) == 0
+    full, resumed = (read_frames(tmp_path / d / "day_cut_in.mp4") for d in ("full", "cut"))
+    assert len(full) == len(resumed) == meta["frames"]
+    assert all((a == b).all() for a, b in zip(full, resumed))

@@ -220,6 +220,14 @@ def cmd_bench_decode(args) -> int:
     return 0
 
 
+def cmd_bench_rollout(args) -> int:
+    from drivesim.bench.rollout import bench_rollout, format_rows
+
+    print(format_rows(bench_rollout(tuple(args.segments), args.steps, args.interpolation_steps, args.model,
+                                    args.scenario, args.threads)))
+    return 0
+
+
 def _latent_size(text: str) -> tuple[int, int]:
     return _height_width(text, "16x32")
 
@@ -351,6 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench_world.add_argument("--frames", type=int, default=90, help="frames per clip")
     bench_world.add_argument("--seeds", type=int, default=2, help="clips per time of day")
     bench_world.set_defaults(func=cmd_bench_world)
+    bench_ro = bench_sub.add_parser("rollout", help="rollout peak memory and s/frame vs length")
+    bench_ro.add_argument("--segments", type=int, nargs="+", default=[1, 5, 20])
+    bench_ro.add_argument("--steps", type=int, default=20)
+    bench_ro.add_argument("--interpolation-steps", type=int, default=10)
+    bench_ro.add_argument("--scenario", default="scenarios/day_light_highway.yaml")
+    bench_ro.add_argument("--model", default=None, help="model folder (default: the shipped tiny model)")
+    bench_ro.add_argument("--threads", type=int, default=2)
+    bench_ro.set_defaults(func=cmd_bench_rollout)
     bench_unet = bench_sub.add_parser("unet", help="our video UNet vs diffusers' SVD UNet")
     bench_unet.add_argument("--batch", type=int, default=2)
     bench_unet.add_argument("--frames", type=int, default=8)

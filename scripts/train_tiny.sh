@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DS=.venv/bin/drivesim
 TD_STEPS=${TD_STEPS:-400}
-IMG_STEPS=${IMG_STEPS:-1800}
-VID_STEPS=${VID_STEPS:-600}
+IMG_STEPS=${IMG_STEPS:-4000}
+VID_STEPS=${VID_STEPS:-1400}
 
 # 1. image autoencoder (KL-f8): L1 + SSIM + KL with a 2D patch GAN from step 600 to 1000,
 #    then (resumed, fresh optimizer) L1 + SSIM + KL only to step 1800: the GAN phase had
@@ -17,8 +17,16 @@ $DS train autoencoder steps=1800 disc_start=1000000 lr=5e-4 out_dir=runs/autoenc
 #    procedural clips mixed with the real clip in ../shared/data
 $DS train autoencoder stage=temporal init_from=runs/autoencoder/image/final steps=$TD_STEPS \
     batch_size=2 disc_start=100 real_video_root=../shared/data out_dir=runs/autoencoder/temporal2 --quiet
-# 3. image LDM on single latent frames (builds the latent cache of 500 procedural clips first)
-$DS train image-ldm steps=$IMG_STEPS out_dir=runs/ldm/image --quiet
+# 3. image LDM on single latent frames (builds the latent cache of 500 procedural clips first);
+#    the shipped run used ema_decay 0.999 to step 1800, then resumed with ema_decay=0.995
+$DS train image-ldm steps=1800 out_dir=runs/ldm/image --quiet
+$DS train image-ldm steps=$IMG_STEPS ema_decay=0.995 out_dir=runs/ldm/image --quiet
 # 4. video LDM: temporal layers only, spatial weights frozen
-$DS train video-ldm steps=$VID_STEPS init_from=runs/ldm/image/ema out_dir=runs/ldm/video --quiet
-echo "all stages done"
+$DS train video-ldm steps=$VID_STEPS init_from=runs/ldm/image/ema out_dir=runs/ldm/video2 save_every=200 --quiet
+# 5. prediction model (0/1/2 context frames), then the interpolation model (stage 1 + 2)
+$DS train prediction steps=800 init_from=runs/ldm/video2/ema out_dir=runs/ldm/prediction save_every=200 --quiet
+$DS train interpolation steps=${INTERP_STEPS:-800} init_from=runs/ldm/prediction/ema \
+    out_dir=runs/ldm/interpolation save_every=200 --quiet
+# 6. evaluation probes
+$DS train probes steps=700 out_dir=runs/probes --quiet
+echo "all stages done; ship with: .venv/bin/python scripts/ship_tiny.py --version tiny-YYYYMMDD"

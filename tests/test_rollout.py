@@ -208,3 +208,13 @@ def test_rollout_command_resumes_after_interruption(cascade_dir, repo, tmp_path,
     full, resumed = (read_frames(tmp_path / d / "day_cut_in.mp4") for d in ("full", "cut"))
     assert len(full) == len(resumed) == meta["frames"]
     assert all((a == b).all() for a, b in zip(full, resumed))
+
+
+def test_bench_rollout_rows(cascade_dir, repo):
+    from drivesim.bench.rollout import bench_rollout, format_rows
+
+    rows = bench_rollout((1, 2), steps=1, interpolation_steps=1, model_dir=str(cascade_dir),
+                         scenario=str(repo / "scenarios" / "day_cut_in.yaml"), threads=1)
+    assert [r["frames"] for r in rows] == [1 + 4 * 5, 1 + 4 * 11]
+    assert rows[0]["peak_ratio"] == 1.0 and rows[1]["peak_mib"] > 0
+    assert "ratio" in format_rows(rows)

@@ -57,10 +57,18 @@ def test_autoencoder_then_ldm_stages(tmp_path):
 
 
 def test_train_configs_compose():
+    from drivesim.eval.report import EvalConfig
+    from drivesim.train.probes import ProbeTrainConfig
+
     for name, cls in (("train_autoencoder", AETrainConfig), ("train_image_ldm", LDMTrainConfig),
-                      ("train_video_ldm", LDMTrainConfig)):
+                      ("train_video_ldm", LDMTrainConfig), ("train_prediction", LDMTrainConfig),
+                      ("train_interpolation", LDMTrainConfig), ("train_probes", ProbeTrainConfig)):
         cfg = to_dataclass(cls, load_config(["steps=5"], name))
         assert cfg.steps == 5
+    interp = to_dataclass(LDMTrainConfig, load_config([], "train_interpolation"))
+    assert interp.fast_latents.fps == 4 * interp.latents.fps and interp.stage == "interpolation"
+    report = to_dataclass(EvalConfig, load_config(["real.clips=3", "generated.source=folder"], "eval"))
+    assert report.real.clips == 3 and report.generated.source == "folder"
     video = to_dataclass(LDMTrainConfig, load_config([], "train_video_ldm"))
     assert video.stage == "video" and video.init_from and video.unet == UNetConfig.tiny()
     paper = to_dataclass(LDMTrainConfig, load_config(["unet=paper"], "train_image_ldm"))
@@ -88,3 +96,28 @@ def test_mixed_image_batches_train_spatial_only_on_image_steps(tmp_path):
     after_image_step = read_tensors(str(tmp_path / "v1" / "last.safetensors"))
     assert any(not torch.equal(v, before[k]) for k, v in after_image_step.items() if not is_temporal(k))
     assert video_only.name == "ema"
+
+
+def test_prediction_and_interpolation_stages_train_only_temporal_layers(tmp_path):
+    ae = train_autoencoder(AETrainConfig(out_dir=str(tmp_path / "ae"), autoencoder=AE, steps=1,
+                                         batch_size=1, crop=(32, 64), size=(64, 128)), progress=False)
+    latents = LatentCacheConfig(path=str(tmp_path / "lat.safetensors"), autoencoder=str(ae), clips=2,
+                                num_frames=5, size=(64, 128))
+    fast = LatentCacheConfig(path=str(tmp_path / "fast.safetensors"), autoencoder=str(ae), clips=2,
+                             num_frames=5, fps=30.0, size=(64, 128), seed=7)
+    image = train_ldm(LDMTrainConfig(latents=latents, out_dir=str(tmp_path / "img"), unet=UNET,
+                                     steps=1, batch_size=1), progress=False)
+    video = train_ldm(LDMTrainConfig(stage="video", latents=latents, init_from=str(image), unet=UNET,
+                                     out_dir=str(tmp_path / "vid"), steps=1, batch_size=1), progress=False)
+    spatial = {k: v for k, v in read_tensors(f"{video}.safetensors").items() if not is_temporal(k)}
+    common = dict(latents=latents, unet=UNET, batch_size=2, context_channels=8, log_every=1)
+    pred = train_ldm(LDMTrainConfig(stage="prediction", init_from=str(video), out_dir=str(tmp_path / "p"),
+                                    steps=2, **common), progress=False)
+    interp = train_ldm(LDMTrainConfig(stage="interpolation", init_from=str(pred), fast_latents=fast,
+                                      out_dir=str(tmp_path / "i"), steps=2, **common), progress=False)
+    for ckpt in (tmp_path / "p" / "last", tmp_path / "i" / "last"):
+        tensors = read_tensors(f"{ckpt}.safetensors")
+        assert any(k.startswith("temporal_context.") for k in tensors)
+        assert all(torch.equal(tensors[k], v) for k, v in spatial.items()), ckpt  # spatial frozen
+    assert read_config(interp)["unet"]["context_channels"] == 8
+    assert [int(r["step"]) for r in rows(tmp_path / "i" / "loss.csv")] == [1, 2]

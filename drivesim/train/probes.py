@@ -1,6 +1,6 @@
 """Training of the evaluation probes (`drivesim train probes`) on procedural clips.
 
-ClipProbe learns time of day, crowdedness, ego speed and "are the frames shuffled" from
+ClipProbe learns time of day, crowdedness, ego motion per frame and "are the frames shuffled" from
 clips at the key-frame rate and at 30 fps; BoxProbe learns car / no car on crops of real
 boxes vs random boxes that miss every car. Labels are exact (the procedural world).
 """
@@ -100,7 +100,7 @@ def clip_losses(probe: ClipProbe, frames: torch.Tensor, cond: dict, generator: t
     out = probe(frames)
     return (F.cross_entropy(out["time_of_day"], cond["time_of_day"], ignore_index=-1)
             + F.cross_entropy(out["crowdedness"], cond["crowdedness"], ignore_index=-1)
-            + F.mse_loss(out["speed"], cond["ego_speed"] / 10)
+            + F.mse_loss(out["speed"], cond["ego_speed"] / cond["fps"] / 2)  # metres per frame
             + F.binary_cross_entropy_with_logits(out["shuffled"], shuffled.float()))
 
 

@@ -2,8 +2,9 @@
 
 - `ClipProbe`: a small video network; its pooled features give a Frechet video distance that
   needs no outside weights (not comparable to literature FVD), and its heads classify time of
-  day and crowdedness (condition adherence), regress ego speed and detect shuffled frame order
-  (so the features see motion, not only appearance).
+  day and crowdedness (condition adherence), regress ego motion per frame and detect shuffled
+  frame order (so the features see motion, not only appearance). Each frame is seen with its
+  difference to the previous frame.
 - `BoxProbe`: car / no-car classifier on box crops (box adherence).
 Both work at a fixed internal resolution, so any input size is resized the same way.
 """
@@ -49,7 +50,7 @@ class ClipProbe(nn.Module):
     def __init__(self, cfg: ProbeConfig):
         super().__init__()
         self.cfg = cfg
-        chans = (3, *cfg.channels)
+        chans = (6, *cfg.channels)  # frame + difference to the previous frame
         self.frame_net = nn.Sequential(*(_conv(a, b) for a, b in itertools.pairwise(chans)))
         c = chans[-1]
         self.time_net = nn.Sequential(nn.Conv3d(c, c, (3, 1, 1), padding=(1, 0, 0)), nn.GroupNorm(8, c),
@@ -64,13 +65,16 @@ class ClipProbe(nn.Module):
         """[B,T,3,H,W] -> [B,D] pooled appearance + motion features."""
         b = video.shape[0]
         x = F.interpolate(rearrange(video, "b t c h w -> (b t) c h w"), size=self.cfg.size, mode="area")
+        x = rearrange(x, "(b t) c h w -> b t c h w", b=b)
+        diff = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
+        x = rearrange(torch.cat([x, diff], dim=2), "b t c h w -> (b t) c h w")
         x = rearrange(self.frame_net(x), "(b t) c h w -> b c t h w", b=b)
         motion = self.time_net(x)
         pooled = torch.cat([x.mean(dim=(2, 3, 4)), motion.abs().mean(dim=(2, 3, 4))], dim=1)
         return self.project(pooled)
 
     def forward(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
-        """-> features and per-head logits (speed in units of 10 m/s)."""
+        """-> features and per-head logits (speed: ego metres per frame / 2)."""
         f = self.features(video)
         return {"features": f, "time_of_day": self.time_of_day(f), "crowdedness": self.crowdedness(f),
                 "speed": self.speed(f)[:, 0], "shuffled": self.shuffled(f)[:, 0]}

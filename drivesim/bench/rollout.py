@@ -1,0 +1,55 @@
+"""`drivesim bench rollout`: peak RSS and seconds/frame of `drivesim rollout` for growing lengths.
+
+Each length runs in a fresh process (the whole job: models, segments, mp4 parts, remux and
+diagnostics) so the peaks compare; the target is a flat peak (<= 1.1x from 1 to 20 segments),
+since frames stream to disk and only the context and decoder lag stay in memory.
+"""
+
+from __future__ import annotations
+
+import gc
+import tempfile
+import time
+
+from drivesim.bench.memory import peak_rss_kib, reset_peak_rss, run_isolated
+
+
+def measure(segments: int, steps: int, interpolation_steps: int, model_dir: str | None,
+            scenario: str, threads: int) -> dict:
+    """One rollout of `segments` segments -> peak RSS above the loaded models (MiB), s/frame."""
+    import torch
+
+    from drivesim.pipelines.generate import DEFAULT_MODEL_DIR
+    from drivesim.pipelines.rollout import RolloutConfig
+    from drivesim.pipelines.rollout_job import run_rollout
+
+    torch.set_num_threads(threads)
+    cfg = RolloutConfig(segments=segments, steps=steps, interpolation_steps=interpolation_steps)
+    with tempfile.TemporaryDirectory() as out:
+        gc.collect()
+        rest = reset_peak_rss()
+        start = time.perf_counter()
+        meta = run_rollout(scenario, out, cfg, model_dir or DEFAULT_MODEL_DIR, progress=False)
+        seconds = time.perf_counter() - start
+    return {"peak_mib": peak_rss_kib() / 1024, "above_start_mib": (peak_rss_kib() - rest) / 1024,
+            "frames": meta["frames"], "s_per_frame": seconds / meta["frames"], "seconds": seconds}
+
+
+def bench_rollout(segments: tuple[int, ...] = (1, 5, 20), steps: int = 20, interpolation_steps: int = 10,
+                  model_dir: str | None = None, scenario: str = "scenarios/day_light_highway.yaml",
+                  threads: int = 2) -> list[dict]:
+    """One row per length; peak_ratio is relative to the shortest rollout."""
+    rows = [{"segments": n, **run_isolated("drivesim.bench.rollout", "measure", segments=n, steps=steps,
+                                           interpolation_steps=interpolation_steps, model_dir=model_dir,
+                                           scenario=scenario, threads=threads)} for n in segments]
+    for r in rows:
+        r["peak_ratio"] = r["peak_mib"] / rows[0]["peak_mib"]
+    return rows
+
+
+def format_rows(rows: list[dict]) -> str:
+    lines = [f"{'segments':>8} {'frames':>6} {'peak MiB':>9} {'ratio':>6} {'s/frame':>8} {'total s':>8}"]
+    for r in rows:
+        lines.append(f"{r['segments']:>8} {r['frames']:>6} {r['peak_mib']:>9.0f} {r['peak_ratio']:>6.3f} "
+                     f"{r['s_per_frame']:>8.3f} {r['seconds']:>8.0f}")
+    return "\n".join(lines)

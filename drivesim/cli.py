@@ -115,6 +115,17 @@ def cmd_rollout(args) -> int:
     return 0
 
 
+def cmd_eval_denoising(args) -> int:
+    from drivesim.eval.denoising import denoising_report
+    from drivesim.pipelines.generate import DEFAULT_MODEL_DIR
+
+    report = denoising_report(args.model or str(DEFAULT_MODEL_DIR), args.cache_dir, args.clips,
+                              progress=not args.quiet)
+    for name, loss in report.items():
+        print(f"{loss:.5f}  {name}")
+    return 0
+
+
 def cmd_eval_autoencoder(args) -> int:
     import json
 
@@ -326,6 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev_s.add_argument("--guidance-boxes", type=float, default=2.0)
     ev_s.add_argument("--quiet", action="store_true")
     ev_s.set_defaults(func=cmd_eval_samples)
+    ev_d = ev_sub.add_parser("denoising", help="held-out eps-MSE of image/video/prediction/interpolation "
+                                              "models (fixed noise)")
+    ev_d.add_argument("--model", default=None, help="model folder (default: the shipped tiny model)")
+    ev_d.add_argument("--cache-dir", default="runs/latents", help="where held-out latent caches are built")
+    ev_d.add_argument("--clips", type=int, default=32)
+    ev_d.add_argument("--quiet", action="store_true")
+    ev_d.set_defaults(func=cmd_eval_denoising)
     ev_r = ev_sub.add_parser("report", help="metrics report of real / reconstructed / generated sets "
                                            "(hydra config 'eval' + overrides)")
     ev_r.add_argument("overrides", nargs="*", help="hydra overrides, e.g. real.clips=32 fid_weights=...")

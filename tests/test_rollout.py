@@ -218,3 +218,23 @@ def test_bench_rollout_rows(cascade_dir, repo):
     assert [r["frames"] for r in rows] == [1 + 4 * 5, 1 + 4 * 11]
     assert rows[0]["peak_ratio"] == 1.0 and rows[1]["peak_mib"] > 0
     assert "ratio" in format_rows(rows)
+
+
+def test_denoising_loss_leaves_known_frames_out(models, tmp_path):
+    import torch.nn.functional as F
+
+    from drivesim.eval.denoising import denoising_loss
+    from drivesim.train.latent_cache import LatentClipDataset, build_latent_cache
+
+    clips = ProceduralClipDataset(length=2, num_frames=5, fps=7.5, size=(32, 64), seed=9)
+    path = build_latent_cache(clips, lambda x: F.avg_pool2d(torch.cat([x, x[:, :1]], 1), 8),
+                              tmp_path / "c.safetensors", meta={})
+    data = LatentClipDataset(path)
+    video, predict, _ = models
+    image = denoising_loss(video, data, 1.0, clips=2, num_frames=5, image_only=True)
+    plain = denoising_loss(video, data, 1.0, clips=2, num_frames=5)
+    assert image > 0 and plain > 0 and image != plain  # temporal layers change the prediction
+    # The context model starts as the video model (same outputs, same noise), so the means
+    # would be equal if the known key frames 0 and 4 were not left out.
+    keys = denoising_loss(predict, data, 1.0, clips=2, num_frames=5, keyframes=True, stage=1)
+    assert keys != pytest.approx(plain, rel=1e-6)

@@ -50,8 +50,9 @@ def generate_scenarios(path: str | Path, out_dir: str | Path, options: GenerateO
     for scenario in tqdm(todo, desc="generate", unit="clip", disable=not progress):
         frames = min(options.max_frames, max(1, math.ceil(scenario.duration * options.key_fps)))
         if frames < scenario.duration * options.key_fps:
-            tqdm.write(f"{scenario.id}: {scenario.duration:g} s needs rollouts; generating the "
-                       f"first {frames} key frames ({frames / options.key_fps:.2f} s)")
+            tqdm.write(f"{scenario.id}: {scenario.duration:g} s is longer than one segment; generating "
+                       f"the first {frames} key frames ({frames / options.key_fps:.2f} s). "
+                       "`drivesim rollout` makes the whole clip at 30 fps")
         size = (128, 256)
         cond, labels = scenario_conditions(scenario, frames, options.key_fps, size)
         out = pipe(cond, frames, sampler=options.sampler, steps=options.steps, guidance=guidance,

@@ -1,0 +1,83 @@
+"""Held-out denoising loss of the LDM stages with fixed noise: is the video model better than its
+image model frame by frame, and do context frames help? (Per-step training losses are too
+noisy to show that.) Same clips, noise and timesteps for every model."""
+
+from __future__ import annotations
+
+import torch
+from tqdm import tqdm
+
+from conditioners.context import Context, keyframe_mask, leading_mask
+from drivesim.diffusion.schedule import ScheduleConfig, training_scheduler
+from drivesim.models.unet import VideoUNet
+from drivesim.train.latent_cache import LatentClipDataset
+
+TIMESTEPS = (100, 300, 500, 700, 900)
+
+
+PER_FRAME_KEYS = ("boxes", "box_class", "box_track", "box_mask")
+
+
+@torch.no_grad()
+def denoising_loss(model: VideoUNet, data: LatentClipDataset, scale: float, clips: int = 32,
+                   num_frames: int = 8, seed: int = 0, image_only: bool = False, context: int = 0,
+                   keyframes: bool = False, stage: int = 0, progress: bool = False) -> float:
+    """Mean eps-MSE over `clips` clips x TIMESTEPS on the frames the model has to generate.
+
+    context: leading known frames (prediction); keyframes: every 4th frame known
+    (interpolation, num_frames = 4k+1). Known frames are left out of the mean."""
+    scheduler = training_scheduler(ScheduleConfig())
+    g = torch.Generator().manual_seed(seed)
+    total, count = 0.0, 0
+    for i in tqdm(range(min(clips, len(data))), desc="denoising loss", disable=not progress):
+        latents, cond = data[i]
+        cond = {k: v[None, :num_frames] if k in PER_FRAME_KEYS else v[None] for k, v in cond.items()}
+        latents = latents[None, :num_frames] * scale
+        b, t = latents.shape[:2]
+        mask = keyframe_mask(b, t) if keyframes else leading_mask(b, t, context)
+        ctx = Context(latents, mask, torch.tensor([stage])) if model.cfg.context_channels else None
+        for step in TIMESTEPS:
+            noise = torch.randn(latents.shape, generator=g)
+            ts = torch.tensor([step])
+            noisy = scheduler.add_noise(latents, noise, ts)
+            pred = model(noisy, ts, cond, image_only=image_only, context=ctx)
+            err = ((pred - noise) ** 2).mean(dim=(2, 3, 4))[0]  # per frame
+            unknown = mask[0] == 0
+            total += float(err[unknown].sum())
+            count += int(unknown.sum())
+    return total / count
+
+
+def denoising_report(model_dir: str, cache_dir: str = "runs/latents", clips: int = 32,
+                     progress: bool = True) -> dict[str, float]:
+    """Held-out losses of every LDM stage in a model folder (unet, prediction, interpolation);
+    builds held-out latent caches (procedural seed 987654) with the folder's autoencoder."""
+    from pathlib import Path
+
+    from drivesim.models.unet import unet_config
+    from drivesim.models.weights import load_checkpoint, read_config
+    from drivesim.train.ldm import LatentCacheConfig, ensure_latent_cache
+
+    folder = Path(model_dir)
+    scale = float(read_config(folder / "unet")["latent_scale"])
+    caches = {fps: LatentClipDataset(ensure_latent_cache(LatentCacheConfig(
+        path=f"{cache_dir}/heldout_{fps:g}fps.safetensors", autoencoder=str(folder / "autoencoder"),
+        clips=clips, num_frames=8, fps=fps, seed=987_654))) for fps in (7.5, 30.0)}
+    load = lambda name: load_checkpoint(folder / name, lambda c: VideoUNet(unet_config(c["unet"]))).eval()
+    key, fast = caches[7.5], caches[30.0]
+    out = {}
+    video = load("unet")
+    out["image model (video unet, image_only)"] = denoising_loss(video, key, scale, clips, image_only=True)
+    out["video model"] = denoising_loss(video, key, scale, clips)
+    if (folder / "prediction.safetensors").exists():
+        pred = load("prediction")
+        for n in (0, 1, 2):
+            out[f"prediction, {n} context frames"] = denoising_loss(pred, key, scale, clips, context=n)
+    if (folder / "interpolation.safetensors").exists():
+        interp = load("interpolation")
+        for stage, data in ((1, key), (2, fast)):
+            for known in (False, True):
+                name = f"interpolation stage {stage}, {'key frames given' if known else 'no key frames'}"
+                out[name] = denoising_loss(interp, data, scale, clips, num_frames=5, keyframes=known,
+                                           stage=stage)
+    return out

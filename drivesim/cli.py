@@ -81,7 +81,8 @@ def cmd_generate(args) -> int:
 
     options = GenerateOptions(sampler=args.sampler, steps=args.steps,
                               guidance_scene=args.guidance_scene, guidance_boxes=args.guidance_boxes,
-                              max_frames=args.max_frames, overwrite=args.overwrite)
+                              max_frames=args.max_frames, overwrite=args.overwrite,
+                              frame_correlation=args.frame_correlation)
     start = time.perf_counter()
     paths = generate_scenarios(args.scenario, args.out, options, args.model or DEFAULT_MODEL_DIR,
                                progress=not args.quiet)
@@ -105,7 +106,7 @@ def cmd_rollout(args) -> int:
     cfg = RolloutConfig(segments=segments, new_frames=args.new_frames, context_frames=args.context_frames,
                         interpolate=not args.no_interpolate, steps=args.steps,
                         interpolation_steps=args.interpolation_steps, guidance_context=args.guidance_context,
-                        seed=seed)
+                        frame_correlation=args.frame_correlation, seed=seed)
     crowd = args.crowdedness.split(",") if args.crowdedness else None
     meta = run_rollout(args.scenario, args.out, cfg, args.model or DEFAULT_MODEL_DIR, crowd,
                        progress=not args.quiet)
@@ -296,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--guidance-scene", type=float, default=3.0, help="CFG scale, time of day + crowdedness")
     gen.add_argument("--guidance-boxes", type=float, default=2.0, help="CFG scale, boxes")
     gen.add_argument("--max-frames", type=int, default=16, help="key frames per clip (7.5 fps)")
+    gen.add_argument("--frame-correlation", type=float, default=0.8,
+                     help="shared part of the starting noise across frames (0 = independent)")
     gen.add_argument("--overwrite", action="store_true")
     gen.add_argument("--quiet", action="store_true")
     gen.set_defaults(func=cmd_generate)
@@ -312,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--interpolation-steps", type=int, default=10)
     ro.add_argument("--guidance-context", type=float, default=1.5, help="1 = no context guidance")
     ro.add_argument("--no-interpolate", action="store_true", help="key frames only (7.5 fps)")
+    ro.add_argument("--frame-correlation", type=float, default=0.8,
+                    help="shared part of the starting noise across frames (0 = independent)")
     ro.add_argument("--crowdedness", default=None, help="per segment, comma-separated (last repeats), "
                                                         "e.g. light,moderate,crowded")
     ro.add_argument("--seed", type=int, default=None, help="default: the scenario's seed")

@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = {
     "autoencoder": ROOT / "runs/autoencoder/image/final",
     "temporal_decoder": ROOT / "runs/autoencoder/temporal2/final",
-    "unet": ROOT / "runs/ldm/video2/ema",
-    "prediction": ROOT / "runs/ldm/prediction/ema",
-    "interpolation": ROOT / "runs/ldm/interpolation/ema",
+    "unet": ROOT / "runs/ldm/video2/last",  # raw weights: lower held-out loss than the EMA
+    "prediction": ROOT / "runs/ldm/prediction2/ema",
+    "interpolation": ROOT / "runs/ldm/interpolation2/ema",
     "clip": ROOT / "runs/probes/clip",
     "box": ROOT / "runs/probes/box",
 }

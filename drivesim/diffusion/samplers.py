@@ -25,15 +25,42 @@ def make_scheduler(name: str, cfg: ScheduleConfig):
     raise ValueError(f"sampler={name!r}: use one of {SAMPLERS}")
 
 
+def initial_noise(shape: tuple[int, ...], generator: torch.Generator | None,
+                  correlation: float) -> torch.Tensor:
+    """[B,T,...] N(0, I) per frame; frames share a `correlation` fraction of the variance."""
+    noise = torch.randn(shape, generator=generator)
+    if correlation <= 0 or len(shape) < 5:
+        return noise
+    shared = torch.randn((shape[0], 1, *shape[2:]), generator=generator)
+    return correlation ** 0.5 * shared + (1 - correlation) ** 0.5 * noise
+
+
 def sample(denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], shape: tuple[int, ...],
            sampler: str, cfg: ScheduleConfig, steps: int = 25,
-           generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
-    """Run `steps` denoising steps from pure noise; denoise(x_in, t [B]) -> model output."""
+           generator: torch.Generator | None = None, progress: bool = False,
+           known: tuple[torch.Tensor, torch.Tensor] | None = None,
+           frame_correlation: float = 0.0) -> torch.Tensor:
+    """Run `steps` denoising steps from pure noise; denoise(x_in, t [B]) -> model output.
+
+    known = (latents [B,T,...], mask [B,T]): after every step the known frames are replaced by
+    the known latents noised to the next step's level (replacement sampling, Ho et al. 2022),
+    so the frames being generated see them through the noisy input as well.
+    frame_correlation: share of the starting noise common to all frames of a clip (mixed noise
+    prior, Ge et al. 2023 "PYoCo"); every frame's noise stays N(0, I)."""
     scheduler = make_scheduler(sampler, cfg)
     scheduler.set_timesteps(steps)
-    x = torch.randn(shape, generator=generator) * scheduler.init_noise_sigma
-    for t in tqdm(scheduler.timesteps, desc=f"{sampler} sampling", disable=not progress):
+    x = initial_noise(shape, generator, frame_correlation) * scheduler.init_noise_sigma
+    if known is not None:
+        known_latents, mask = known
+        keep = mask.bool()
+        known_noise = torch.randn(shape, generator=generator)
+        x[keep] = scheduler.add_noise(known_latents, known_noise, scheduler.timesteps[:1])[keep]
+    timesteps = scheduler.timesteps
+    for i, t in enumerate(tqdm(timesteps, desc=f"{sampler} sampling", disable=not progress)):
         model_in = scheduler.scale_model_input(x, t)
         out = denoise(model_in, t.expand(shape[0]))
         x = scheduler.step(out, t, x, generator=generator).prev_sample
+        if known is not None:
+            x[keep] = (scheduler.add_noise(known_latents, known_noise, timesteps[i + 1:i + 2])[keep]
+                       if i + 1 < len(timesteps) else known_latents[keep])
     return x

@@ -52,6 +52,7 @@ class EvalConfig:
     sampler: str = "dpmpp"
     guidance_scene: float = 2.0
     guidance_boxes: float = 1.5
+    frame_correlation: float = 0.8
     probes: str | None = None  # probe folder (None: the shipped drivesim/assets/eval)
     fid_weights: str | None = None  # pt_inception-2015-12-05-6726825d.pth
     fvd_weights: str | None = None  # rgb_imagenet.pt (I3D)
@@ -87,7 +88,8 @@ def generate_set(cfg: EvalConfig, conditions: list[dict], progress: bool) -> tup
     clips = []
     for i, cond in enumerate(tqdm(conditions, desc="generate", disable=not progress)):
         out = pipe(default_collate([cond]), cfg.generated.num_frames, sampler=cfg.sampler,
-                   steps=cfg.steps, guidance=guidance, seed=cfg.generated.seed + i)
+                   steps=cfg.steps, guidance=guidance, seed=cfg.generated.seed + i,
+                   frame_correlation=cfg.frame_correlation)
         clips.append((out.frames[0], cond))
     return clips, pipe.versions
 

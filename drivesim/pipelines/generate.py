@@ -25,6 +25,7 @@ class GenerateOptions:
     guidance_boxes: float = 2.0
     key_fps: float = 7.5  # the key-frame model's frame rate
     max_frames: int = 16  # one segment; longer clips need the rollout model
+    frame_correlation: float = 0.8  # shared part of the starting noise across frames
     overwrite: bool = False
 
 
@@ -56,10 +57,11 @@ def generate_scenarios(path: str | Path, out_dir: str | Path, options: GenerateO
         size = (128, 256)
         cond, labels = scenario_conditions(scenario, frames, options.key_fps, size)
         out = pipe(cond, frames, sampler=options.sampler, steps=options.steps, guidance=guidance,
-                   seed=scenario.seed)
+                   seed=scenario.seed, frame_correlation=options.frame_correlation)
         meta = {"scenario_id": scenario.id, "seed": scenario.seed,
                 "scenario": scenario.model_dump(mode="json"), "sampler": options.sampler,
-                "steps": options.steps, "guidance": {"scene": guidance.scene, "boxes": guidance.boxes},
+                "steps": options.steps, "frame_correlation": options.frame_correlation,
+                "guidance": {"scene": guidance.scene, "boxes": guidance.boxes},
                 "fps": options.key_fps, "frames": frames, "resolution": list(size),
                 "model_versions": pipe.versions}
         written.append(write_generated_clip(out_dir, scenario.id, out.frames[0], options.key_fps,

@@ -41,6 +41,7 @@ class RolloutConfig:
     guidance_scene: float = 2.0
     guidance_boxes: float = 1.5
     guidance_context: float = 1.5  # 1 = no context guidance
+    frame_correlation: float = 0.8  # shared part of the starting noise across frames
     seed: int = 0
     latent_size: tuple[int, int] = (16, 32)
 
@@ -114,7 +115,8 @@ class Rollout:
         first_key = index * cfg.new_frames
         if index == 0:  # a box-conditioned first frame, then the segment from 1 context frame
             first = self.prediction(track.key_conditions([0]), 1, cfg.latent_size, cfg.sampler, cfg.steps,
-                                    self.guidance, seed=seed, decode=False).latents
+                                    self.guidance, seed=seed, decode=False,
+                                    frame_correlation=cfg.frame_correlation).latents
             context, keys = first, list(range(cfg.new_frames))
         else:
             keys = list(range(first_key - context.shape[1], first_key + cfg.new_frames))
@@ -124,7 +126,7 @@ class Rollout:
         mask = (torch.arange(t) < context.shape[1]).float()[None]
         return self.prediction(track.key_conditions(keys), t, cfg.latent_size, cfg.sampler, cfg.steps,
                                self.guidance, seed=seed + 1, decode=False, context_latents=ctx_latents,
-                               context_mask=mask).latents
+                               context_mask=mask, frame_correlation=cfg.frame_correlation).latents
 
     def interpolate(self, keys: torch.Tensor, first_key: int, track: RolloutConditions,
                     seed: int) -> torch.Tensor:
@@ -139,7 +141,8 @@ class Rollout:
         out = self.interpolation(cond, FACTOR + 1, self.cfg.latent_size, self.cfg.sampler,
                                  self.cfg.interpolation_steps, GuidanceScales(1.0, 1.0), seed=seed,
                                  decode=False, context_latents=windows, context_mask=mask,
-                                 stage=INTERPOLATION_STAGE).latents
+                                 stage=INTERPOLATION_STAGE,
+                                 frame_correlation=self.cfg.frame_correlation).latents
         return out[:, 1:].reshape(1, -1, *keys.shape[2:])
 
     def run(self, track: RolloutConditions, state: RolloutState | None = None) -> Iterator[Segment]:

@@ -62,12 +62,14 @@ class VideoLDMPipeline:
                  latent_size: tuple[int, int] = (16, 32), sampler: str = "dpmpp", steps: int = 25,
                  guidance: GuidanceScales | None = None, seed: int = 0, decode: bool = True,
                  progress: bool = False, context_latents: torch.Tensor | None = None,
-                 context_mask: torch.Tensor | None = None, stage: int = 0) -> VideoLDMOutput:
+                 context_mask: torch.Tensor | None = None, stage: int = 0,
+                 frame_correlation: float = 0.0) -> VideoLDMOutput:
         """Batched conditions (B clips) -> B videos of num_frames frames.
 
         Prediction / interpolation models take known frames: context_latents [B,T,4,h,w]
         (unscaled, as returned in .latents) and context_mask [B,T] (1 = known); known frames
-        are returned exactly as given. stage: 0 prediction, 1 / 2 interpolation step."""
+        are returned exactly as given. stage: 0 prediction, 1 / 2 interpolation step.
+        frame_correlation: share of the starting noise common to all frames (see sample)."""
         guidance = guidance or GuidanceScales()
         b = cond["time_of_day"].shape[0]
         shape = (b, num_frames, self.unet.cfg.in_channels, *latent_size)
@@ -90,7 +92,9 @@ class VideoLDMPipeline:
             return guided_prediction(model, x, t, cond, guidance, context)
 
         generator = torch.Generator().manual_seed(seed)
-        scaled = sample(denoise, shape, sampler, self.schedule, steps, generator, progress)
+        known = (context.latents, context.mask) if context is not None else None
+        scaled = sample(denoise, shape, sampler, self.schedule, steps, generator, progress, known,
+                        frame_correlation)
         latents = scaled / self.latent_scale
         if context is not None:  # known frames exactly as given
             known = context_mask.bool()

@@ -102,7 +102,13 @@ def cmd_rollout(args) -> int:
     from drivesim.scenario import load_scenario
 
     seed = args.seed if args.seed is not None else load_scenario(args.scenario).seed
-    segments = args.segments or max(1, math.ceil(args.seconds * 7.5 / args.new_frames))
+    key_fps = 7.5
+    if args.segments:
+        segments = args.segments
+    else:  # K key frames give 4K-3 output frames at 30 fps (K without interpolation)
+        out_frames = math.ceil(args.seconds * key_fps * (1 if args.no_interpolate else 4))
+        keys = out_frames if args.no_interpolate else math.ceil((out_frames + 3) / 4)
+        segments = max(1, math.ceil(keys / args.new_frames))
     cfg = RolloutConfig(segments=segments, new_frames=args.new_frames, context_frames=args.context_frames,
                         interpolate=not args.no_interpolate, steps=args.steps,
                         interpolation_steps=args.interpolation_steps, guidance_context=args.guidance_context,

@@ -238,3 +238,15 @@ def test_denoising_loss_leaves_known_frames_out(models, tmp_path):
     # would be equal if the known key frames 0 and 4 were not left out.
     keys = denoising_loss(predict, data, 1.0, clips=2, num_frames=5, keyframes=True, stage=1)
     assert keys != pytest.approx(plain, rel=1e-6)
+
+
+def test_mixed_starting_noise_shares_the_given_fraction():
+    from drivesim.diffusion.samplers import initial_noise
+
+    g = torch.Generator().manual_seed(0)
+    x = initial_noise((64, 2, 4, 16, 16), g, 0.8)
+    a, b = x[:, 0].flatten(), x[:, 1].flatten()
+    assert a.var().item() == pytest.approx(1.0, abs=0.03)
+    assert torch.corrcoef(torch.stack([a, b]))[0, 1].item() == pytest.approx(0.8, abs=0.02)
+    assert torch.equal(initial_noise((1, 2, 3), torch.Generator().manual_seed(1), 0.8),
+                       torch.randn((1, 2, 3), generator=torch.Generator().manual_seed(1)))

@@ -29,6 +29,7 @@ CROWDEDNESS = ("empty", "light", "moderate", "crowded")
 CROWDEDNESS_CARS = {"empty": (0, 0), "light": (1, 4), "moderate": (5, 10), "crowded": (11, 20)}
 BOX_CLASSES = ("car",)
 MAX_BOXES = 32
+PER_FRAME_KEYS = ("boxes", "box_class", "box_track", "box_mask")  # the condition tensors with a T axis
 UNKNOWN = -1
 
 
@@ -83,5 +84,5 @@ def clip_conditions(
 
 def to_image_conditions(cond: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Drop the T axis (T must be 1) of a clip condition dict for image mode."""
-    return {k: (v[0] if v.dim() >= 1 and k.startswith("box") and k != "boxes_known" else v)
+    return {k: (v[0] if v.dim() >= 1 and k in PER_FRAME_KEYS else v)
             for k, v in cond.items()}

@@ -8,14 +8,12 @@ import torch
 from tqdm import tqdm
 
 from conditioners.context import Context, keyframe_mask, leading_mask
+from drivesim.data.conditions import PER_FRAME_KEYS
 from drivesim.diffusion.schedule import ScheduleConfig, training_scheduler
 from drivesim.models.unet import VideoUNet
 from drivesim.train.latent_cache import LatentClipDataset
 
 TIMESTEPS = (100, 300, 500, 700, 900)
-
-
-PER_FRAME_KEYS = ("boxes", "box_class", "box_track", "box_mask")
 
 
 @torch.no_grad()

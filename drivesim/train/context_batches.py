@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 
 from conditioners.context import STAGES, Context, keyframe_mask, leading_mask
+from drivesim.data.conditions import PER_FRAME_KEYS
 
-PER_FRAME_KEYS = ("boxes", "box_class", "box_track", "box_mask")
 INTERPOLATION_FACTOR = 4
 
 

@@ -16,6 +16,8 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from drivesim.data.conditions import PER_FRAME_KEYS
+
 COND_KEYS = ("time_of_day", "crowdedness", "boxes", "box_class", "box_track", "box_mask",
              "boxes_known", "ego_speed", "fps")
 
@@ -70,6 +72,6 @@ def pick_frames(latents: torch.Tensor, cond: dict[str, torch.Tensor],
     idx = torch.randint(0, t, (b,), generator=generator)
     rows = torch.arange(b)
     out = dict(cond)
-    for k in ("boxes", "box_class", "box_track", "box_mask"):
+    for k in PER_FRAME_KEYS:
         out[k] = cond[k][rows, idx][:, None]
     return latents[rows, idx][:, None], out

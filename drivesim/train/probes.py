@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from drivesim.data.procedural import InfiniteProceduralClips, ProceduralClipDataset
 from drivesim.eval.networks.probes import BoxProbe, ClipProbe, ProbeConfig
+from drivesim.models.discriminators import shuffle_frames
 from drivesim.models.weights import load_checkpoint, save_checkpoint
 from drivesim.train.common import CsvLog, load_train_state, save_train_state, seed_everything
 
@@ -37,18 +38,6 @@ class ProbeTrainConfig:
     log_every: int = 10
     save_every: int = 200
     seed: int = 0
-
-
-def shuffle_frames(video: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """[B,T,...] -> each clip's frames in a random order that is never the identity."""
-    t = video.shape[1]
-    perms = []
-    for _ in range(video.shape[0]):
-        perm = torch.randperm(t, generator=generator)
-        while bool((perm == torch.arange(t)).all()):
-            perm = torch.randperm(t, generator=generator)
-        perms.append(perm)
-    return torch.stack([v[p] for v, p in zip(video, perms)])
 
 
 def box_samples(frames: torch.Tensor, cond: dict, cfg: ProbeTrainConfig, generator: torch.Generator):
@@ -96,7 +85,7 @@ def clip_losses(probe: ClipProbe, frames: torch.Tensor, cond: dict, generator: t
     b = frames.shape[0]
     shuffled = torch.arange(b) % 2 == 1
     frames = frames.clone()
-    frames[shuffled] = shuffle_frames(frames[shuffled], generator)
+    frames[shuffled] = torch.stack([shuffle_frames(v, generator, dim=0) for v in frames[shuffled]])
     out = probe(frames)
     return (F.cross_entropy(out["time_of_day"], cond["time_of_day"], ignore_index=-1)
             + F.cross_entropy(out["crowdedness"], cond["crowdedness"], ignore_index=-1)

@@ -112,7 +112,9 @@ def cmd_rollout(args) -> int:
     cfg = RolloutConfig(segments=segments, new_frames=args.new_frames, context_frames=args.context_frames,
                         interpolate=not args.no_interpolate, steps=args.steps,
                         interpolation_steps=args.interpolation_steps, guidance_context=args.guidance_context,
-                        frame_correlation=args.frame_correlation, seed=seed)
+                        frame_correlation=args.frame_correlation, seed=seed,
+                        prediction_strength=args.prediction_strength,
+                        interpolation_strength=args.interpolation_strength)
     crowd = args.crowdedness.split(",") if args.crowdedness else None
     meta = run_rollout(args.scenario, args.out, cfg, args.model or DEFAULT_MODEL_DIR, crowd,
                        progress=not args.quiet)
@@ -130,6 +132,19 @@ def cmd_eval_denoising(args) -> int:
                               progress=not args.quiet)
     for name, loss in report.items():
         print(f"{loss:.5f}  {name}")
+    return 0
+
+
+def cmd_eval_context(args) -> int:
+    from drivesim.eval.context_use import context_use_report
+    from drivesim.pipelines.generate import DEFAULT_MODEL_DIR
+
+    report = context_use_report(args.model or str(DEFAULT_MODEL_DIR),
+                                tuple(float(s) for s in args.strengths.split(",")), args.cache_dir,
+                                args.clips, args.steps, args.interpolation_steps, args.guidance_context,
+                                progress=not args.quiet)
+    for name, metrics in report.items():
+        print(f"{name:<20} " + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
     return 0
 
 
@@ -323,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--no-interpolate", action="store_true", help="key frames only (7.5 fps)")
     ro.add_argument("--frame-correlation", type=float, default=0.8,
                     help="shared part of the starting noise across frames (0 = independent)")
+    ro.add_argument("--prediction-strength", type=float, default=0.8,
+                    help="new key frames start from the last context frame noised this far (1 = pure noise)")
+    ro.add_argument("--interpolation-strength", type=float, default=0.5,
+                    help="interpolated frames start from the blend of their key frames noised this far "
+                         "(1 = pure noise)")
     ro.add_argument("--crowdedness", default=None, help="per segment, comma-separated (last repeats), "
                                                         "e.g. light,moderate,crowded")
     ro.add_argument("--seed", type=int, default=None, help="default: the scenario's seed")
@@ -355,6 +375,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev_d.add_argument("--clips", type=int, default=32)
     ev_d.add_argument("--quiet", action="store_true")
     ev_d.set_defaults(func=cmd_eval_denoising)
+    ev_c = ev_sub.add_parser("context", help="held-out check that prediction / interpolation sampling "
+                                            "follows real known frames, per SDEdit start strength")
+    ev_c.add_argument("--model", default=None, help="model folder (default: the shipped tiny model)")
+    ev_c.add_argument("--strengths", default="1,0.8,0.5", help="comma-separated, 1 = pure noise")
+    ev_c.add_argument("--cache-dir", default="runs/latents", help="where held-out latent caches are built")
+    ev_c.add_argument("--clips", type=int, default=8)
+    ev_c.add_argument("--steps", type=int, default=12)
+    ev_c.add_argument("--interpolation-steps", type=int, default=6)
+    ev_c.add_argument("--guidance-context", type=float, default=1.5)
+    ev_c.add_argument("--quiet", action="store_true")
+    ev_c.set_defaults(func=cmd_eval_context)
     ev_r = ev_sub.add_parser("report", help="metrics report of real / reconstructed / generated sets "
                                            "(hydra config 'eval' + overrides)")
     ev_r.add_argument("overrides", nargs="*", help="hydra overrides, e.g. real.clips=32 fid_weights=...")

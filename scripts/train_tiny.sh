@@ -23,10 +23,20 @@ $DS train image-ldm steps=1800 out_dir=runs/ldm/image --quiet
 $DS train image-ldm steps=$IMG_STEPS ema_decay=0.995 out_dir=runs/ldm/image --quiet
 # 4. video LDM: temporal layers only, spatial weights frozen
 $DS train video-ldm steps=$VID_STEPS init_from=runs/ldm/image/ema out_dir=runs/ldm/video2 save_every=200 --quiet
-# 5. prediction model (0/1/2 context frames), then the interpolation model (stage 1 + 2)
-$DS train prediction steps=800 init_from=runs/ldm/video2/ema out_dir=runs/ldm/prediction save_every=200 --quiet
+# 5. prediction model (0/1/2 context frames), then the interpolation model (stage 1 + 2).
+#    Rounds 1-2 scored known frames too (known_frames_in_loss=true, the behaviour then);
+#    round 2 continued each with lr 1e-3 and ema_decay 0.99.
+$DS train prediction steps=800 init_from=runs/ldm/video2/ema out_dir=runs/ldm/prediction save_every=200 \
+    known_frames_in_loss=true --quiet
 $DS train interpolation steps=${INTERP_STEPS:-800} init_from=runs/ldm/prediction/ema \
-    out_dir=runs/ldm/interpolation save_every=200 --quiet
+    out_dir=runs/ldm/interpolation save_every=200 known_frames_in_loss=true --quiet
+$DS train prediction steps=500 init_from=runs/ldm/prediction/last lr=1e-3 ema_decay=0.99 \
+    out_dir=runs/ldm/prediction2 known_frames_in_loss=true --quiet
+$DS train interpolation steps=600 init_from=runs/ldm/interpolation/last lr=1e-3 ema_decay=0.99 \
+    out_dir=runs/ldm/interpolation2 known_frames_in_loss=true --quiet
+#    round 3 (prediction): only the generated frames are scored
+$DS train prediction steps=3000 init_from=runs/ldm/prediction2/last lr=1e-3 ema_decay=0.99 \
+    out_dir=runs/ldm/prediction3 save_every=250 --quiet
 # 6. evaluation probes
 $DS train probes steps=700 out_dir=runs/probes --quiet
 echo "all stages done; ship with: .venv/bin/python scripts/ship_tiny.py --version tiny-YYYYMMDD"

@@ -139,10 +139,11 @@ def test_interpolation_keeps_key_frames(models):
     assert torch.equal(fine[:, 3], keys[:, 1]) and torch.equal(fine[:, 7], keys[:, 2])
 
 
-def test_streaming_decode_equals_full_decode(models):
+@pytest.mark.parametrize("chunk", [3, 8])
+def test_streaming_decode_equals_full_decode(models, chunk):
     decoder = models[2]
     z = torch.randn(1, 23, 4, *LATENT)
-    stream = StreamingDecoder(decoder)
+    stream = StreamingDecoder(decoder, chunk=chunk)
     parts = [stream.push(z[:, a:b]) for a, b in ((0, 5), (5, 6), (6, 17), (17, 23))] + [stream.flush()]
     streamed = torch.cat([p for p in parts if p.numel()], 1)
     with torch.no_grad():
@@ -250,3 +251,18 @@ def test_mixed_starting_noise_shares_the_given_fraction():
     assert torch.corrcoef(torch.stack([a, b]))[0, 1].item() == pytest.approx(0.8, abs=0.02)
     assert torch.equal(initial_noise((1, 2, 3), torch.Generator().manual_seed(1), 0.8),
                        torch.randn((1, 2, 3), generator=torch.Generator().manual_seed(1)))
+
+
+def test_eval_context_reports_every_strength(cascade_dir, tmp_path):
+    import math
+
+    from drivesim.eval.context_use import context_use_report
+
+    report = context_use_report(str(cascade_dir), (1.0, 0.5), cache_dir=str(tmp_path), clips=1, steps=2,
+                                interpolation_steps=2, progress=False)
+    assert list(report) == ["prediction s=1", "interpolation s=1", "prediction s=0.5", "interpolation s=0.5"]
+    assert all(math.isfinite(v) for m in report.values() for v in m.values())
+    # the real clips and the linear blend do not depend on the sampling
+    assert report["prediction s=1"]["step_real"] == report["prediction s=0.5"]["step_real"]
+    a, b = report["interpolation s=1"], report["interpolation s=0.5"]
+    assert a["latent_mse_linear_blend"] == b["latent_mse_linear_blend"] and a["latent_mse"] != b["latent_mse"]

@@ -121,3 +121,16 @@ def test_prediction_and_interpolation_stages_train_only_temporal_layers(tmp_path
         assert all(torch.equal(tensors[k], v) for k, v in spatial.items()), ckpt  # spatial frozen
     assert read_config(interp)["unet"]["context_channels"] == 8
     assert [int(r["step"]) for r in rows(tmp_path / "i" / "loss.csv")] == [1, 2]
+
+
+def test_unknown_frame_mse_scores_only_generated_frames():
+    from drivesim.train.ldm import unknown_frame_mse
+
+    target = torch.zeros(2, 4, 3, 2, 2)
+    pred = torch.ones_like(target)
+    pred[:, :2] = 5.0  # large errors on the known frames must not count
+    mask = torch.tensor([[1.0, 1, 0, 0], [1.0, 1, 0, 0]])
+    assert unknown_frame_mse(pred, target, mask).item() == 1.0
+    none_known = torch.zeros(2, 4)
+    torch.testing.assert_close(unknown_frame_mse(pred, target, none_known),
+                               torch.nn.functional.mse_loss(pred, target))

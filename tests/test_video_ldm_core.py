@@ -218,3 +218,30 @@ def test_spatial_path_equals_diffusers_unet_forward(image_model):
         tokens = image_model.boxes(cond["boxes"], cond["box_class"], cond["box_mask"])
         reference = image_model.unet(x[:, 0], t, encoder_hidden_states=tokens, class_labels=scene).sample
     torch.testing.assert_close(ours, reference, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_sdedit_start_runs_steps_from_the_strength_level(sampler):
+    cfg = ScheduleConfig()
+    alphas = training_scheduler(cfg).alphas_cumprod
+    target = torch.randn(1, T, 4, H, W)
+    calls = []
+
+    def oracle(x, t):  # the exact eps for clean latents `target`
+        calls.append(float(t[0]))
+        ab = alphas[round(float(t[0]))]
+        return (x - ab.sqrt() * target) / (1 - ab).sqrt()
+
+    guess = target + 0.3 * torch.randn_like(target)
+    out = sample(oracle, target.shape, sampler, cfg, steps=4, generator=torch.Generator().manual_seed(0),
+                 start=(guess, 0.5))
+    assert len(calls) == 4 and 350 <= calls[0] <= 560  # about half-way up the schedule, 4 model calls
+    # DDIM ends at t=0's noise level (set_alpha_to_one=False), hence a small tolerance
+    assert (out - target).abs().mean() < 0.05 < 0.2 < (guess - target).abs().mean()
+    calls.clear()
+    full = sample(oracle, target.shape, sampler, cfg, steps=4, generator=torch.Generator().manual_seed(0),
+                  start=(target, 1.0))
+    plain = sample(oracle, target.shape, sampler, cfg, steps=4, generator=torch.Generator().manual_seed(0))
+    assert calls[0] > 700 and torch.equal(full, plain)  # strength 1 = pure noise, the start is unused
+    with pytest.raises(ValueError, match="strength"):
+        sample(oracle, target.shape, sampler, cfg, steps=4, start=(target, 0.0))

@@ -46,6 +46,18 @@ def denoising_loss(model: VideoUNet, data: LatentClipDataset, scale: float, clip
     return total / count
 
 
+def heldout_caches(model_dir, cache_dir: str, clips: int) -> dict[float, LatentClipDataset]:
+    """{7.5: key-rate clips, 30.0: 30 fps clips} of 8 frames, held out (procedural seed 987654),
+    encoded with the model folder's autoencoder; built on first use."""
+    from pathlib import Path
+
+    from drivesim.train.ldm import LatentCacheConfig, ensure_latent_cache
+
+    return {fps: LatentClipDataset(ensure_latent_cache(LatentCacheConfig(
+        path=f"{cache_dir}/heldout_{fps:g}fps.safetensors", autoencoder=str(Path(model_dir) / "autoencoder"),
+        clips=clips, num_frames=8, fps=fps, seed=987_654))) for fps in (7.5, 30.0)}
+
+
 def denoising_report(model_dir: str, cache_dir: str = "runs/latents", clips: int = 32,
                      progress: bool = True) -> dict[str, float]:
     """Held-out losses of every LDM stage in a model folder (unet, prediction, interpolation);
@@ -54,13 +66,10 @@ def denoising_report(model_dir: str, cache_dir: str = "runs/latents", clips: int
 
     from drivesim.models.unet import unet_config
     from drivesim.models.weights import load_checkpoint, read_config
-    from drivesim.train.ldm import LatentCacheConfig, ensure_latent_cache
 
     folder = Path(model_dir)
     scale = float(read_config(folder / "unet")["latent_scale"])
-    caches = {fps: LatentClipDataset(ensure_latent_cache(LatentCacheConfig(
-        path=f"{cache_dir}/heldout_{fps:g}fps.safetensors", autoencoder=str(folder / "autoencoder"),
-        clips=clips, num_frames=8, fps=fps, seed=987_654))) for fps in (7.5, 30.0)}
+    caches = heldout_caches(folder, cache_dir, clips)
     load = lambda name: load_checkpoint(folder / name, lambda c: VideoUNet(unet_config(c["unet"]))).eval()
     key, fast = caches[7.5], caches[30.0]
     out = {}

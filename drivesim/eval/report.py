@@ -78,12 +78,10 @@ def load_video_set(cfg: VideoSetConfig) -> list[tuple[torch.Tensor, dict]]:
     return [data[i] for i in range(min(cfg.clips, len(data)))]
 
 
-def generate_set(cfg: EvalConfig, conditions: list[dict], progress: bool) -> tuple[list, dict]:
-    """Sample one clip per condition dict with the model -> (clips, model versions)."""
+def generate_set(cfg: EvalConfig, pipe, conditions: list[dict], progress: bool) -> tuple[list, dict]:
+    """Sample one clip per condition dict with the pipeline -> (clips, model versions)."""
     from drivesim.diffusion.guidance import GuidanceScales
-    from drivesim.pipelines.generate import DEFAULT_MODEL_DIR, load_pipeline
 
-    pipe = load_pipeline(cfg.model or DEFAULT_MODEL_DIR)
     guidance = GuidanceScales(scene=cfg.guidance_scene, boxes=cfg.guidance_boxes)
     clips = []
     for i, cond in enumerate(tqdm(conditions, desc="generate", disable=not progress)):
@@ -95,13 +93,11 @@ def generate_set(cfg: EvalConfig, conditions: list[dict], progress: bool) -> tup
 
 
 @torch.no_grad()
-def reconstruct_set(clips: list, model_dir: str | None) -> tuple[list, dict]:
-    """The real clips through the model folder's autoencoder encoder + temporal decoder."""
+def reconstruct_set(clips: list, pipe, model_dir: Path) -> tuple[list, dict]:
+    """The real clips through the model folder's autoencoder encoder + the pipeline's decoder."""
     from drivesim.models.autoencoder import load_autoencoder
-    from drivesim.pipelines.generate import DEFAULT_MODEL_DIR, load_pipeline
 
-    folder = Path(model_dir or DEFAULT_MODEL_DIR)
-    pipe, ae = load_pipeline(folder), load_autoencoder(folder / "autoencoder").eval()
+    ae = load_autoencoder(model_dir / "autoencoder").eval()
     out = [(pipe.decode(ae.encode(frames).mode()[None])[0], cond) for frames, cond in clips]
     return out, {"decoder": pipe.versions.get("decoder", "")}
 
@@ -140,14 +136,18 @@ def load_feature_nets(cfg: EvalConfig) -> dict:
 
 def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
     """Build the sets, measure them, write report.json + report.md into cfg.out; returns the report."""
+    from drivesim.pipelines.generate import DEFAULT_MODEL_DIR, load_pipeline
+
     start = time.perf_counter()
     probes = load_probes(cfg.probes or DEFAULT_PROBES)
     nets = load_feature_nets(cfg)
     sets = {"real": (load_video_set(cfg.real), {})}
+    model_dir = Path(cfg.model or DEFAULT_MODEL_DIR)
+    pipe = load_pipeline(model_dir) if cfg.reconstruct or cfg.generated.source == "model" else None
     if cfg.reconstruct:
-        sets["reconstructed"] = reconstruct_set(sets["real"][0], cfg.model)
+        sets["reconstructed"] = reconstruct_set(sets["real"][0], pipe, model_dir)
     if cfg.generated.source == "model":
-        sets["generated"] = generate_set(cfg, [c for _, c in sets["real"][0]], progress)
+        sets["generated"] = generate_set(cfg, pipe, [c for _, c in sets["real"][0]], progress)
     else:
         sets["generated"] = (load_video_set(cfg.generated), {})
     results, stats = {}, {}

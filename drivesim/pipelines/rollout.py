@@ -4,7 +4,10 @@ prediction model, optional 4x interpolation, streaming temporal decoding.
 Segment 0: one box-conditioned image-LDM frame (the prediction UNet with image_only), then
 the prediction model fills the segment from that 1 context frame. Segment k > 0: the last
 `context_frames` key latents of the previous segment are the context (kept exactly), with
-classifier-free guidance on the context. Each segment adds `new_frames` key frames, so N
+classifier-free guidance on the context. New key frames start from the last context frame
+and interpolated frames from the linear blend of their key frames, noised part of the way
+(SDEdit, `*_strength`): from pure noise the tiny models lose the scene at every segment
+border (measured in the README). Each segment adds `new_frames` key frames, so N
 segments give N * new_frames key frames. Frames stream out as they are decoded; memory does
 not grow with length, and the state after any segment can be saved and resumed.
 """
@@ -17,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from einops import rearrange, repeat
 from safetensors.torch import save_file
 
 from drivesim.diffusion.guidance import GuidanceScales
@@ -42,6 +46,10 @@ class RolloutConfig:
     guidance_boxes: float = 1.5
     guidance_context: float = 1.5  # 1 = no context guidance
     frame_correlation: float = 0.8  # shared part of the starting noise across frames
+    # SDEdit starts (1 = pure noise): new key frames from the noised last context frame,
+    # interpolated frames from the noised linear blend of their two key frames
+    prediction_strength: float = 0.8
+    interpolation_strength: float = 0.5
     seed: int = 0
     latent_size: tuple[int, int] = (16, 32)
 
@@ -103,6 +111,9 @@ class Rollout:
             raise ValueError("interpolate=True needs an interpolation model")
         if cfg.context_frames not in (1, 2) or cfg.new_frames < cfg.context_frames:
             raise ValueError(f"context_frames={cfg.context_frames} must be 1 or 2 and <= new_frames")
+        for name in ("prediction_strength", "interpolation_strength"):
+            if not 0 < getattr(cfg, name) <= 1:
+                raise ValueError(f"{name}={getattr(cfg, name)}: must be in (0, 1] (1 = pure noise)")
         self.prediction, self.interpolation, self.cfg = prediction, interpolation, cfg
         self.guidance = GuidanceScales(cfg.guidance_scene, cfg.guidance_boxes, context=cfg.guidance_context)
 
@@ -124,9 +135,11 @@ class Rollout:
         ctx_latents = torch.zeros(1, t, *context.shape[2:])
         ctx_latents[:, :context.shape[1]] = context
         mask = (torch.arange(t) < context.shape[1]).float()[None]
+        start = repeat(context[:, -1], "b c h w -> b t c h w", t=t)
         return self.prediction(track.key_conditions(keys), t, cfg.latent_size, cfg.sampler, cfg.steps,
                                self.guidance, seed=seed + 1, decode=False, context_latents=ctx_latents,
-                               context_mask=mask, frame_correlation=cfg.frame_correlation).latents
+                               context_mask=mask, frame_correlation=cfg.frame_correlation,
+                               start_latents=start, strength=cfg.prediction_strength).latents
 
     def interpolate(self, keys: torch.Tensor, first_key: int, track: RolloutConditions,
                     seed: int) -> torch.Tensor:
@@ -138,11 +151,13 @@ class Rollout:
         mask[:, 0] = mask[:, -1] = 1
         fine = [[(first_key + i) * FACTOR + j for j in range(FACTOR + 1)] for i in range(k - 1)]
         cond = track.fine_conditions(fine)
+        w = rearrange(torch.linspace(0, 1, FACTOR + 1), "t -> 1 t 1 1 1")
+        blend = windows[:, :1] * (1 - w) + windows[:, -1:] * w
         out = self.interpolation(cond, FACTOR + 1, self.cfg.latent_size, self.cfg.sampler,
                                  self.cfg.interpolation_steps, GuidanceScales(1.0, 1.0), seed=seed,
                                  decode=False, context_latents=windows, context_mask=mask,
-                                 stage=INTERPOLATION_STAGE,
-                                 frame_correlation=self.cfg.frame_correlation).latents
+                                 stage=INTERPOLATION_STAGE, frame_correlation=self.cfg.frame_correlation,
+                                 start_latents=blend, strength=self.cfg.interpolation_strength).latents
         return out[:, 1:].reshape(1, -1, *keys.shape[2:])
 
     def run(self, track: RolloutConditions, state: RolloutState | None = None) -> Iterator[Segment]:

@@ -17,14 +17,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from drivesim.data.labels import FrameLabel, to_scalabel, write_json_atomic
-from drivesim.diffusion.schedule import ScheduleConfig
 from drivesim.eval.temporal import rollout_diagnostics
 from drivesim.export.generated import to_uint8
 from drivesim.export.video import concat_mp4, write_mp4
-from drivesim.models.unet import VideoUNet, unet_config
-from drivesim.models.weights import CheckpointError, checkpoint_paths, load_checkpoint, read_config
+from drivesim.models.weights import CheckpointError, checkpoint_paths
 from drivesim.pipelines.conditions_track import RolloutConditions
-from drivesim.pipelines.generate import DEFAULT_MODEL_DIR, load_pipeline
+from drivesim.pipelines.generate import DEFAULT_MODEL_DIR
 from drivesim.pipelines.rollout import (
     FACTOR,
     Rollout,
@@ -37,17 +35,18 @@ from drivesim.pipelines.video_ldm import VideoLDMPipeline
 from drivesim.scenario import load_scenario
 
 
-def load_context_pipeline(model_dir: Path, name: str, base: VideoLDMPipeline) -> VideoLDMPipeline:
-    """The `name` UNet of a model folder with the base pipeline's decoder and latent scale."""
-    prefix = model_dir / name
-    if not checkpoint_paths(prefix)[0].exists():
-        raise CheckpointError(f"{prefix}.safetensors: missing; a rollout needs the '{name}' model "
-                              f"(train it with `drivesim train {name}`)")
-    meta = read_config(prefix)
-    unet = load_checkpoint(prefix, lambda c: VideoUNet(unet_config(c["unet"])))
-    versions = {**base.versions, name: meta.get("model_version", str(prefix))}
-    schedule = ScheduleConfig(**meta.get("train_config", {}).get("schedule", {}))
-    return VideoLDMPipeline(unet, base.decoder, schedule, float(meta["latent_scale"]), versions)
+def load_rollout_pipelines(model_dir: Path,
+                           interpolate: bool) -> tuple[VideoLDMPipeline, VideoLDMPipeline | None]:
+    """(prediction, interpolation or None) of a model folder, sharing one temporal decoder."""
+    for name in ("prediction", "interpolation")[:1 + interpolate]:
+        if not checkpoint_paths(model_dir / name)[0].exists():
+            raise CheckpointError(f"{model_dir / name}.safetensors: missing; a rollout needs the '{name}' "
+                                  f"model (train it with `drivesim train {name}`)")
+    d = model_dir
+    prediction = VideoLDMPipeline.from_checkpoints(str(d / "prediction"), str(d / "autoencoder"),
+                                                   str(d / "temporal_decoder"), name="prediction")
+    interpolation = prediction.with_unet(str(d / "interpolation"), "interpolation") if interpolate else None
+    return prediction, interpolation
 
 
 def run_rollout(scenario_path: str | Path, out_dir: str | Path, cfg: RolloutConfig,
@@ -58,9 +57,7 @@ def run_rollout(scenario_path: str | Path, out_dir: str | Path, cfg: RolloutConf
     out_dir, model_dir = Path(out_dir), Path(model_dir)
     work = out_dir / scenario.id
     state_path = work / "state"
-    base = load_pipeline(model_dir)
-    prediction = load_context_pipeline(model_dir, "prediction", base)
-    interpolation = load_context_pipeline(model_dir, "interpolation", base) if cfg.interpolate else None
+    prediction, interpolation = load_rollout_pipelines(model_dir, cfg.interpolate)
     rollout = Rollout(prediction, interpolation, cfg)
     key_frames = cfg.segments * cfg.new_frames
     track = RolloutConditions.from_scenario(scenario, key_frames, cfg.key_fps, FACTOR, cfg.new_frames,

@@ -2,7 +2,9 @@
 
 Every output frame needs `radius` latent frames on each side, so frames are emitted with a
 lag of `radius` and the buffer never holds more than 2*radius + one push of latents. The
-result equals one full decode of the whole video (the decoder's windowed attention gets
+decoder runs on at most `chunk` output frames (+ radius on each side) at a time, so its
+activation memory does not depend on the push size either. The result equals one full
+decode of the whole video (the decoder's windowed attention gets
 each window's true frame offset).
 """
 
@@ -17,8 +19,9 @@ from drivesim.models.temporal_decoder import TemporalDecoder
 class StreamingDecoder:
     """push(z [1,n,4,h,w]) -> frames [1,m,3,8h,8w] ready so far; flush() -> the rest."""
 
-    def __init__(self, decoder: TemporalDecoder | AutoencoderKL):
+    def __init__(self, decoder: TemporalDecoder | AutoencoderKL, chunk: int = 12):
         self.decoder = decoder
+        self.chunk = chunk  # output frames per decoder call: bounds the activation memory
         self.radius = decoder.receptive_radius if isinstance(decoder, TemporalDecoder) else 0
         self.buffer: torch.Tensor | None = None  # latents from global frame index `buffer_start`
         self.buffer_start = 0
@@ -42,19 +45,24 @@ class StreamingDecoder:
     def _emit(self, stop: int) -> torch.Tensor:
         if self.buffer is None or stop <= self.emitted:
             return torch.empty(0)
-        lo = max(self.buffer_start, self.emitted - self.radius)
+        out = torch.cat([self._decode(a, min(a + self.chunk, stop))
+                         for a in range(self.emitted, stop, self.chunk)], dim=1).clamp(-1, 1)
+        self.emitted = stop
+        keep_from = max(self.buffer_start, stop - self.radius)
+        self.buffer = self.buffer[:, keep_from - self.buffer_start:]
+        self.buffer_start = keep_from
+        return out
+
+    def _decode(self, start: int, stop: int) -> torch.Tensor:
+        """Output frames start..stop-1 (global indices) from the buffered latents around them."""
+        lo = max(self.buffer_start, start - self.radius)
         hi = min(self._end, stop + self.radius)
         window = self.buffer[:, lo - self.buffer_start:hi - self.buffer_start]
         if isinstance(self.decoder, TemporalDecoder):
             frames = self.decoder(window, frame_offset=lo)
         else:
             frames = torch.stack([self.decoder.decode(z) for z in window.unbind(1)], dim=1)
-        out = frames[:, self.emitted - lo:stop - lo].clamp(-1, 1)
-        self.emitted = stop
-        keep_from = max(self.buffer_start, stop - self.radius)
-        self.buffer = self.buffer[:, keep_from - self.buffer_start:]
-        self.buffer_start = keep_from
-        return out
+        return frames[:, start - lo:stop - lo]
 
     def state(self) -> dict[str, torch.Tensor]:
         """Tensors to resume from (see load_state)."""

@@ -25,28 +25,34 @@ class VideoLDMOutput:
 class VideoLDMPipeline:
     """The key-frame video LDM with its decoder; stateless between calls (thread-safe)."""
 
-    def __init__(self, unet: VideoUNet, decoder: TemporalDecoder | AutoencoderKL,
+    def __init__(self, unet: VideoUNet | None, decoder: TemporalDecoder | AutoencoderKL,
                  schedule: ScheduleConfig, latent_scale: float, versions: dict[str, str] | None = None):
-        self.unet = unet.eval()
+        self.unet = unet.eval() if unet is not None else None
         self.decoder = decoder.eval()
         self.schedule = schedule
         self.latent_scale = latent_scale
         self.versions = versions or {}
 
     @classmethod
-    def from_checkpoints(cls, unet: str, autoencoder: str,
-                         temporal_decoder: str | None = None) -> VideoLDMPipeline:
-        """Load the UNet (EMA) and the image AE or, if given, the temporal decoder."""
-        meta = read_config(unet)
-        model = load_checkpoint(unet, lambda c: VideoUNet(unet_config(c["unet"])))
+    def from_checkpoints(cls, unet: str, autoencoder: str, temporal_decoder: str | None = None,
+                         name: str = "unet") -> VideoLDMPipeline:
+        """Load the UNet (EMA) and the image AE or, if given, the temporal decoder; `name` is
+        the UNet's key in `versions`."""
         decoder = (load_temporal_decoder(temporal_decoder) if temporal_decoder
                    else load_autoencoder(autoencoder))
-        tc = meta.get("train_config", {})
-        schedule = ScheduleConfig(**tc.get("schedule", {}))
         decoder_meta = read_config(temporal_decoder or autoencoder)
-        versions = {"unet": meta.get("model_version", f"{unet}@step{meta.get('step')}"),
-                    "decoder": decoder_meta.get("model_version", str(temporal_decoder or autoencoder))}
-        return cls(model, decoder, schedule, float(meta["latent_scale"]), versions)
+        versions = {"decoder": decoder_meta.get("model_version", str(temporal_decoder or autoencoder))}
+        return cls(None, decoder, ScheduleConfig(), 1.0, versions).with_unet(unet, name)
+
+    def with_unet(self, unet: str, name: str) -> VideoLDMPipeline:
+        """A pipeline with another UNet checkpoint (e.g. prediction, interpolation) sharing this
+        decoder; its version is added under `name`."""
+        meta = read_config(unet)
+        model = load_checkpoint(unet, lambda c: VideoUNet(unet_config(c["unet"])))
+        schedule = ScheduleConfig(**meta.get("train_config", {}).get("schedule", {}))
+        version = meta.get("model_version", f"{unet}@step{meta.get('step')}")
+        return VideoLDMPipeline(model, self.decoder, schedule, float(meta["latent_scale"]),
+                                {**self.versions, name: version})
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, chunk: int = 16) -> torch.Tensor:
@@ -63,13 +69,15 @@ class VideoLDMPipeline:
                  guidance: GuidanceScales | None = None, seed: int = 0, decode: bool = True,
                  progress: bool = False, context_latents: torch.Tensor | None = None,
                  context_mask: torch.Tensor | None = None, stage: int = 0,
-                 frame_correlation: float = 0.0) -> VideoLDMOutput:
+                 frame_correlation: float = 0.0, start_latents: torch.Tensor | None = None,
+                 strength: float = 1.0) -> VideoLDMOutput:
         """Batched conditions (B clips) -> B videos of num_frames frames.
 
         Prediction / interpolation models take known frames: context_latents [B,T,4,h,w]
         (unscaled, as returned in .latents) and context_mask [B,T] (1 = known); known frames
         are returned exactly as given. stage: 0 prediction, 1 / 2 interpolation step.
-        frame_correlation: share of the starting noise common to all frames (see sample)."""
+        frame_correlation: share of the starting noise common to all frames (see sample).
+        start_latents [B,T,4,h,w] (unscaled) + strength < 1: start from that guess, noised (SDEdit)."""
         guidance = guidance or GuidanceScales()
         b = cond["time_of_day"].shape[0]
         shape = (b, num_frames, self.unet.cfg.in_channels, *latent_size)
@@ -93,8 +101,13 @@ class VideoLDMPipeline:
 
         generator = torch.Generator().manual_seed(seed)
         known = (context.latents, context.mask) if context is not None else None
+        start = None
+        if strength < 1:
+            if start_latents is None or start_latents.shape != shape:
+                raise ValueError(f"strength={strength} < 1 needs start_latents of shape {list(shape)}")
+            start = (start_latents * self.latent_scale, strength)
         scaled = sample(denoise, shape, sampler, self.schedule, steps, generator, progress, known,
-                        frame_correlation)
+                        frame_correlation, start)
         latents = scaled / self.latent_scale
         if context is not None:  # known frames exactly as given
             known = context_mask.bool()

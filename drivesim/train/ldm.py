@@ -64,6 +64,9 @@ class LDMTrainConfig:
     fast_latents: LatentCacheConfig | None = None
     context_channels: int = 32  # prediction / interpolation: context feature width per level
     context_drop: float = 0.1  # interpolation: P(no known frame), for context guidance
+    # Context stages: False scores only the frames the model has to generate; known frames are
+    # replaced at sampling time, and their (easy) loss would otherwise dominate the context path.
+    known_frames_in_loss: bool = False
     out_dir: str = "runs/image_ldm"
     init_from: str | None = None  # image-LDM checkpoint (video stage)
     unet: UNetConfig = field(default_factory=UNetConfig)
@@ -179,7 +182,10 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
         cond = cfg.dropout(cond, generator)
         noisy, timesteps, target = noise_clips(scheduler, latents, generator)
         pred = model(noisy, timesteps, cond, image_only=image_step, context=context)
-        loss = torch.nn.functional.mse_loss(pred, target)
+        if context is not None and not cfg.known_frames_in_loss:
+            loss = unknown_frame_mse(pred, target, context.mask)
+        else:
+            loss = torch.nn.functional.mse_loss(pred, target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if mixed and not image_step:  # video steps move only the temporal layers
@@ -198,6 +204,13 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
             _save(model, ema.module, optimizer, generator, step, out, meta, int(ema.n_averaged))
     bar.close()
     return out / "ema"
+
+
+def unknown_frame_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """pred, target [B,T,C,h,w], mask [B,T] (1 = known) -> MSE over the unknown frames only."""
+    per_frame = (pred - target).pow(2).mean(dim=(2, 3, 4))
+    weight = 1 - mask.to(per_frame.dtype)
+    return (per_frame * weight).sum() / weight.sum().clamp(min=1)
 
 
 def _loader(data: LatentClipDataset, cfg: LDMTrainConfig, step: int):

@@ -289,6 +289,12 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _held_out_args(parser: argparse.ArgumentParser) -> None:
+    """--model and --cache-dir of the held-out evaluations."""
+    parser.add_argument("--model", default=None, help="model folder (default: the shipped tiny model)")
+    parser.add_argument("--cache-dir", default="runs/latents", help="where held-out latent caches are built")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drivesim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -370,16 +376,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev_s.set_defaults(func=cmd_eval_samples)
     ev_d = ev_sub.add_parser("denoising", help="held-out eps-MSE of image/video/prediction/interpolation "
                                               "models (fixed noise)")
-    ev_d.add_argument("--model", default=None, help="model folder (default: the shipped tiny model)")
-    ev_d.add_argument("--cache-dir", default="runs/latents", help="where held-out latent caches are built")
+    _held_out_args(ev_d)
     ev_d.add_argument("--clips", type=int, default=32)
     ev_d.add_argument("--quiet", action="store_true")
     ev_d.set_defaults(func=cmd_eval_denoising)
     ev_c = ev_sub.add_parser("context", help="held-out check that prediction / interpolation sampling "
                                             "follows real known frames, per SDEdit start strength")
-    ev_c.add_argument("--model", default=None, help="model folder (default: the shipped tiny model)")
+    _held_out_args(ev_c)
     ev_c.add_argument("--strengths", default="1,0.8,0.5", help="comma-separated, 1 = pure noise")
-    ev_c.add_argument("--cache-dir", default="runs/latents", help="where held-out latent caches are built")
     ev_c.add_argument("--clips", type=int, default=8)
     ev_c.add_argument("--steps", type=int, default=12)
     ev_c.add_argument("--interpolation-steps", type=int, default=6)

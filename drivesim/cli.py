@@ -344,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--no-interpolate", action="store_true", help="key frames only (7.5 fps)")
     ro.add_argument("--frame-correlation", type=float, default=0.8,
                     help="shared part of the starting noise across frames (0 = independent)")
-    ro.add_argument("--prediction-strength", type=float, default=0.8,
+    ro.add_argument("--prediction-strength", type=float, default=0.7,
                     help="new key frames start from the last context frame noised this far (1 = pure noise)")
     ro.add_argument("--interpolation-strength", type=float, default=0.5,
                     help="interpolated frames start from the blend of their key frames noised this far "

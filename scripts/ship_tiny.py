@@ -24,7 +24,7 @@ SOURCES = {
     "temporal_decoder": ROOT / "runs/autoencoder/temporal2/final",
     "unet": ROOT / "runs/ldm/video2/last",  # raw weights: lower held-out loss than the EMA
     "prediction": ROOT / "runs/ldm/prediction3/ema",
-    "interpolation": ROOT / "runs/ldm/interpolation2/ema",
+    "interpolation": ROOT / "runs/ldm/interpolation3/ema",
     "clip": ROOT / "runs/probes/clip",
     "box": ROOT / "runs/probes/box",
 }

@@ -34,9 +34,11 @@ $DS train prediction steps=500 init_from=runs/ldm/prediction/last lr=1e-3 ema_de
     out_dir=runs/ldm/prediction2 known_frames_in_loss=true --quiet
 $DS train interpolation steps=600 init_from=runs/ldm/interpolation/last lr=1e-3 ema_decay=0.99 \
     out_dir=runs/ldm/interpolation2 known_frames_in_loss=true --quiet
-#    round 3 (prediction): only the generated frames are scored
+#    round 3: only the generated frames are scored
 $DS train prediction steps=3000 init_from=runs/ldm/prediction2/last lr=1e-3 ema_decay=0.99 \
     out_dir=runs/ldm/prediction3 save_every=250 --quiet
+$DS train interpolation steps=1000 init_from=runs/ldm/interpolation2/last lr=1e-3 ema_decay=0.99 \
+    out_dir=runs/ldm/interpolation3 save_every=250 --quiet
 # 6. evaluation probes
 $DS train probes steps=700 out_dir=runs/probes --quiet
 echo "all stages done; ship with: .venv/bin/python scripts/ship_tiny.py --version tiny-YYYYMMDD"

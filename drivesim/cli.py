@@ -117,7 +117,7 @@ def cmd_rollout(args) -> int:
                         interpolation_strength=args.interpolation_strength)
     crowd = args.crowdedness.split(",") if args.crowdedness else None
     meta = run_rollout(args.scenario, args.out, cfg, args.model or DEFAULT_MODEL_DIR, crowd,
-                       progress=not args.quiet)
+                       progress=not args.quiet, decode_chunk=args.decode_chunk)
     diag = {k: v for k, v in meta["diagnostics"].items() if k != "segments"}
     print(json.dumps(diag, indent=2))
     print(f"{meta['frames']} frames at {meta['fps']:g} fps -> {args.out}/{meta['scenario_id']}.mp4")
@@ -349,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--interpolation-strength", type=float, default=0.5,
                     help="interpolated frames start from the blend of their key frames noised this far "
                          "(1 = pure noise)")
+    ro.add_argument("--decode-chunk", type=int, default=7,
+                    help="frames per temporal-decoder call: larger is faster and needs more memory; "
+                         "the frames are the same")
     ro.add_argument("--crowdedness", default=None, help="per segment, comma-separated (last repeats), "
                                                         "e.g. light,moderate,crowded")
     ro.add_argument("--seed", type=int, default=None, help="default: the scenario's seed")

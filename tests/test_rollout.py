@@ -144,7 +144,11 @@ def test_streaming_decode_equals_full_decode(models, chunk):
     decoder = models[2]
     z = torch.randn(1, 23, 4, *LATENT)
     stream = StreamingDecoder(decoder, chunk=chunk)
+    windows = []
+    hook = decoder.register_forward_pre_hook(lambda m, args: windows.append(args[0].shape[1]))
     parts = [stream.push(z[:, a:b]) for a, b in ((0, 5), (5, 6), (6, 17), (17, 23))] + [stream.flush()]
+    hook.remove()
+    assert max(windows) <= chunk + 2 * stream.radius  # activation memory bounded by the chunk
     streamed = torch.cat([p for p in parts if p.numel()], 1)
     with torch.no_grad():
         full = decoder(z).clamp(-1, 1)

@@ -103,7 +103,7 @@ class Rollout:
     """Segment-by-segment generator over a RolloutConditions track."""
 
     def __init__(self, prediction: VideoLDMPipeline, interpolation: VideoLDMPipeline | None,
-                 cfg: RolloutConfig):
+                 cfg: RolloutConfig, decode_chunk: int = 7):
         if not prediction.unet.cfg.context_channels:
             raise ValueError("the rollout needs a prediction model (context_channels > 0); "
                              "a plain video LDM cannot take context frames")
@@ -115,6 +115,7 @@ class Rollout:
             if not 0 < getattr(cfg, name) <= 1:
                 raise ValueError(f"{name}={getattr(cfg, name)}: must be in (0, 1] (1 = pure noise)")
         self.prediction, self.interpolation, self.cfg = prediction, interpolation, cfg
+        self.decode_chunk = decode_chunk  # speed vs memory only: the frames do not depend on it
         self.guidance = GuidanceScales(cfg.guidance_scene, cfg.guidance_boxes, context=cfg.guidance_context)
 
     def segment_seed(self, index: int) -> int:
@@ -165,7 +166,7 @@ class Rollout:
         (index == cfg.segments, no new keys). `state` is updated in place after each segment."""
         cfg = self.cfg
         state = state or RolloutState()
-        decoder = StreamingDecoder(self.prediction.decoder)
+        decoder = StreamingDecoder(self.prediction.decoder, self.decode_chunk)
         if state.decoder is not None:
             decoder.load_state(state.decoder)
         for index in range(state.next_segment, cfg.segments):

@@ -51,14 +51,15 @@ def load_rollout_pipelines(model_dir: Path,
 
 def run_rollout(scenario_path: str | Path, out_dir: str | Path, cfg: RolloutConfig,
                 model_dir: str | Path = DEFAULT_MODEL_DIR, crowdedness: list[str] | None = None,
-                progress: bool = True) -> dict:
-    """Generate (or resume) the rollout; returns the metadata written beside the mp4."""
+                progress: bool = True, decode_chunk: int = 7) -> dict:
+    """Generate (or resume) the rollout; returns the metadata written beside the mp4.
+    decode_chunk: output frames per temporal-decoder call (memory vs speed; same frames)."""
     scenario = load_scenario(scenario_path)
     out_dir, model_dir = Path(out_dir), Path(model_dir)
     work = out_dir / scenario.id
     state_path = work / "state"
     prediction, interpolation = load_rollout_pipelines(model_dir, cfg.interpolate)
-    rollout = Rollout(prediction, interpolation, cfg)
+    rollout = Rollout(prediction, interpolation, cfg, decode_chunk)
     key_frames = cfg.segments * cfg.new_frames
     track = RolloutConditions.from_scenario(scenario, key_frames, cfg.key_fps, FACTOR, cfg.new_frames,
                                             crowdedness)

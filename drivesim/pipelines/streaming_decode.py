@@ -2,8 +2,9 @@
 
 Every output frame needs `radius` latent frames on each side, so frames are emitted with a
 lag of `radius` and the buffer never holds more than 2*radius + one push of latents. The
-decoder runs on at most `chunk` output frames (+ radius on each side) at a time, so its
-activation memory does not depend on the push size either. The result equals one full
+decoder runs on windows of at most chunk + 2*radius latents (the first window of a video,
+which has no left context, emits chunk + radius frames), so its activation memory does not
+depend on the push size either. The result equals one full
 decode of the whole video (the decoder's windowed attention gets
 each window's true frame offset).
 """
@@ -19,9 +20,11 @@ from drivesim.models.temporal_decoder import TemporalDecoder
 class StreamingDecoder:
     """push(z [1,n,4,h,w]) -> frames [1,m,3,8h,8w] ready so far; flush() -> the rest."""
 
-    def __init__(self, decoder: TemporalDecoder | AutoencoderKL, chunk: int = 12):
+    def __init__(self, decoder: TemporalDecoder | AutoencoderKL, chunk: int = 7):
         self.decoder = decoder
-        self.chunk = chunk  # output frames per decoder call: bounds the activation memory
+        # Output frames per decoder call; 7 = the tiny decoder's radius, so every window holds
+        # 21 latents, as many as the first segment of a rollout: its peak equals a long one's.
+        self.chunk = chunk
         self.radius = decoder.receptive_radius if isinstance(decoder, TemporalDecoder) else 0
         self.buffer: torch.Tensor | None = None  # latents from global frame index `buffer_start`
         self.buffer_start = 0
@@ -45,8 +48,13 @@ class StreamingDecoder:
     def _emit(self, stop: int) -> torch.Tensor:
         if self.buffer is None or stop <= self.emitted:
             return torch.empty(0)
-        out = torch.cat([self._decode(a, min(a + self.chunk, stop))
-                         for a in range(self.emitted, stop, self.chunk)], dim=1).clamp(-1, 1)
+        parts, a = [], self.emitted
+        while a < stop:
+            lo = max(self.buffer_start, a - self.radius)
+            b = min(stop, lo + self.chunk + self.radius)  # at most chunk + 2 radius latents a window
+            parts.append(self._decode(a, b))
+            a = b
+        out = torch.cat(parts, dim=1).clamp(-1, 1)
         self.emitted = stop
         keep_from = max(self.buffer_start, stop - self.radius)
         self.buffer = self.buffer[:, keep_from - self.buffer_start:]

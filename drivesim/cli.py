@@ -289,10 +289,12 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _held_out_args(parser: argparse.ArgumentParser) -> None:
-    """--model and --cache-dir of the held-out evaluations."""
+def _held_out_args(parser: argparse.ArgumentParser, clips: int) -> None:
+    """--model, --cache-dir, --clips and --quiet of the held-out evaluations."""
     parser.add_argument("--model", default=None, help="model folder (default: the shipped tiny model)")
     parser.add_argument("--cache-dir", default="runs/latents", help="where held-out latent caches are built")
+    parser.add_argument("--clips", type=int, default=clips)
+    parser.add_argument("--quiet", action="store_true")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -379,19 +381,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev_s.set_defaults(func=cmd_eval_samples)
     ev_d = ev_sub.add_parser("denoising", help="held-out eps-MSE of image/video/prediction/interpolation "
                                               "models (fixed noise)")
-    _held_out_args(ev_d)
-    ev_d.add_argument("--clips", type=int, default=32)
-    ev_d.add_argument("--quiet", action="store_true")
+    _held_out_args(ev_d, clips=32)
     ev_d.set_defaults(func=cmd_eval_denoising)
     ev_c = ev_sub.add_parser("context", help="held-out check that prediction / interpolation sampling "
                                             "follows real known frames, per SDEdit start strength")
-    _held_out_args(ev_c)
+    _held_out_args(ev_c, clips=8)
     ev_c.add_argument("--strengths", default="1,0.8,0.5", help="comma-separated, 1 = pure noise")
-    ev_c.add_argument("--clips", type=int, default=8)
     ev_c.add_argument("--steps", type=int, default=12)
     ev_c.add_argument("--interpolation-steps", type=int, default=6)
     ev_c.add_argument("--guidance-context", type=float, default=1.5)
-    ev_c.add_argument("--quiet", action="store_true")
     ev_c.set_defaults(func=cmd_eval_context)
     ev_r = ev_sub.add_parser("report", help="metrics report of real / reconstructed / generated sets "
                                            "(hydra config 'eval' + overrides)")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from einops import rearrange, repeat
+from einops import repeat
 from tqdm import tqdm
 
 from drivesim.data.conditions import PER_FRAME_KEYS
@@ -36,9 +36,16 @@ def _steps(frames: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def real_steps(pipe, data, clips: int, frames: int) -> list[float]:
+    """Mean decoded pixel step of the first `frames` real frames of each held-out clip."""
+    return [float(_steps(pipe.decode(_clip(data, i, frames)[0])).mean()) for i in range(clips)]
+
+
+@torch.no_grad()
 def prediction_use(pipe, data, clips: int, steps: int, guidance: GuidanceScales, strength: float,
-                   context: int = 2) -> dict[str, float]:
-    """Sample 8 - context key frames after `context` real ones, per held-out clip -> mean metrics."""
+                   real: list[float], context: int = 2) -> dict[str, float]:
+    """Sample 8 - context key frames after `context` real ones, per held-out clip -> mean metrics;
+    real = real_steps(..., frames=8)."""
     rows = []
     for i in range(clips):
         latents, cond = _clip(data, i, 8)
@@ -47,31 +54,33 @@ def prediction_use(pipe, data, clips: int, steps: int, guidance: GuidanceScales,
         out = pipe(cond, 8, tuple(latents.shape[-2:]), "dpmpp", steps, guidance, seed=i, decode=False,
                    context_latents=latents, context_mask=mask, frame_correlation=0.8,
                    start_latents=start, strength=strength).latents
-        gen, real = pipe.decode(out), pipe.decode(latents)
+        gen = pipe.decode(out)
         step, gap = _steps(gen), (gen[:, context:].mean() - gen[:, :context].mean()).abs() * 127.5
         rows.append({"latent_mse_new": float(((out - latents)[:, context:] ** 2).mean()),
                      "step_context_to_new": float(step[context - 1]),
-                     "step_new": float(step[context:].mean()), "step_real": float(_steps(real).mean()),
+                     "step_new": float(step[context:].mean()), "step_real": real[i],
                      "brightness_gap": float(gap)})
     return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
 
 
 @torch.no_grad()
-def interpolation_use(pipe, data, clips: int, steps: int, strength: float) -> dict[str, float]:
-    """Fill frames 1-3 between real key frames 0 and 4 (stage 2), per held-out clip -> mean metrics."""
+def interpolation_use(pipe, data, clips: int, steps: int, strength: float,
+                      real: list[float]) -> dict[str, float]:
+    """Fill frames 1-3 between real key frames 0 and 4 (stage 2), per held-out clip -> mean metrics;
+    real = real_steps(..., frames=5)."""
+    from drivesim.pipelines.rollout import key_blend
+
     rows = []
-    w = rearrange(torch.linspace(0, 1, 5), "t -> 1 t 1 1 1")
     mask = torch.tensor([[1.0, 0, 0, 0, 1]])
     for i in range(clips):
         latents, cond = _clip(data, i, 5)
-        blend = latents[:, :1] * (1 - w) + latents[:, -1:] * w
+        blend = key_blend(latents)
         out = pipe(cond, 5, tuple(latents.shape[-2:]), "dpmpp", steps, GuidanceScales(1.0, 1.0), seed=i,
                    decode=False, context_latents=latents, context_mask=mask, stage=2,
                    frame_correlation=0.8, start_latents=blend, strength=strength).latents
         rows.append({"latent_mse": float(((out - latents)[:, 1:4] ** 2).mean()),
                      "latent_mse_linear_blend": float(((blend - latents)[:, 1:4] ** 2).mean()),
-                     "step": float(_steps(pipe.decode(out)).mean()),
-                     "step_real": float(_steps(pipe.decode(latents)).mean())})
+                     "step": float(_steps(pipe.decode(out)).mean()), "step_real": real[i]})
     return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
 
 
@@ -86,9 +95,12 @@ def context_use_report(model_dir: str, strengths: tuple[float, ...] = (1.0, 0.8,
     prediction, interpolation = load_rollout_pipelines(Path(model_dir), interpolate=True)
     guidance = GuidanceScales(2.0, 1.5, context=guidance_context)
     n_key, n_fast = min(clips, len(caches[7.5])), min(clips, len(caches[30.0]))
+    real_key = real_steps(prediction, caches[7.5], n_key, 8)  # the real clips, decoded once
+    real_fast = real_steps(prediction, caches[30.0], n_fast, 5)
     out = {}
     for s in tqdm(strengths, desc="context use", disable=not progress):
-        out[f"prediction s={s:g}"] = prediction_use(prediction, caches[7.5], n_key, steps, guidance, s)
+        out[f"prediction s={s:g}"] = prediction_use(prediction, caches[7.5], n_key, steps, guidance, s,
+                                                    real_key)
         out[f"interpolation s={s:g}"] = interpolation_use(interpolation, caches[30.0], n_fast,
-                                                          interpolation_steps, s)
+                                                          interpolation_steps, s, real_fast)
     return out

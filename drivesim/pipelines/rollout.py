@@ -99,6 +99,12 @@ def load_rollout_state(path: str | Path) -> tuple[RolloutState, dict]:
     return RolloutState(meta["next_segment"], tensors["context"], decoder, meta["out_frames"]), meta
 
 
+def key_blend(windows: torch.Tensor) -> torch.Tensor:
+    """[B,F,C,h,w] -> the linear blend from frame 0 to frame F-1 at every frame (SDEdit start)."""
+    w = rearrange(torch.linspace(0, 1, windows.shape[1]), "t -> 1 t 1 1 1")
+    return windows[:, :1] * (1 - w) + windows[:, -1:] * w
+
+
 class Rollout:
     """Segment-by-segment generator over a RolloutConditions track."""
 
@@ -152,8 +158,7 @@ class Rollout:
         mask[:, 0] = mask[:, -1] = 1
         fine = [[(first_key + i) * FACTOR + j for j in range(FACTOR + 1)] for i in range(k - 1)]
         cond = track.fine_conditions(fine)
-        w = rearrange(torch.linspace(0, 1, FACTOR + 1), "t -> 1 t 1 1 1")
-        blend = windows[:, :1] * (1 - w) + windows[:, -1:] * w
+        blend = key_blend(windows)
         out = self.interpolation(cond, FACTOR + 1, self.cfg.latent_size, self.cfg.sampler,
                                  self.cfg.interpolation_steps, GuidanceScales(1.0, 1.0), seed=seed,
                                  decode=False, context_latents=windows, context_mask=mask,

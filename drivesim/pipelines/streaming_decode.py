@@ -4,9 +4,8 @@ Every output frame needs `radius` latent frames on each side, so frames are emit
 lag of `radius` and the buffer never holds more than 2*radius + one push of latents. The
 decoder runs on windows of at most chunk + 2*radius latents (the first window of a video,
 which has no left context, emits chunk + radius frames), so its activation memory does not
-depend on the push size either. The result equals one full
-decode of the whole video (the decoder's windowed attention gets
-each window's true frame offset).
+depend on the push size either. The result equals one full decode of the whole video (the
+decoder's windowed attention gets each window's true frame offset).
 """
 
 from __future__ import annotations

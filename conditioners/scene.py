@@ -1,4 +1,5 @@
-"""Time of day and crowdedness as embeddings added to the diffusion timestep embedding."""
+"""Time of day and crowdedness as embeddings: summed into the timestep embedding (which the UNet's
+resnets apply as scale-shift after their norms), or as two cross-attention tokens."""
 
 from __future__ import annotations
 
@@ -19,8 +20,12 @@ class SceneEmbedding(nn.Module):
     def _with_null(index: torch.Tensor, table: nn.Embedding) -> torch.Tensor:
         return torch.where(index < 0, table.num_embeddings - 1, index)
 
-    def forward(self, time_of_day: torch.Tensor, crowdedness: torch.Tensor) -> torch.Tensor:
-        """[B] long, [B] long -> [B,dim]."""
+    def tokens(self, time_of_day: torch.Tensor, crowdedness: torch.Tensor) -> torch.Tensor:
+        """[B] long, [B] long -> [B,2,dim] (time-of-day token, crowdedness token)."""
         tod = self.time_of_day(self._with_null(time_of_day, self.time_of_day))
         crowd = self.crowdedness(self._with_null(crowdedness, self.crowdedness))
-        return tod + crowd
+        return torch.stack([tod, crowd], dim=1)
+
+    def forward(self, time_of_day: torch.Tensor, crowdedness: torch.Tensor) -> torch.Tensor:
+        """[B] long, [B] long -> [B,dim]."""
+        return self.tokens(time_of_day, crowdedness).sum(dim=1)

@@ -82,7 +82,8 @@ def cmd_generate(args) -> int:
     options = GenerateOptions(sampler=args.sampler, steps=args.steps,
                               guidance_scene=args.guidance_scene, guidance_boxes=args.guidance_boxes,
                               max_frames=args.max_frames, overwrite=args.overwrite,
-                              frame_correlation=args.frame_correlation)
+                              frame_correlation=args.frame_correlation,
+                              guidance_rescale=args.guidance_rescale)
     start = time.perf_counter()
     paths = generate_scenarios(args.scenario, args.out, options, args.model or DEFAULT_MODEL_DIR,
                                progress=not args.quiet)
@@ -326,8 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--guidance-scene", type=float, default=3.0, help="CFG scale, time of day + crowdedness")
     gen.add_argument("--guidance-boxes", type=float, default=2.0, help="CFG scale, boxes")
     gen.add_argument("--max-frames", type=int, default=16, help="key frames per clip (7.5 fps)")
-    gen.add_argument("--frame-correlation", type=float, default=0.8,
-                     help="shared part of the starting noise across frames (0 = independent)")
+    gen.add_argument("--frame-correlation", type=float, default=None,
+                     help="shared part of the starting noise across frames (default: the noise prior "
+                          "the model trained with; 0 = independent)")
+    gen.add_argument("--guidance-rescale", type=float, default=0.7, help="CFG rescale phi (0 = off)")
     gen.add_argument("--overwrite", action="store_true")
     gen.add_argument("--quiet", action="store_true")
     gen.set_defaults(func=cmd_generate)
@@ -344,8 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--interpolation-steps", type=int, default=10)
     ro.add_argument("--guidance-context", type=float, default=1.5, help="1 = no context guidance")
     ro.add_argument("--no-interpolate", action="store_true", help="key frames only (7.5 fps)")
-    ro.add_argument("--frame-correlation", type=float, default=0.8,
-                    help="shared part of the starting noise across frames (0 = independent)")
+    ro.add_argument("--frame-correlation", type=float, default=None,
+                    help="shared part of the starting noise across frames (default: the noise prior "
+                         "the model trained with; 0 = independent)")
     ro.add_argument("--prediction-strength", type=float, default=0.7,
                     help="new key frames start from the last context frame noised this far (1 = pure noise)")
     ro.add_argument("--interpolation-strength", type=float, default=0.5,

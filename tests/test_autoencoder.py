@@ -73,9 +73,9 @@ def test_diffusers_file_loads_without_conversion(tmp_path):
     load_vae_weights(ours, path)
     x = torch.rand(2, 3, 32, 64) * 2 - 1
     with torch.no_grad():
-        torch.testing.assert_close(ours.encode(x).mean, twin.encode(x).latent_dist.mean, atol=1e-5, rtol=0)
+        torch.testing.assert_close(ours.encode(x).mean, twin.encode(x).latent_dist.mean, atol=1e-4, rtol=1e-4)
         z = torch.randn(2, 4, 4, 8)
-        torch.testing.assert_close(ours.decode(z), twin.decode(z).sample, atol=1e-5, rtol=0)
+        torch.testing.assert_close(ours.decode(z), twin.decode(z).sample, atol=1e-4, rtol=1e-4)
 
 
 def test_original_ldm_layout_converts_like_diffusers(tmp_path):
@@ -141,7 +141,7 @@ def test_chunked_decode_equals_full_decode(frames, chunk):
     with torch.no_grad():
         full = td(z)
     chunked = td.decode_chunked(z, chunk=chunk)
-    torch.testing.assert_close(chunked, full, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(chunked, full, atol=1e-4, rtol=1e-4)
     no_overlap = td.decode_chunked(z, chunk=chunk, overlap=0)
     if frames > chunk:  # without context the chunk borders differ (what SVD's decoder does)
         assert (no_overlap - full).abs().max() > 1e-4

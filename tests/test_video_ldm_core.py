@@ -7,11 +7,12 @@ from torch.utils.data import default_collate
 
 from conditioners import BoxEncoder, ConditionDropout, SceneEmbedding
 from conditioners.dropout import null_conditions
+from conditioners.layout import rasterize_boxes
 from drivesim.data.conditions import clip_conditions
 from drivesim.data.labels import Box
 from drivesim.diffusion.guidance import GuidanceScales, combine, guided_prediction
 from drivesim.diffusion.samplers import SAMPLERS, sample
-from drivesim.diffusion.schedule import ScheduleConfig, noise_clips, training_scheduler
+from drivesim.diffusion.schedule import ScheduleConfig, noise_clips, training_scheduler, velocity
 from drivesim.models.temporal_layers import is_temporal, spatial_parameters, temporal_parameters
 from drivesim.models.unet import UNetConfig, VideoUNet
 
@@ -57,7 +58,7 @@ def test_inflated_model_equals_image_model_frame_by_frame(image_model):
             **cond, "boxes": cond["boxes"][:, i:i + 1], "box_class": cond["box_class"][:, i:i + 1],
             "box_mask": cond["box_mask"][:, i:i + 1]}, image_only=True)[:, 0] for i in range(T)], 1)
     assert out.abs().mean() > 0
-    torch.testing.assert_close(out, per_frame, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out, per_frame, atol=1e-4, rtol=1e-4)
 
 
 def test_temporal_layers_mix_frames_and_image_only_switch(image_model):
@@ -79,7 +80,8 @@ def test_temporal_parameters_share_a_prefix(image_model):
     names = [n for n, _ in image_model.named_parameters()]
     temporal = [n for n in names if is_temporal(n)]
     assert temporal and all(n.startswith("temporal_") for n in temporal)
-    assert all(n.startswith(("unet.", "scene.", "boxes.")) for n in names if not is_temporal(n))
+    spatial_prefixes = ("unet.", "scene.", "boxes.", "scene_tokens.")
+    assert all(n.startswith(spatial_prefixes) for n in names if not is_temporal(n))
     total = sum(p.numel() for p in image_model.parameters())
     assert total == sum(p.numel() for p in temporal_parameters(image_model)) + sum(
         p.numel() for p in spatial_parameters(image_model))
@@ -132,7 +134,7 @@ def test_cfg_scale_one_equals_conditional(image_model):
         guided = guided_prediction(video, x, t, cond, GuidanceScales(scene=1.0, boxes=1.0))
         conditional = video(x, t, cond)
         strong = guided_prediction(video, x, t, cond, GuidanceScales(scene=4.0, boxes=2.0))
-    torch.testing.assert_close(guided, conditional, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(guided, conditional, atol=1e-4, rtol=1e-4)
     assert (strong - conditional).abs().max() > 1e-4
 
 
@@ -167,7 +169,7 @@ def test_box_tokens_are_permutation_invariant_through_cross_attention(image_mode
     with torch.no_grad():
         a, b = image_model(x, t, cond), image_model(x, t, swapped)
         c = image_model(x, t, null_conditions(cond, scene=False))
-    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
     assert (a - c).abs().max() > 1e-5  # boxes do reach the network
 
 
@@ -205,7 +207,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(image_model):
         video(x, t, cond).pow(2).mean().backward()
         grads.append([p.grad.clone() for p in temporal_parameters(video)])
     for a, b in zip(*grads):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
 def test_spatial_path_equals_diffusers_unet_forward(image_model):
@@ -215,22 +217,28 @@ def test_spatial_path_equals_diffusers_unet_forward(image_model):
     with torch.no_grad():
         ours = image_model(x, t, cond, image_only=True)[:, 0]
         scene = image_model.scene(cond["time_of_day"], cond["crowdedness"])
-        tokens = image_model.boxes(cond["boxes"], cond["box_class"], cond["box_mask"])
-        reference = image_model.unet(x[:, 0], t, encoder_hidden_states=tokens, class_labels=scene).sample
-    torch.testing.assert_close(ours, reference, atol=1e-6, rtol=0)
+        tokens = torch.cat([image_model.boxes(cond["boxes"], cond["box_class"], cond["box_mask"]),
+                            image_model.scene_tokens.tokens(cond["time_of_day"], cond["crowdedness"])], 1)
+        layout = rasterize_boxes(cond["boxes"], cond["box_class"], cond["box_mask"], (H, W))
+        reference = image_model.unet(torch.cat([x[:, 0], layout], 1), t, encoder_hidden_states=tokens,
+                                     class_labels=scene).sample
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("zero_snr", [True, False])
 @pytest.mark.parametrize("sampler", SAMPLERS)
-def test_sdedit_start_runs_steps_from_the_strength_level(sampler):
-    cfg = ScheduleConfig()
+def test_sdedit_start_runs_steps_from_the_strength_level(sampler, zero_snr):
+    cfg = ScheduleConfig() if zero_snr else ScheduleConfig(
+        prediction_type="epsilon", rescale_betas_zero_snr=False, timestep_spacing="leading")
     alphas = training_scheduler(cfg).alphas_cumprod
     target = torch.randn(1, T, 4, H, W)
     calls = []
 
-    def oracle(x, t):  # the exact eps for clean latents `target`
+    def oracle(x, t):  # the exact eps (or v) for clean latents `target`
         calls.append(float(t[0]))
         ab = alphas[round(float(t[0]))]
-        return (x - ab.sqrt() * target) / (1 - ab).sqrt()
+        eps = (x - ab.sqrt() * target) / (1 - ab).sqrt()
+        return velocity(target, eps, ab) if cfg.prediction_type == "v_prediction" else eps
 
     guess = target + 0.3 * torch.randn_like(target)
     out = sample(oracle, target.shape, sampler, cfg, steps=4, generator=torch.Generator().manual_seed(0),

@@ -5,6 +5,8 @@ where u is the prediction without conditions, c_scene sees only time of day and
 crowdedness, c_full sees everything (all three see the context frames, if any) and c_free
 is c_full without context frames. Scales may ramp linearly over frames (a per-frame
 guidance ramp). Context guidance has no effect when no frame is known (c_full == c_free).
+`rescale` (phi, Lin et al. 2024 section 3.4) pulls the guided prediction's per-clip std back
+towards c_full's: large scales on a zero-terminal-SNR v-model otherwise over-expose.
 """
 
 from __future__ import annotations
@@ -23,18 +25,28 @@ class GuidanceScales:
     boxes: float = 2.0
     frame_ramp: tuple[float, float] | None = None  # multiplier at first and last frame
     context: float = 1.0  # context-frame guidance (1 = off)
+    rescale: float = 0.7  # CFG rescale phi in [0, 1] (0 = off)
 
     @property
     def is_identity(self) -> bool:
         return self.scene == 1.0 and self.boxes == 1.0 and self.frame_ramp is None and self.context == 1.0
 
 
+def rescale_guidance(guided: torch.Tensor, full: torch.Tensor, phi: float) -> torch.Tensor:
+    """[B,...] guided, [B,...] conditional -> phi * guided * std(full) / std(guided) + (1 - phi) * guided."""
+    if phi == 0:
+        return guided
+    dims = tuple(range(1, guided.dim()))
+    ratio = full.std(dim=dims, keepdim=True) / guided.std(dim=dims, keepdim=True).clamp(min=1e-8)
+    return phi * guided * ratio + (1 - phi) * guided
+
+
 def _ramp(scales: GuidanceScales, num_frames: int, like: torch.Tensor) -> torch.Tensor:
     """Per-frame multiplier shaped [1,T,1,1,1]."""
     if scales.frame_ramp is None:
-        return torch.ones(1, num_frames, 1, 1, 1, dtype=like.dtype)
+        return torch.ones(1, num_frames, 1, 1, 1, dtype=like.dtype, device=like.device)
     start, end = scales.frame_ramp
-    return torch.linspace(start, end, num_frames, dtype=like.dtype).view(1, -1, 1, 1, 1)
+    return torch.linspace(start, end, num_frames, dtype=like.dtype, device=like.device).view(1, -1, 1, 1, 1)
 
 
 def combine(uncond: torch.Tensor, scene: torch.Tensor, full: torch.Tensor,
@@ -66,7 +78,7 @@ def guided_prediction(model, x: torch.Tensor, timesteps: torch.Tensor, cond: dic
     guided = combine(uncond, scene, full, scales)
     if guide_context:
         guided = guided + (scales.context - 1.0) * _ramp(scales, x.shape[1], x) * (full - free[0])
-    return guided
+    return rescale_guidance(guided, full, scales.rescale)
 
 
-__all__ = ["GuidanceScales", "combine", "guided_prediction"]
+__all__ = ["GuidanceScales", "combine", "guided_prediction", "rescale_guidance"]

@@ -8,6 +8,7 @@ import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 from tqdm import tqdm
 
+from drivesim.diffusion.noise import mixed_noise
 from drivesim.diffusion.schedule import ScheduleConfig
 
 SAMPLERS = ("ddim", "dpmpp", "euler")
@@ -25,21 +26,11 @@ def make_scheduler(name: str, cfg: ScheduleConfig):
     raise ValueError(f"sampler={name!r}: use one of {SAMPLERS}")
 
 
-def initial_noise(shape: tuple[int, ...], generator: torch.Generator | None,
-                  correlation: float) -> torch.Tensor:
-    """[B,T,...] N(0, I) per frame; frames share a `correlation` fraction of the variance."""
-    noise = torch.randn(shape, generator=generator)
-    if correlation <= 0 or len(shape) < 5:
-        return noise
-    shared = torch.randn((shape[0], 1, *shape[2:]), generator=generator)
-    return correlation ** 0.5 * shared + (1 - correlation) ** 0.5 * noise
-
-
 def sample(denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], shape: tuple[int, ...],
            sampler: str, cfg: ScheduleConfig, steps: int = 25,
            generator: torch.Generator | None = None, progress: bool = False,
            known: tuple[torch.Tensor, torch.Tensor] | None = None,
-           frame_correlation: float = 0.0,
+           frame_correlation: float | None = None,
            start: tuple[torch.Tensor, float] | None = None) -> torch.Tensor:
     """Run `steps` denoising steps from pure noise; denoise(x_in, t [B]) -> model output.
 
@@ -47,7 +38,7 @@ def sample(denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], shape:
     the known latents noised to the next step's level (replacement sampling, Ho et al. 2022),
     so the frames being generated see them through the noisy input as well.
     frame_correlation: share of the starting noise common to all frames of a clip (mixed noise
-    prior, Ge et al. 2023 "PYoCo"); every frame's noise stays N(0, I).
+    prior, Ge et al. 2023 "PYoCo"); None = cfg.frame_correlation, the prior the model trained with.
     start = (latents [B,T,...], strength in (0, 1]): begin from a guess noised to `strength` of
     the schedule (SDEdit, Meng et al. 2022) instead of pure noise; `steps` steps still run,
     spaced over that lower part of the schedule. strength 1 = pure noise."""
@@ -61,12 +52,14 @@ def sample(denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], shape:
     timesteps = scheduler.timesteps[skip * scheduler.order:]
     if skip and hasattr(scheduler, "set_begin_index"):
         scheduler.set_begin_index(skip * scheduler.order)
-    noise = initial_noise(shape, generator, frame_correlation)
+    if frame_correlation is None:
+        frame_correlation = cfg.frame_correlation
+    noise = mixed_noise(shape, generator, frame_correlation)
     x = scheduler.add_noise(start[0], noise, timesteps[:1]) if skip else noise * scheduler.init_noise_sigma
     if known is not None:
         known_latents, mask = known
         keep = mask.bool()
-        known_noise = torch.randn(shape, generator=generator)
+        known_noise = mixed_noise(shape, generator, frame_correlation)
         x[keep] = scheduler.add_noise(known_latents, known_noise, timesteps[:1])[keep]
     for i, t in enumerate(tqdm(timesteps, desc=f"{sampler} sampling", disable=not progress)):
         model_in = scheduler.scale_model_input(x, t)

@@ -52,7 +52,7 @@ def prediction_use(pipe, data, clips: int, steps: int, guidance: GuidanceScales,
         mask = (torch.arange(8) < context).float()[None]
         start = repeat(latents[:, context - 1], "b c h w -> b t c h w", t=8)
         out = pipe(cond, 8, tuple(latents.shape[-2:]), "dpmpp", steps, guidance, seed=i, decode=False,
-                   context_latents=latents, context_mask=mask, frame_correlation=0.8,
+                   context_latents=latents, context_mask=mask,
                    start_latents=start, strength=strength).latents
         gen = pipe.decode(out)
         step, gap = _steps(gen), (gen[:, context:].mean() - gen[:, :context].mean()).abs() * 127.5
@@ -77,7 +77,7 @@ def interpolation_use(pipe, data, clips: int, steps: int, strength: float,
         blend = key_blend(latents)
         out = pipe(cond, 5, tuple(latents.shape[-2:]), "dpmpp", steps, GuidanceScales(1.0, 1.0), seed=i,
                    decode=False, context_latents=latents, context_mask=mask, stage=2,
-                   frame_correlation=0.8, start_latents=blend, strength=strength).latents
+                   start_latents=blend, strength=strength).latents
         rows.append({"latent_mse": float(((out - latents)[:, 1:4] ** 2).mean()),
                      "latent_mse_linear_blend": float(((blend - latents)[:, 1:4] ** 2).mean()),
                      "step": float(_steps(pipe.decode(out)).mean()), "step_real": real[i]})

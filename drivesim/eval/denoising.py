@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from conditioners.context import Context, keyframe_mask, leading_mask
 from drivesim.data.conditions import PER_FRAME_KEYS
+from drivesim.diffusion.noise import mixed_noise
 from drivesim.diffusion.schedule import ScheduleConfig, training_scheduler
 from drivesim.models.unet import VideoUNet
 from drivesim.train.latent_cache import LatentClipDataset
@@ -19,12 +20,15 @@ TIMESTEPS = (100, 300, 500, 700, 900)
 @torch.no_grad()
 def denoising_loss(model: VideoUNet, data: LatentClipDataset, scale: float, clips: int = 32,
                    num_frames: int = 8, seed: int = 0, image_only: bool = False, context: int = 0,
-                   keyframes: bool = False, stage: int = 0, progress: bool = False) -> float:
-    """Mean eps-MSE over `clips` clips x TIMESTEPS on the frames the model has to generate.
+                   keyframes: bool = False, stage: int = 0, progress: bool = False,
+                   schedule: ScheduleConfig | None = None) -> float:
+    """Mean MSE against the model's own target (eps or v, per `schedule`, the one it trained with)
+    over `clips` clips x TIMESTEPS on the frames the model has to generate.
 
     context: leading known frames (prediction); keyframes: every 4th frame known
     (interpolation, num_frames = 4k+1). Known frames are left out of the mean."""
-    scheduler = training_scheduler(ScheduleConfig())
+    schedule = schedule or ScheduleConfig()
+    scheduler = training_scheduler(schedule)
     g = torch.Generator().manual_seed(seed)
     total, count = 0.0, 0
     for i in tqdm(range(min(clips, len(data))), desc="denoising loss", disable=not progress):
@@ -35,11 +39,13 @@ def denoising_loss(model: VideoUNet, data: LatentClipDataset, scale: float, clip
         mask = keyframe_mask(b, t) if keyframes else leading_mask(b, t, context)
         ctx = Context(latents, mask, torch.tensor([stage])) if model.cfg.context_channels else None
         for step in TIMESTEPS:
-            noise = torch.randn(latents.shape, generator=g)
+            noise = mixed_noise(latents.shape, g, 0.0 if image_only else schedule.frame_correlation)
             ts = torch.tensor([step])
             noisy = scheduler.add_noise(latents, noise, ts)
             pred = model(noisy, ts, cond, image_only=image_only, context=ctx)
-            err = ((pred - noise) ** 2).mean(dim=(2, 3, 4))[0]  # per frame
+            v_model = schedule.prediction_type == "v_prediction"
+            target = scheduler.get_velocity(latents, noise, ts) if v_model else noise
+            err = ((pred - target) ** 2).mean(dim=(2, 3, 4))[0]  # per frame
             unknown = mask[0] == 0
             total += float(err[unknown].sum())
             count += int(unknown.sum())
@@ -71,20 +77,24 @@ def denoising_report(model_dir: str, cache_dir: str = "runs/latents", clips: int
     scale = float(read_config(folder / "unet")["latent_scale"])
     caches = heldout_caches(folder, cache_dir, clips)
     load = lambda name: load_checkpoint(folder / name, lambda c: VideoUNet(unet_config(c["unet"]))).eval()
+    schedule = lambda name: ScheduleConfig.from_dict(read_config(folder / name).get("train_config", {})
+                                                     .get("schedule", {}))
     key, fast = caches[7.5], caches[30.0]
     out = {}
-    video = load("unet")
-    out["image model (video unet, image_only)"] = denoising_loss(video, key, scale, clips, image_only=True)
-    out["video model"] = denoising_loss(video, key, scale, clips)
+    video, sched = load("unet"), schedule("unet")
+    out["image model (video unet, image_only)"] = denoising_loss(video, key, scale, clips, image_only=True,
+                                                                 schedule=sched)
+    out["video model"] = denoising_loss(video, key, scale, clips, schedule=sched)
     if (folder / "prediction.safetensors").exists():
-        pred = load("prediction")
+        pred, sched = load("prediction"), schedule("prediction")
         for n in (0, 1, 2):
-            out[f"prediction, {n} context frames"] = denoising_loss(pred, key, scale, clips, context=n)
+            out[f"prediction, {n} context frames"] = denoising_loss(pred, key, scale, clips, context=n,
+                                                                    schedule=sched)
     if (folder / "interpolation.safetensors").exists():
-        interp = load("interpolation")
+        interp, sched = load("interpolation"), schedule("interpolation")
         for stage, data in ((1, key), (2, fast)):
             for known in (False, True):
                 name = f"interpolation stage {stage}, {'key frames given' if known else 'no key frames'}"
                 out[name] = denoising_loss(interp, data, scale, clips, num_frames=5, keyframes=known,
-                                           stage=stage)
+                                           stage=stage, schedule=sched)
     return out

@@ -52,7 +52,7 @@ class EvalConfig:
     sampler: str = "dpmpp"
     guidance_scene: float = 2.0
     guidance_boxes: float = 1.5
-    frame_correlation: float = 0.8
+    frame_correlation: float | None = None  # None: the noise prior the model trained with
     probes: str | None = None  # probe folder (None: the shipped drivesim/assets/eval)
     fid_weights: str | None = None  # pt_inception-2015-12-05-6726825d.pth
     fvd_weights: str | None = None  # rgb_imagenet.pt (I3D)

@@ -17,7 +17,7 @@ LAYOUT_SEED = 424_242  # layouts never used in training
 @torch.no_grad()
 def time_of_day_report(pipe: VideoLDMPipeline, clips: int = 4, num_frames: int = 8,
                        steps: int = 20, guidance: GuidanceScales | None = None,
-                       progress: bool = True, frame_correlation: float = 0.8) -> dict:
+                       progress: bool = True, frame_correlation: float | None = None) -> dict:
     """Mean brightness (0-255) of generated day vs night clips over the same layouts."""
     out: dict[str, list[float]] = {"day": [], "night": []}
     for tod in ("day", "night"):

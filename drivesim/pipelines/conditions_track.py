@@ -27,9 +27,11 @@ class RolloutConditions:
 
     @classmethod
     def from_scenario(cls, scenario: Scenario, key_frames: int, key_fps: float = 7.5, factor: int = 4,
-                      keys_per_segment: int = 6, crowdedness: list[str] | None = None) -> RolloutConditions:
-        """The scenario's world laid out for key_frames key frames (boxes at key_fps * factor)."""
-        size = tuple(scenario.output.resolution)
+                      keys_per_segment: int = 6, crowdedness: list[str] | None = None,
+                      size: tuple[int, int] | None = None) -> RolloutConditions:
+        """The scenario's world laid out for key_frames key frames (boxes at key_fps * factor), in
+        pixels of `size` (H,W): the video actually written (default: the scenario's resolution)."""
+        size = tuple(size or scenario.output.resolution)
         spec = dataclasses.replace(scenario.to_world_spec(), num_frames=key_frames * factor + 1,
                                    fps=key_fps * factor, height=size[0], width=size[1])
         return cls(list(World(spec).labels()), size, scenario.time_of_day,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from drivesim.pipelines.scenario_conditions import scenario_conditions
 from drivesim.pipelines.video_ldm import VideoLDMPipeline
 from drivesim.scenario import load_scenario, scenario_files
 
+logger = logging.getLogger(__name__)
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "tiny"
 
 
@@ -25,8 +27,18 @@ class GenerateOptions:
     guidance_boxes: float = 2.0
     key_fps: float = 7.5  # the key-frame model's frame rate
     max_frames: int = 16  # one segment; longer clips need the rollout model
-    frame_correlation: float = 0.8  # shared part of the starting noise across frames
+    latent_size: tuple[int, int] = (16, 32)  # the key-frame model's latent size (128x256 frames)
+    frame_correlation: float | None = None  # shared part of the starting noise; None = the model's prior
+    guidance_rescale: float = 0.7  # CFG rescale phi
     overwrite: bool = False
+
+
+def warn_resolution(scenario, size: tuple[int, int]) -> None:
+    """Say so when the video written differs from the scenario's output.resolution."""
+    if tuple(scenario.output.resolution) != tuple(size):
+        logger.warning("%s: output.resolution %s is not available yet (no upsampler in this release); "
+                       "writing %dx%d, with labels in that resolution", scenario.id,
+                       "x".join(map(str, scenario.output.resolution)), *size)
 
 
 def load_pipeline(model_dir: str | Path = DEFAULT_MODEL_DIR) -> VideoLDMPipeline:
@@ -46,7 +58,8 @@ def generate_scenarios(path: str | Path, out_dir: str | Path, options: GenerateO
     if not todo:
         return []
     pipe = load_pipeline(model_dir)
-    guidance = GuidanceScales(options.guidance_scene, options.guidance_boxes)
+    guidance = GuidanceScales(options.guidance_scene, options.guidance_boxes,
+                              rescale=options.guidance_rescale)
     written = []
     for scenario in tqdm(todo, desc="generate", unit="clip", disable=not progress):
         frames = min(options.max_frames, max(1, math.ceil(scenario.duration * options.key_fps)))
@@ -54,15 +67,19 @@ def generate_scenarios(path: str | Path, out_dir: str | Path, options: GenerateO
             tqdm.write(f"{scenario.id}: {scenario.duration:g} s is longer than one segment; generating "
                        f"the first {frames} key frames ({frames / options.key_fps:.2f} s). "
                        "`drivesim rollout` makes the whole clip at 30 fps")
-        size = (128, 256)
+        size = pipe.output_size(options.latent_size)  # labels describe the video written
+        warn_resolution(scenario, size)
         cond, labels = scenario_conditions(scenario, frames, options.key_fps, size)
-        out = pipe(cond, frames, sampler=options.sampler, steps=options.steps, guidance=guidance,
-                   seed=scenario.seed, frame_correlation=options.frame_correlation)
+        out = pipe(cond, frames, options.latent_size, sampler=options.sampler, steps=options.steps,
+                   guidance=guidance, seed=scenario.seed, frame_correlation=options.frame_correlation)
         meta = {"scenario_id": scenario.id, "seed": scenario.seed,
                 "scenario": scenario.model_dump(mode="json"), "sampler": options.sampler,
-                "steps": options.steps, "frame_correlation": options.frame_correlation,
-                "guidance": {"scene": guidance.scene, "boxes": guidance.boxes},
+                "steps": options.steps,
+                "frame_correlation": pipe.frame_correlation(options.frame_correlation),
+                "guidance": {"scene": guidance.scene, "boxes": guidance.boxes,
+                             "rescale": guidance.rescale},
                 "fps": options.key_fps, "frames": frames, "resolution": list(size),
+                "requested_resolution": list(scenario.output.resolution),
                 "model_versions": pipe.versions}
         written.append(write_generated_clip(out_dir, scenario.id, out.frames[0], options.key_fps,
                                             labels, meta))

@@ -45,7 +45,7 @@ class RolloutConfig:
     guidance_scene: float = 2.0
     guidance_boxes: float = 1.5
     guidance_context: float = 1.5  # 1 = no context guidance
-    frame_correlation: float = 0.8  # shared part of the starting noise across frames
+    frame_correlation: float | None = None  # shared part of the starting noise; None = each model's prior
     # SDEdit starts (1 = pure noise): new key frames from the noised last context frame,
     # interpolated frames from the noised linear blend of their two key frames
     prediction_strength: float = 0.7

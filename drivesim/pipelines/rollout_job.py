@@ -22,7 +22,7 @@ from drivesim.export.generated import to_uint8
 from drivesim.export.video import concat_mp4, write_mp4
 from drivesim.models.weights import CheckpointError, checkpoint_paths
 from drivesim.pipelines.conditions_track import RolloutConditions
-from drivesim.pipelines.generate import DEFAULT_MODEL_DIR
+from drivesim.pipelines.generate import DEFAULT_MODEL_DIR, warn_resolution
 from drivesim.pipelines.rollout import (
     FACTOR,
     Rollout,
@@ -61,8 +61,10 @@ def run_rollout(scenario_path: str | Path, out_dir: str | Path, cfg: RolloutConf
     prediction, interpolation = load_rollout_pipelines(model_dir, cfg.interpolate)
     rollout = Rollout(prediction, interpolation, cfg, decode_chunk)
     key_frames = cfg.segments * cfg.new_frames
+    size = prediction.output_size(cfg.latent_size)  # labels describe the video written
+    warn_resolution(scenario, size)
     track = RolloutConditions.from_scenario(scenario, key_frames, cfg.key_fps, FACTOR, cfg.new_frames,
-                                            crowdedness)
+                                            crowdedness, size)
     config = json.loads(json.dumps({  # JSON-normalised, to compare with a saved state
         "rollout": dataclasses.asdict(cfg), "scenario": scenario.model_dump(mode="json"),
         "crowdedness_by_segment": crowdedness,

@@ -49,10 +49,19 @@ class VideoLDMPipeline:
         decoder; its version is added under `name`."""
         meta = read_config(unet)
         model = load_checkpoint(unet, lambda c: VideoUNet(unet_config(c["unet"])))
-        schedule = ScheduleConfig(**meta.get("train_config", {}).get("schedule", {}))
+        schedule = ScheduleConfig.from_dict(meta.get("train_config", {}).get("schedule", {}))
         version = meta.get("model_version", f"{unet}@step{meta.get('step')}")
         return VideoLDMPipeline(model, self.decoder, schedule, float(meta["latent_scale"]),
                                 {**self.versions, name: version})
+
+    def output_size(self, latent_size: tuple[int, int]) -> tuple[int, int]:
+        """(H, W) of the decoded frames for a latent size (h, w)."""
+        f = self.decoder.cfg.downsample_factor
+        return latent_size[0] * f, latent_size[1] * f
+
+    def frame_correlation(self, requested: float | None = None) -> float:
+        """The starting-noise correlation a call uses: `requested`, else the training prior."""
+        return self.schedule.frame_correlation if requested is None else requested
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, chunk: int = 16) -> torch.Tensor:
@@ -69,14 +78,15 @@ class VideoLDMPipeline:
                  guidance: GuidanceScales | None = None, seed: int = 0, decode: bool = True,
                  progress: bool = False, context_latents: torch.Tensor | None = None,
                  context_mask: torch.Tensor | None = None, stage: int = 0,
-                 frame_correlation: float = 0.0, start_latents: torch.Tensor | None = None,
+                 frame_correlation: float | None = None, start_latents: torch.Tensor | None = None,
                  strength: float = 1.0) -> VideoLDMOutput:
         """Batched conditions (B clips) -> B videos of num_frames frames.
 
         Prediction / interpolation models take known frames: context_latents [B,T,4,h,w]
         (unscaled, as returned in .latents) and context_mask [B,T] (1 = known); known frames
         are returned exactly as given. stage: 0 prediction, 1 / 2 interpolation step.
-        frame_correlation: share of the starting noise common to all frames (see sample).
+        frame_correlation: share of the starting noise common to all frames (see sample); None =
+        the noise prior this UNet trained with.
         start_latents [B,T,4,h,w] (unscaled) + strength < 1: start from that guess, noised (SDEdit)."""
         guidance = guidance or GuidanceScales()
         b = cond["time_of_day"].shape[0]

@@ -180,7 +180,8 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
             latents, cond = random_window(latents, cond, INTERPOLATION_FACTOR + 1, generator)
             context = interpolation_context(latents, 1 + which, generator, cfg.context_drop)
         cond = cfg.dropout(cond, generator)
-        noisy, timesteps, target = noise_clips(scheduler, latents, generator)
+        noisy, timesteps, target = noise_clips(scheduler, latents, generator,
+                                               0.0 if image_step else cfg.schedule.frame_correlation)
         pred = model(noisy, timesteps, cond, image_only=image_step, context=context)
         if context is not None and not cfg.known_frames_in_loss:
             loss = unknown_frame_mse(pred, target, context.mask)

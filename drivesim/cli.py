@@ -169,8 +169,9 @@ def cmd_eval_samples(args) -> int:
 
     pipe = load_pipeline(args.model or DEFAULT_MODEL_DIR)
     report = time_of_day_report(pipe, args.clips, args.frames, args.steps,
-                                GuidanceScales(args.guidance_scene, args.guidance_boxes),
-                                progress=not args.quiet)
+                                GuidanceScales(args.guidance_scene, args.guidance_boxes,
+                                               rescale=args.guidance_rescale),
+                                progress=not args.quiet, seeds=args.seeds, montage=args.montage)
     print(json.dumps(report, indent=2))
     return 0
 
@@ -374,9 +375,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev_ae.add_argument("--frames", type=int, default=16)
     ev_ae.add_argument("--quiet", action="store_true")
     ev_ae.set_defaults(func=cmd_eval_autoencoder)
-    ev_s = ev_sub.add_parser("samples", help="generated day vs night brightness")
+    ev_s = ev_sub.add_parser("samples", help="day/night pairs (same layout and seed): luma night/day")
     ev_s.add_argument("--model", help="model folder (default: the shipped tiny model)")
     ev_s.add_argument("--clips", type=int, default=4)
+    ev_s.add_argument("--seeds", type=int, nargs="+", default=None,
+                      help="sampling seed per pair (default: 0..clips-1)")
+    ev_s.add_argument("--montage", default=None, help="write a PNG of the middle frames with boxes")
+    ev_s.add_argument("--guidance-rescale", type=float, default=0.7)
     ev_s.add_argument("--frames", type=int, default=8)
     ev_s.add_argument("--steps", type=int, default=20)
     ev_s.add_argument("--guidance-scene", type=float, default=3.0)

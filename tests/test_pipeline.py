@@ -69,12 +69,34 @@ def test_generate_command_writes_and_resumes(model_dir, repo, tmp_path, capsys):
     assert (tmp_path / "day_box_track.mp4").stat().st_mtime_ns == mtime
 
 
-def test_eval_reports_run_on_untrained_models(model_dir):
+def test_eval_reports_run_on_untrained_models(model_dir, tmp_path):
     from drivesim.eval.autoencoder import evaluate_autoencoder
     from drivesim.eval.samples import time_of_day_report
 
-    report = time_of_day_report(load_pipeline(model_dir), clips=1, num_frames=2, steps=1, progress=False)
-    assert set(report["per_clip"]) == {"day", "night"} and 0 <= report["mean_brightness_day"] <= 255
+    png = tmp_path / "pairs.png"
+    report = time_of_day_report(load_pipeline(model_dir), num_frames=2, steps=1, progress=False,
+                                seeds=[11, 12], montage=str(png))
+    assert [p["seed"] for p in report["pairs"]] == [11, 12] and 0 <= report["mean_luma_day"] <= 255
+    # the world renders night darker than day on the same layouts: the reference of the check
+    assert all(0.1 < p["world_night_over_day"] < 0.6 for p in report["pairs"])
+    image = cv2.imread(str(png))
+    assert image.shape == (2 * 2 * 128, 2 * 2 * 256, 3)  # 2 rows (day, night) x 2 seeds at 2x
     ae = evaluate_autoencoder(str(model_dir / "autoencoder"), str(model_dir / "temporal_decoder"),
                               clips=1, num_frames=3, progress=False)
     assert ae["psnr_image"] > 0 and ae["flicker_temporal"] >= 0
+
+
+def test_labels_describe_the_video_written_at_any_requested_resolution(model_dir, repo, tmp_path):
+    scenario = (repo / "scenarios" / "day_cut_in.yaml").read_text().replace("[128, 256]", "[512, 1024]")
+    (tmp_path / "big.yaml").write_text(scenario)
+    out = tmp_path / "out"
+    assert main(["generate", "--scenario", str(tmp_path / "big.yaml"), "--out", str(out), "--model",
+                 str(model_dir), "--steps", "1", "--max-frames", "2", "--quiet"]) == 0
+    meta = json.loads((out / "day_cut_in.meta.json").read_text())
+    cap = cv2.VideoCapture(str(out / "day_cut_in.mp4"))
+    size = [int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))]
+    assert meta["resolution"] == size == [128, 256] and meta["requested_resolution"] == [512, 1024]
+    boxes = [lab["box2d"] for frame in json.loads((out / "day_cut_in.json").read_text())
+             for lab in frame.get("labels", [])]
+    assert boxes and max(b["x2"] for b in boxes) <= size[1] and max(b["y2"] for b in boxes) <= size[0]
+    assert max(b["x2"] for b in boxes) > size[1] / 4  # pixels of 128x256, not normalised

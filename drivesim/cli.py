@@ -176,6 +176,13 @@ def cmd_eval_samples(args) -> int:
     return 0
 
 
+def cmd_eval_montage(args) -> int:
+    from drivesim.eval.montage import clips_montage
+
+    print(clips_montage(args.folder, args.out, args.frames))
+    return 0
+
+
 def cmd_eval_report(args) -> int:
     from drivesim.config import load_config, to_dataclass
     from drivesim.eval.report import EvalConfig, run_eval
@@ -388,6 +395,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev_s.add_argument("--guidance-boxes", type=float, default=2.0)
     ev_s.add_argument("--quiet", action="store_true")
     ev_s.set_defaults(func=cmd_eval_samples)
+    ev_m = ev_sub.add_parser("montage", help="PNG of generated clips (first/middle/last frames) with "
+                                             "their label boxes, e.g. of `make demo`'s outputs")
+    ev_m.add_argument("folder", help="folder of <id>.mp4 + <id>.json")
+    ev_m.add_argument("--out", required=True, help="PNG path")
+    ev_m.add_argument("--frames", type=int, default=3, help="frames per clip")
+    ev_m.set_defaults(func=cmd_eval_montage)
     ev_d = ev_sub.add_parser("denoising", help="held-out eps-MSE of image/video/prediction/interpolation "
                                               "models (fixed noise)")
     _held_out_args(ev_d, clips=32)

@@ -100,3 +100,13 @@ def test_labels_describe_the_video_written_at_any_requested_resolution(model_dir
              for lab in frame.get("labels", [])]
     assert boxes and max(b["x2"] for b in boxes) <= size[1] and max(b["y2"] for b in boxes) <= size[0]
     assert max(b["x2"] for b in boxes) > size[1] / 4  # pixels of 128x256, not normalised
+
+
+def test_eval_montage_draws_every_clip_of_a_folder(model_dir, repo, tmp_path):
+    out = tmp_path / "clips"
+    for name in ("day_cut_in", "night_crowded_city"):
+        assert main(["generate", "--scenario", str(repo / "scenarios" / f"{name}.yaml"), "--out", str(out),
+                     "--model", str(model_dir), "--steps", "1", "--max-frames", "3", "--quiet"]) == 0
+    assert main(["eval", "montage", str(out), "--out", str(tmp_path / "m.png")]) == 0
+    image = cv2.imread(str(tmp_path / "m.png"))
+    assert image.shape == (2 * 2 * 128, 3 * 2 * 256, 3)  # a row per clip, 3 frames at 2x

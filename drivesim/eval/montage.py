@@ -35,10 +35,57 @@ def save_montage(path: str | Path, panels: list[tuple[str, torch.Tensor, dict, i
     blank = np.zeros_like(tiles[0])
     tiles += [blank] * (-len(tiles) % columns)
     rows = [np.concatenate(tiles[r:r + columns], axis=1) for r in range(0, len(tiles), columns)]
-    ok, png = cv2.imencode(".png", cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+    return _write_png(path, np.concatenate(rows, axis=0))
+
+
+def _write_png(path: str | Path, image: np.ndarray) -> Path:
+    """uint8 RGB [H,W,3] -> PNG at path, atomically."""
+    ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError(f"could not encode {path}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(png.tobytes()))
     return path
+
+
+def read_frames(path: str | Path, indices: list[int]) -> list[np.ndarray]:
+    """uint8 RGB [H,W,3] frames of an mp4 at the given indices (clamped to its length)."""
+    cap = cv2.VideoCapture(str(path))
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    frames = []
+    for i in indices:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, min(i, count - 1))
+        ok, bgr = cap.read()
+        if not ok:
+            raise ValueError(f"{path}: cannot read frame {i} of {count}")
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    cap.release()
+    return frames
+
+
+def clips_montage(folder: str | Path, out: str | Path, frames_per_clip: int = 3, scale: int = 2) -> Path:
+    """One row per `<id>.mp4` in folder (first, middle, last frame) with the boxes of `<id>.json`
+    drawn over them -> PNG at `out`."""
+    from drivesim.data.labels import read_scalabel
+
+    videos = sorted(Path(folder).glob("*.mp4"))
+    if not videos:
+        raise FileNotFoundError(f"no .mp4 clips in {folder}")
+    rows = []
+    for video in videos:
+        labels = read_scalabel(video.with_suffix(".json"))
+        last = len(labels) - 1
+        indices = sorted({round(k * last / max(frames_per_clip - 1, 1)) for k in range(frames_per_clip)})
+        tiles = []
+        for index, image in zip(indices, read_frames(video, indices)):
+            h, w = image.shape[:2]
+            boxes = np.array([[b.x1 / w, b.y1 / h, b.x2 / w, b.y2 / h] for b in labels[index].boxes or []])
+            tile = cv2.resize(draw_boxes(image, boxes.reshape(-1, 4)), None, fx=scale, fy=scale,
+                              interpolation=cv2.INTER_NEAREST)
+            cv2.putText(tile, f"{video.stem} #{index}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                        (255, 255, 255), 1, cv2.LINE_AA)
+            tiles.append(tile)
+        tiles += [np.zeros_like(tiles[0])] * (frames_per_clip - len(tiles))
+        rows.append(np.concatenate(tiles, axis=1))
+    return _write_png(out, np.concatenate(rows, axis=0))

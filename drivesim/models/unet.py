@@ -63,6 +63,11 @@ class UNetConfig:
                    layers_per_block=2, cross_attention_dim=1024, attention_head_dim=64,
                    temporal_heads=8)
 
+    def __post_init__(self):
+        if isinstance(self.only_cross_attention, bool):  # one flag per level, so configs compare equal
+            object.__setattr__(self, "only_cross_attention",
+                               (self.only_cross_attention,) * len(self.block_out_channels))
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -86,8 +91,6 @@ def unet_config(values: dict) -> UNetConfig:
 def build_image_unet(cfg: UNetConfig) -> UNet2DConditionModel:
     """The spatial SD-layout UNet; class embeddings arrive as ready vectors ('identity')."""
     only_cross = cfg.only_cross_attention
-    if isinstance(only_cross, bool):
-        only_cross = (only_cross,) * len(cfg.block_out_channels)
     if not len(cfg.cross_attention) == len(only_cross) == len(cfg.block_out_channels):
         raise ValueError(f"cross_attention {cfg.cross_attention} and only_cross_attention {only_cross} "
                          f"need one entry per level of block_out_channels {cfg.block_out_channels}")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from drivesim.eval.networks.probes import BoxProbe, ClipProbe, probe_config
 from drivesim.models.autoencoder import load_autoencoder
+from drivesim.models.probes import BoxProbe, ClipProbe, probe_config
 from drivesim.models.temporal_decoder import load_temporal_decoder
 from drivesim.models.unet import VideoUNet, unet_config
 from drivesim.models.weights import load_checkpoint, read_config, save_checkpoint

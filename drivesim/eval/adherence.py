@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from drivesim.eval.networks.probes import BoxProbe, ClipProbe, probe_config
+from drivesim.models.probes import BoxProbe, ClipProbe, probe_config
 from drivesim.models.weights import load_checkpoint
 
 DEFAULT_PROBES = Path(__file__).resolve().parents[1] / "assets" / "eval"

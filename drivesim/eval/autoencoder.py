@@ -7,11 +7,10 @@ import torch
 from tqdm import tqdm
 
 from drivesim.data.procedural import ProceduralClipDataset
+from drivesim.metrics import psnr, reference_flicker
 from drivesim.models.autoencoder import load_autoencoder
 from drivesim.models.temporal_decoder import load_temporal_decoder
-from drivesim.train.ae_losses import flicker, psnr
-
-HELD_OUT_SEED = 987_654  # training data uses small seeds (0, 1000)
+from drivesim.utils import HELD_OUT_SEED
 
 
 @torch.no_grad()
@@ -27,11 +26,11 @@ def evaluate_autoencoder(autoencoder: str, temporal_decoder: str | None, clips: 
         z = ae.encode(frames).mode()
         image = ae.decode(z)[None]
         sums["psnr_image"] += psnr(image, frames[None])
-        sums["flicker_image"] += flicker(image, frames[None])
+        sums["flicker_image"] += reference_flicker(image, frames[None])
         if td is not None:
             video = td.decode_chunked(z[None])
             sums["psnr_temporal"] += psnr(video, frames[None])
-            sums["flicker_temporal"] += flicker(video, frames[None])
+            sums["flicker_temporal"] += reference_flicker(video, frames[None])
     report = {k: v / clips for k, v in sums.items() if td is not None or "image" in k}
     report.update(clips=clips, num_frames=num_frames, fps=fps, seed=HELD_OUT_SEED)
     return report

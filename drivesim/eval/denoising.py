@@ -13,6 +13,7 @@ from drivesim.diffusion.noise import mixed_noise
 from drivesim.diffusion.schedule import ScheduleConfig, training_scheduler
 from drivesim.models.unet import VideoUNet
 from drivesim.train.latent_cache import LatentClipDataset
+from drivesim.utils import HELD_OUT_SEED
 
 TIMESTEPS = (100, 300, 500, 700, 900)
 
@@ -61,7 +62,7 @@ def heldout_caches(model_dir, cache_dir: str, clips: int) -> dict[float, LatentC
 
     return {fps: LatentClipDataset(ensure_latent_cache(LatentCacheConfig(
         path=f"{cache_dir}/heldout_{fps:g}fps.safetensors", autoencoder=str(Path(model_dir) / "autoencoder"),
-        clips=clips, num_frames=8, fps=fps, seed=987_654))) for fps in (7.5, 30.0)}
+        clips=clips, num_frames=8, fps=fps, seed=HELD_OUT_SEED))) for fps in (7.5, 30.0)}
 
 
 def denoising_report(model_dir: str, cache_dir: str = "runs/latents", clips: int = 32,

@@ -18,12 +18,11 @@ import torch
 from torch.utils.data import default_collate
 from tqdm import tqdm
 
-from drivesim.data.labels import write_json_atomic
 from drivesim.eval.adherence import DEFAULT_PROBES, AdherenceMeter, load_probes
 from drivesim.eval.frechet import FeatureStats, frechet_from_stats
-from drivesim.eval.temporal import temporal_report
+from drivesim.metrics import temporal_report
+from drivesim.utils import HELD_OUT_SEED, write_json_atomic
 
-HELD_OUT_SEED = 987_654  # procedural seeds never used in training
 RESIZE_PROTOCOL = {
     "probe_fd": "frames resized (area) to 64x128, all frames of each clip, probe features [128]",
     "fid": "every frame resized (bilinear, no crop) to 299x299, Inception-v3 pool3 [2048]",

@@ -14,9 +14,9 @@ from drivesim.export.generated import is_generated, write_generated_clip
 from drivesim.pipelines.scenario_conditions import scenario_conditions
 from drivesim.pipelines.video_ldm import VideoLDMPipeline
 from drivesim.scenario import load_scenario, scenario_files
+from drivesim.utils import DEFAULT_MODEL_DIR
 
 logger = logging.getLogger(__name__)
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "tiny"
 
 
 @dataclass(frozen=True)

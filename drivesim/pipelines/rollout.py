@@ -78,7 +78,8 @@ class RolloutState:
 
 def save_rollout_state(path: str | Path, state: RolloutState, config: RolloutConfig, extra: dict) -> None:
     """state -> <path>.safetensors (tensors) + <path>.json (counters, config, extra), atomically."""
-    from drivesim.models.weights import atomic_write, checkpoint_paths
+    from drivesim.models.weights import checkpoint_paths
+    from drivesim.utils import atomic_write
 
     tensors_path, json_path = checkpoint_paths(path)
     tensors_path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,13 +16,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from drivesim.data.labels import FrameLabel, to_scalabel, write_json_atomic
-from drivesim.eval.temporal import rollout_diagnostics
-from drivesim.export.generated import to_uint8
+from drivesim.data.labels import FrameLabel, to_scalabel
 from drivesim.export.video import concat_mp4, write_mp4
+from drivesim.metrics import rollout_diagnostics
 from drivesim.models.weights import CheckpointError, checkpoint_paths
 from drivesim.pipelines.conditions_track import RolloutConditions
-from drivesim.pipelines.generate import DEFAULT_MODEL_DIR, warn_resolution
+from drivesim.pipelines.generate import warn_resolution
 from drivesim.pipelines.rollout import (
     FACTOR,
     Rollout,
@@ -33,6 +32,7 @@ from drivesim.pipelines.rollout import (
 )
 from drivesim.pipelines.video_ldm import VideoLDMPipeline
 from drivesim.scenario import load_scenario
+from drivesim.utils import DEFAULT_MODEL_DIR, to_uint8, write_json_atomic
 
 
 def load_rollout_pipelines(model_dir: Path,

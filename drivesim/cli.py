@@ -165,9 +165,10 @@ def cmd_eval_samples(args) -> int:
 
     from drivesim.diffusion.guidance import GuidanceScales
     from drivesim.eval.samples import time_of_day_report
-    from drivesim.pipelines.generate import DEFAULT_MODEL_DIR, load_pipeline
+    from drivesim.pipelines.video_ldm import VideoLDMPipeline
+    from drivesim.utils import DEFAULT_MODEL_DIR
 
-    pipe = load_pipeline(args.model or DEFAULT_MODEL_DIR)
+    pipe = VideoLDMPipeline.from_pretrained(args.model or DEFAULT_MODEL_DIR)
     report = time_of_day_report(pipe, args.clips, args.frames, args.steps,
                                 GuidanceScales(args.guidance_scene, args.guidance_boxes,
                                                rescale=args.guidance_rescale),

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import TINY_UNET
 from einops import rearrange
 from torch.utils.data import default_collate
 
@@ -16,9 +17,6 @@ from drivesim.diffusion.schedule import ScheduleConfig, noise_clips, training_sc
 from drivesim.models.temporal_layers import is_temporal, spatial_parameters, temporal_parameters
 from drivesim.models.unet import UNetConfig, VideoUNet
 
-SMALL = UNetConfig(block_out_channels=(32, 64), cross_attention=(False, True),
-                   cross_attention_dim=32, attention_head_dim=16, norm_num_groups=8,
-                   temporal_heads=2)
 T, H, W = 4, 8, 16
 
 
@@ -42,7 +40,7 @@ def perturb_temporal(model: torch.nn.Module) -> None:
 @pytest.fixture(scope="module")
 def image_model() -> VideoUNet:
     torch.manual_seed(0)
-    model = VideoUNet(SMALL).eval()
+    model = VideoUNet(TINY_UNET).eval()
     with torch.no_grad():  # make the spatial net non-trivial (diffusers zero-inits conv_out)
         for p in spatial_parameters(model):
             p.add_(torch.randn_like(p) * 0.02)

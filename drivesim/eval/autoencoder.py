@@ -8,8 +8,7 @@ from tqdm import tqdm
 
 from drivesim.data.procedural import ProceduralClipDataset
 from drivesim.metrics import psnr, reference_flicker
-from drivesim.models.autoencoder import load_autoencoder
-from drivesim.models.temporal_decoder import load_temporal_decoder
+from drivesim.models.model_index import load_part
 from drivesim.utils import HELD_OUT_SEED
 
 
@@ -17,8 +16,8 @@ from drivesim.utils import HELD_OUT_SEED
 def evaluate_autoencoder(autoencoder: str, temporal_decoder: str | None, clips: int = 16,
                          num_frames: int = 16, fps: float = 30.0, progress: bool = True) -> dict:
     """Mean PSNR (dB) and flicker of both decoders over `clips` held-out clips."""
-    ae = load_autoencoder(autoencoder).eval()
-    td = load_temporal_decoder(temporal_decoder).eval() if temporal_decoder else None
+    ae = load_part(autoencoder, "autoencoder").eval()
+    td = load_part(temporal_decoder, "temporal_decoder").eval() if temporal_decoder else None
     data = ProceduralClipDataset(length=clips, num_frames=num_frames, fps=fps, seed=HELD_OUT_SEED)
     sums = {"psnr_image": 0.0, "flicker_image": 0.0, "psnr_temporal": 0.0, "flicker_temporal": 0.0}
     for i in tqdm(range(clips), desc="eval autoencoder", disable=not progress):

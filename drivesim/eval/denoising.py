@@ -56,12 +56,12 @@ def denoising_loss(model: VideoUNet, data: LatentClipDataset, scale: float, clip
 def heldout_caches(model_dir, cache_dir: str, clips: int) -> dict[float, LatentClipDataset]:
     """{7.5: key-rate clips, 30.0: 30 fps clips} of 8 frames, held out (procedural seed 987654),
     encoded with the model folder's autoencoder; built on first use."""
-    from pathlib import Path
-
+    from drivesim.models.model_index import part_prefix
     from drivesim.train.ldm import LatentCacheConfig, ensure_latent_cache
 
+    autoencoder = str(part_prefix(model_dir, "autoencoder"))
     return {fps: LatentClipDataset(ensure_latent_cache(LatentCacheConfig(
-        path=f"{cache_dir}/heldout_{fps:g}fps.safetensors", autoencoder=str(Path(model_dir) / "autoencoder"),
+        path=f"{cache_dir}/heldout_{fps:g}fps.safetensors", autoencoder=autoencoder,
         clips=clips, num_frames=8, fps=fps, seed=HELD_OUT_SEED))) for fps in (7.5, 30.0)}
 
 
@@ -71,27 +71,27 @@ def denoising_report(model_dir: str, cache_dir: str = "runs/latents", clips: int
     builds held-out latent caches (procedural seed 987654) with the folder's autoencoder."""
     from pathlib import Path
 
-    from drivesim.models.unet import unet_config
-    from drivesim.models.weights import load_checkpoint, read_config
+    from drivesim.models.model_index import has_part, load_part, part_prefix
+    from drivesim.models.weights import read_config
 
     folder = Path(model_dir)
-    scale = float(read_config(folder / "unet")["latent_scale"])
+    scale = float(read_config(part_prefix(folder, "unet"))["latent_scale"])
     caches = heldout_caches(folder, cache_dir, clips)
-    load = lambda name: load_checkpoint(folder / name, lambda c: VideoUNet(unet_config(c["unet"]))).eval()
-    schedule = lambda name: ScheduleConfig.from_dict(read_config(folder / name).get("train_config", {})
-                                                     .get("schedule", {}))
+    load = lambda name: load_part(folder, name).eval()
+    schedule = lambda name: ScheduleConfig.from_dict(read_config(part_prefix(folder, name))
+                                                     .get("train_config", {}).get("schedule", {}))
     key, fast = caches[7.5], caches[30.0]
     out = {}
     video, sched = load("unet"), schedule("unet")
     out["image model (video unet, image_only)"] = denoising_loss(video, key, scale, clips, image_only=True,
                                                                  schedule=sched)
     out["video model"] = denoising_loss(video, key, scale, clips, schedule=sched)
-    if (folder / "prediction.safetensors").exists():
+    if has_part(folder, "prediction"):
         pred, sched = load("prediction"), schedule("prediction")
         for n in (0, 1, 2):
             out[f"prediction, {n} context frames"] = denoising_loss(pred, key, scale, clips, context=n,
                                                                     schedule=sched)
-    if (folder / "interpolation.safetensors").exists():
+    if has_part(folder, "interpolation"):
         interp, sched = load("interpolation"), schedule("interpolation")
         for stage, data in ((1, key), (2, fast)):
             for known in (False, True):

@@ -21,7 +21,9 @@ from tqdm import tqdm
 from drivesim.eval.adherence import DEFAULT_PROBES, AdherenceMeter, load_probes
 from drivesim.eval.frechet import FeatureStats, frechet_from_stats
 from drivesim.metrics import temporal_report
-from drivesim.utils import HELD_OUT_SEED, write_json_atomic
+from drivesim.models.model_index import load_part
+from drivesim.pipelines.video_ldm import VideoLDMPipeline
+from drivesim.utils import DEFAULT_MODEL_DIR, HELD_OUT_SEED, write_json_atomic
 
 RESIZE_PROTOCOL = {
     "probe_fd": "frames resized (area) to 64x128, all frames of each clip, probe features [128]",
@@ -94,9 +96,7 @@ def generate_set(cfg: EvalConfig, pipe, conditions: list[dict], progress: bool) 
 @torch.no_grad()
 def reconstruct_set(clips: list, pipe, model_dir: Path) -> tuple[list, dict]:
     """The real clips through the model folder's autoencoder encoder + the pipeline's decoder."""
-    from drivesim.models.autoencoder import load_autoencoder
-
-    ae = load_autoencoder(model_dir / "autoencoder").eval()
+    ae = load_part(model_dir, "autoencoder").eval()
     out = [(pipe.decode(ae.encode(frames).mode()[None])[0], cond) for frames, cond in clips]
     return out, {"decoder": pipe.versions.get("decoder", "")}
 
@@ -135,14 +135,13 @@ def load_feature_nets(cfg: EvalConfig) -> dict:
 
 def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
     """Build the sets, measure them, write report.json + report.md into cfg.out; returns the report."""
-    from drivesim.pipelines.generate import DEFAULT_MODEL_DIR, load_pipeline
-
     start = time.perf_counter()
     probes = load_probes(cfg.probes or DEFAULT_PROBES)
     nets = load_feature_nets(cfg)
     sets = {"real": (load_video_set(cfg.real), {})}
     model_dir = Path(cfg.model or DEFAULT_MODEL_DIR)
-    pipe = load_pipeline(model_dir) if cfg.reconstruct or cfg.generated.source == "model" else None
+    needs_model = cfg.reconstruct or cfg.generated.source == "model"
+    pipe = VideoLDMPipeline.from_pretrained(model_dir) if needs_model else None
     if cfg.reconstruct:
         sets["reconstructed"] = reconstruct_set(sets["real"][0], pipe, model_dir)
     if cfg.generated.source == "model":

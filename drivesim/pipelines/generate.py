@@ -41,13 +41,6 @@ def warn_resolution(scenario, size: tuple[int, int]) -> None:
                        "x".join(map(str, scenario.output.resolution)), *size)
 
 
-def load_pipeline(model_dir: str | Path = DEFAULT_MODEL_DIR) -> VideoLDMPipeline:
-    """The pipeline of a model folder holding unet, autoencoder and temporal_decoder files."""
-    d = Path(model_dir)
-    return VideoLDMPipeline.from_checkpoints(str(d / "unet"), str(d / "autoencoder"),
-                                             str(d / "temporal_decoder"))
-
-
 def generate_scenarios(path: str | Path, out_dir: str | Path, options: GenerateOptions,
                        model_dir: str | Path = DEFAULT_MODEL_DIR, progress: bool = True) -> list[Path]:
     """Generate one clip per scenario file (skipping complete ones); returns mp4 paths."""
@@ -57,7 +50,7 @@ def generate_scenarios(path: str | Path, out_dir: str | Path, options: GenerateO
         print(f"skipping {len(scenarios) - len(todo)} complete clip(s) in {out_dir}")
     if not todo:
         return []
-    pipe = load_pipeline(model_dir)
+    pipe = VideoLDMPipeline.from_pretrained(model_dir)
     guidance = GuidanceScales(options.guidance_scene, options.guidance_boxes,
                               rescale=options.guidance_rescale)
     written = []

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from drivesim.data.labels import FrameLabel, to_scalabel
 from drivesim.export.video import concat_mp4, write_mp4
 from drivesim.metrics import rollout_diagnostics
+from drivesim.models.model_index import has_part
 from drivesim.models.weights import CheckpointError, checkpoint_paths
 from drivesim.pipelines.conditions_track import RolloutConditions
 from drivesim.pipelines.generate import warn_resolution
@@ -39,13 +40,11 @@ def load_rollout_pipelines(model_dir: Path,
                            interpolate: bool) -> tuple[VideoLDMPipeline, VideoLDMPipeline | None]:
     """(prediction, interpolation or None) of a model folder, sharing one temporal decoder."""
     for name in ("prediction", "interpolation")[:1 + interpolate]:
-        if not checkpoint_paths(model_dir / name)[0].exists():
+        if not has_part(model_dir, name):
             raise CheckpointError(f"{model_dir / name}.safetensors: missing; a rollout needs the '{name}' "
                                   f"model (train it with `drivesim train {name}`)")
-    d = model_dir
-    prediction = VideoLDMPipeline.from_checkpoints(str(d / "prediction"), str(d / "autoencoder"),
-                                                   str(d / "temporal_decoder"), name="prediction")
-    interpolation = prediction.with_unet(str(d / "interpolation"), "interpolation") if interpolate else None
+    prediction = VideoLDMPipeline.from_pretrained(model_dir, unet="prediction")
+    interpolation = prediction.with_unet(model_dir, "interpolation") if interpolate else None
     return prediction, interpolation
 
 

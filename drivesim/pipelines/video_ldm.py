@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -10,10 +11,12 @@ from conditioners.context import Context
 from drivesim.diffusion.guidance import GuidanceScales, guided_prediction
 from drivesim.diffusion.samplers import sample
 from drivesim.diffusion.schedule import ScheduleConfig
-from drivesim.models.autoencoder import AutoencoderKL, load_autoencoder
-from drivesim.models.temporal_decoder import TemporalDecoder, load_temporal_decoder
-from drivesim.models.unet import VideoUNet, unet_config
-from drivesim.models.weights import load_checkpoint, read_config
+from drivesim.models.autoencoder import AutoencoderKL
+from drivesim.models.model_index import has_part, load_part, part_prefix
+from drivesim.models.temporal_decoder import TemporalDecoder
+from drivesim.models.unet import VideoUNet
+from drivesim.models.weights import read_config
+from drivesim.utils import DEFAULT_MODEL_DIR
 
 
 @dataclass
@@ -34,21 +37,24 @@ class VideoLDMPipeline:
         self.versions = versions or {}
 
     @classmethod
-    def from_checkpoints(cls, unet: str, autoencoder: str, temporal_decoder: str | None = None,
-                         name: str = "unet") -> VideoLDMPipeline:
-        """Load the UNet (EMA) and the image AE or, if given, the temporal decoder; `name` is
-        the UNet's key in `versions`."""
-        decoder = (load_temporal_decoder(temporal_decoder) if temporal_decoder
-                   else load_autoencoder(autoencoder))
-        decoder_meta = read_config(temporal_decoder or autoencoder)
-        versions = {"decoder": decoder_meta.get("model_version", str(temporal_decoder or autoencoder))}
-        return cls(None, decoder, ScheduleConfig(), 1.0, versions).with_unet(unet, name)
+    def from_pretrained(cls, model_dir: str | Path = DEFAULT_MODEL_DIR, unet: str = "unet",
+                        temporal_decoder: bool = True) -> VideoLDMPipeline:
+        """The pipeline of a model folder (model_index.json, or unet/autoencoder/temporal_decoder
+        files): UNet part `unet` (e.g. 'prediction'), the temporal decoder if the folder has one
+        and `temporal_decoder`, else the image autoencoder's decoder. On the CPU; see .to()."""
+        decoder_part = ("temporal_decoder" if temporal_decoder and has_part(model_dir, "temporal_decoder")
+                        else "autoencoder")
+        decoder = load_part(model_dir, decoder_part)
+        decoder_prefix = part_prefix(model_dir, decoder_part)
+        versions = {"decoder": read_config(decoder_prefix).get("model_version", str(decoder_prefix))}
+        return cls(None, decoder, ScheduleConfig(), 1.0, versions).with_unet(model_dir, unet)
 
-    def with_unet(self, unet: str, name: str) -> VideoLDMPipeline:
-        """A pipeline with another UNet checkpoint (e.g. prediction, interpolation) sharing this
-        decoder; its version is added under `name`."""
+    def with_unet(self, dir_or_prefix: str | Path, name: str) -> VideoLDMPipeline:
+        """A pipeline with another UNet (part `name` of a model folder, e.g. 'interpolation', or a
+        checkpoint prefix) sharing this decoder; its version is added under `name`."""
+        unet = part_prefix(dir_or_prefix, name)
         meta = read_config(unet)
-        model = load_checkpoint(unet, lambda c: VideoUNet(unet_config(c["unet"])))
+        model = load_part(unet, "unet")
         schedule = ScheduleConfig.from_dict(meta.get("train_config", {}).get("schedule", {}))
         version = meta.get("model_version", f"{unet}@step{meta.get('step')}")
         return VideoLDMPipeline(model, self.decoder, schedule, float(meta["latent_scale"]),

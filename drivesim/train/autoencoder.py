@@ -20,7 +20,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from tqdm import tqdm
 
 from drivesim.data.procedural import ProceduralClipDataset
-from drivesim.models.autoencoder import AutoencoderConfig, AutoencoderKL, load_autoencoder
+from drivesim.models.autoencoder import AutoencoderConfig, AutoencoderKL
 from drivesim.models.discriminators import (
     PatchDiscriminator2D,
     VideoPatchDiscriminator3D,
@@ -28,6 +28,7 @@ from drivesim.models.discriminators import (
     hinge_g_loss,
     shuffle_frames,
 )
+from drivesim.models.model_index import load_part
 from drivesim.models.temporal_decoder import TemporalDecoder
 from drivesim.models.temporal_layers import is_temporal
 from drivesim.models.weights import load_checkpoint, read_config, save_checkpoint
@@ -105,7 +106,7 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
     elif cfg.stage == "temporal":
         if not cfg.init_from:
             raise ValueError("stage=temporal needs init_from=<image autoencoder checkpoint>")
-        ae = load_autoencoder(cfg.init_from).eval()
+        ae = load_part(cfg.init_from, "autoencoder").eval()
         model = TemporalDecoder.from_image_autoencoder(ae)
         disc = VideoPatchDiscriminator3D()
         for p in ae.parameters():

@@ -22,8 +22,9 @@ from tqdm import tqdm
 
 from conditioners import ConditionDropout
 from drivesim.diffusion.schedule import ScheduleConfig, noise_clips, training_scheduler
+from drivesim.models.model_index import load_part
 from drivesim.models.temporal_layers import spatial_parameters, temporal_parameters
-from drivesim.models.unet import UNetConfig, VideoUNet, unet_config
+from drivesim.models.unet import UNetConfig, VideoUNet
 from drivesim.models.weights import load_checkpoint, save_checkpoint
 from drivesim.train.common import (
     CsvLog,
@@ -98,7 +99,7 @@ def build_model(cfg: LDMTrainConfig) -> VideoUNet:
     if not cfg.init_from:
         source = "an image-LDM" if cfg.stage == "video" else "a video-LDM (or prediction)"
         raise ValueError(f"stage={cfg.stage} needs init_from=<{source} checkpoint>")
-    init = load_checkpoint(cfg.init_from, lambda c: VideoUNet(unet_config(c["unet"])))
+    init = load_part(cfg.init_from, "unet")
     if dataclasses.replace(init.cfg, context_channels=0) != dataclasses.replace(cfg.unet, context_channels=0):
         raise ValueError(f"init_from={cfg.init_from} was trained with unet={init.cfg}, "
                          f"but this run asks for unet={cfg.unet}: use the same unet config")
@@ -119,9 +120,7 @@ def ensure_latent_cache(cfg: LatentCacheConfig) -> Path:
     if path.exists():
         return path
     from drivesim.data.procedural import ProceduralClipDataset
-    from drivesim.models.autoencoder import load_autoencoder
-
-    ae = load_autoencoder(cfg.autoencoder).eval()
+    ae = load_part(cfg.autoencoder, "autoencoder").eval()
     clips = ProceduralClipDataset(length=cfg.clips, num_frames=cfg.num_frames, fps=cfg.fps,
                                   size=cfg.size, seed=cfg.seed)
     return build_latent_cache(clips, lambda x: ae.encode(x).mode(), path,

@@ -51,7 +51,8 @@ def prediction_use(pipe, data, clips: int, steps: int, guidance: GuidanceScales,
         latents, cond = _clip(data, i, 8)
         mask = (torch.arange(8) < context).float()[None]
         start = repeat(latents[:, context - 1], "b c h w -> b t c h w", t=8)
-        out = pipe(cond, 8, tuple(latents.shape[-2:]), "dpmpp", steps, guidance, seed=i, decode=False,
+        out = pipe(cond, 8, latent_size=tuple(latents.shape[-2:]), sampler="dpmpp", steps=steps,
+                   guidance=guidance, seed=i, decode=False,
                    context_latents=latents, context_mask=mask,
                    start_latents=start, strength=strength).latents
         gen = pipe.decode(out)
@@ -75,9 +76,9 @@ def interpolation_use(pipe, data, clips: int, steps: int, strength: float,
     for i in range(clips):
         latents, cond = _clip(data, i, 5)
         blend = key_blend(latents)
-        out = pipe(cond, 5, tuple(latents.shape[-2:]), "dpmpp", steps, GuidanceScales(1.0, 1.0), seed=i,
-                   decode=False, context_latents=latents, context_mask=mask, stage=2,
-                   start_latents=blend, strength=strength).latents
+        out = pipe(cond, 5, latent_size=tuple(latents.shape[-2:]), sampler="dpmpp", steps=steps,
+                   guidance=GuidanceScales(1.0, 1.0), seed=i, decode=False, context_latents=latents,
+                   context_mask=mask, stage=2, start_latents=blend, strength=strength).latents
         rows.append({"latent_mse": float(((out - latents)[:, 1:4] ** 2).mean()),
                      "latent_mse_linear_blend": float(((blend - latents)[:, 1:4] ** 2).mean()),
                      "step": float(_steps(pipe.decode(out)).mean()), "step_real": real[i]})

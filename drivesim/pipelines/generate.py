@@ -63,8 +63,9 @@ def generate_scenarios(path: str | Path, out_dir: str | Path, options: GenerateO
         size = pipe.output_size(options.latent_size)  # labels describe the video written
         warn_resolution(scenario, size)
         cond, labels = scenario_conditions(scenario, frames, options.key_fps, size)
-        out = pipe(cond, frames, options.latent_size, sampler=options.sampler, steps=options.steps,
-                   guidance=guidance, seed=scenario.seed, frame_correlation=options.frame_correlation)
+        out = pipe(cond, frames, latent_size=options.latent_size, sampler=options.sampler,
+                   steps=options.steps, guidance=guidance, seed=scenario.seed,
+                   frame_correlation=options.frame_correlation)
         meta = {"scenario_id": scenario.id, "seed": scenario.seed,
                 "scenario": scenario.model_dump(mode="json"), "sampler": options.sampler,
                 "steps": options.steps,

@@ -58,6 +58,7 @@ class EvalConfig:
     fid_weights: str | None = None  # pt_inception-2015-12-05-6726825d.pth
     fvd_weights: str | None = None  # rgb_imagenet.pt (I3D)
     out: str = "outputs/eval"
+    device: str = "cpu"  # where the model samples and decodes (cpu | cuda); metrics run on the CPU
 
 
 def load_video_set(cfg: VideoSetConfig) -> list[tuple[torch.Tensor, dict]]:
@@ -89,15 +90,16 @@ def generate_set(cfg: EvalConfig, pipe, conditions: list[dict], progress: bool) 
         out = pipe(default_collate([cond]), cfg.generated.num_frames, sampler=cfg.sampler,
                    steps=cfg.steps, guidance=guidance, seed=cfg.generated.seed + i,
                    frame_correlation=cfg.frame_correlation)
-        clips.append((out.frames[0], cond))
+        clips.append((out.frames[0].cpu(), cond))
     return clips, pipe.versions
 
 
 @torch.no_grad()
 def reconstruct_set(clips: list, pipe, model_dir: Path) -> tuple[list, dict]:
     """The real clips through the model folder's autoencoder encoder + the pipeline's decoder."""
-    ae = load_part(model_dir, "autoencoder").eval()
-    out = [(pipe.decode(ae.encode(frames).mode()[None])[0], cond) for frames, cond in clips]
+    ae = load_part(model_dir, "autoencoder").to(pipe.device).eval()
+    out = [(pipe.decode(ae.encode(frames.to(pipe.device)).mode()[None])[0].cpu(), cond)
+           for frames, cond in clips]
     return out, {"decoder": pipe.versions.get("decoder", "")}
 
 
@@ -141,7 +143,7 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
     sets = {"real": (load_video_set(cfg.real), {})}
     model_dir = Path(cfg.model or DEFAULT_MODEL_DIR)
     needs_model = cfg.reconstruct or cfg.generated.source == "model"
-    pipe = VideoLDMPipeline.from_pretrained(model_dir) if needs_model else None
+    pipe = VideoLDMPipeline.from_pretrained(model_dir).to(cfg.device) if needs_model else None
     if cfg.reconstruct:
         sets["reconstructed"] = reconstruct_set(sets["real"][0], pipe, model_dir)
     if cfg.generated.source == "model":

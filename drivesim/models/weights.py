@@ -39,7 +39,7 @@ def save_checkpoint(model: nn.Module, prefix: str | Path, config: dict[str, Any]
     """Write model weights (cast to dtype) + config JSON; returns the .safetensors path."""
     tensors_path, config_path = checkpoint_paths(prefix)
     tensors_path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to(dtype if v.is_floating_point() else v.dtype).contiguous()
+    state = {k: v.detach().cpu().to(dtype if v.is_floating_point() else v.dtype).contiguous()
              for k, v in model.state_dict().items()}
     meta = {"format_version": FORMAT_VERSION, "dtype": str(dtype).removeprefix("torch."), **config}
     atomic_write(tensors_path, lambda tmp: save_file(state, tmp))

@@ -42,7 +42,8 @@ def warn_resolution(scenario, size: tuple[int, int]) -> None:
 
 
 def generate_scenarios(path: str | Path, out_dir: str | Path, options: GenerateOptions,
-                       model_dir: str | Path = DEFAULT_MODEL_DIR, progress: bool = True) -> list[Path]:
+                       model_dir: str | Path = DEFAULT_MODEL_DIR, progress: bool = True,
+                       device: str = "cpu") -> list[Path]:
     """Generate one clip per scenario file (skipping complete ones); returns mp4 paths."""
     scenarios = [load_scenario(p) for p in scenario_files(path)]  # validate all before work
     todo = [s for s in scenarios if options.overwrite or not is_generated(out_dir, s.id)]
@@ -50,7 +51,7 @@ def generate_scenarios(path: str | Path, out_dir: str | Path, options: GenerateO
         print(f"skipping {len(scenarios) - len(todo)} complete clip(s) in {out_dir}")
     if not todo:
         return []
-    pipe = VideoLDMPipeline.from_pretrained(model_dir)
+    pipe = VideoLDMPipeline.from_pretrained(model_dir).to(device)
     guidance = GuidanceScales(options.guidance_scene, options.guidance_boxes,
                               rescale=options.guidance_rescale)
     written = []

@@ -50,7 +50,7 @@ def load_rollout_pipelines(model_dir: Path,
 
 def run_rollout(scenario_path: str | Path, out_dir: str | Path, cfg: RolloutConfig,
                 model_dir: str | Path = DEFAULT_MODEL_DIR, crowdedness: list[str] | None = None,
-                progress: bool = True, decode_chunk: int = 7) -> dict:
+                progress: bool = True, decode_chunk: int = 7, device: str = "cpu") -> dict:
     """Generate (or resume) the rollout; returns the metadata written beside the mp4.
     decode_chunk: output frames per temporal-decoder call (memory vs speed; same frames)."""
     scenario = load_scenario(scenario_path)
@@ -58,6 +58,9 @@ def run_rollout(scenario_path: str | Path, out_dir: str | Path, cfg: RolloutConf
     work = out_dir / scenario.id
     state_path = work / "state"
     prediction, interpolation = load_rollout_pipelines(model_dir, cfg.interpolate)
+    for pipe in (prediction, interpolation):
+        if pipe is not None:
+            pipe.to(device)
     rollout = Rollout(prediction, interpolation, cfg, decode_chunk)
     key_frames = cfg.segments * cfg.new_frames
     size = prediction.output_size(cfg.latent_size)  # labels describe the video written

@@ -71,7 +71,8 @@ class VideoLDMPipeline:
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, chunk: int = 16) -> torch.Tensor:
-        """[B,T,4,h,w] unscaled latents -> [B,T,3,8h,8w] in [-1,1]."""
+        """[B,T,4,h,w] unscaled latents (any device) -> [B,T,3,8h,8w] in [-1,1] on self.device."""
+        latents = latents.to(self.device)
         if isinstance(self.decoder, TemporalDecoder):
             return self.decoder.decode_chunked(latents, chunk=chunk).clamp(-1, 1)
         b = latents.shape[0]

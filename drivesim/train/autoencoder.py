@@ -34,6 +34,7 @@ from drivesim.models.temporal_layers import is_temporal
 from drivesim.models.weights import load_checkpoint, read_config, save_checkpoint
 from drivesim.train.ae_losses import adaptive_gan_weight, motion_loss, reconstruction_loss
 from drivesim.train.common import CsvLog, forever, seed_everything
+from drivesim.utils import resolve_device
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class AETrainConfig:
     log_every: int = 10
     save_every: int = 250
     seed: int = 0
+    device: str = "cpu"  # cpu | cuda (fp32); data and random draws stay on the CPU
 
 
 def _frames_dataset(cfg: AETrainConfig, image_mode: bool) -> Dataset:
@@ -97,6 +99,7 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     generator = seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
     image = cfg.stage == "image"
     if image:
         model: torch.nn.Module = AutoencoderKL(cfg.autoencoder)
@@ -117,6 +120,9 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
         last_layer = model.temporal_up[-1].conv1.weight
     else:
         raise ValueError(f"stage={cfg.stage!r}: use 'image' or 'temporal'")
+    model.to(device), disc.to(device)
+    if not image:
+        ae.to(device)
     opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9))
     log = CsvLog(out / "loss.csv", ["step", "rec", "kl", "g", "d", "gan_weight", "seconds"])
@@ -136,7 +142,7 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.stage} AE", disable=not progress)
     while step < cfg.steps:
         frames, _ = next(loader)
-        x = random_crop(frames, cfg.crop, generator)
+        x = random_crop(frames, cfg.crop, generator).to(device)
         use_gan = step >= cfg.disc_start
         if image:
             recon, posterior = model(x, generator)

@@ -62,7 +62,7 @@ def test_generate_command_writes_and_resumes(model_dir, repo, tmp_path, capsys):
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
     mtime = (tmp_path / "day_box_track.mp4").stat().st_mtime_ns
     assert main(args) == 0
-    assert "skipping 1 complete" in capsys.readouterr().out
+    assert "skipping 1 complete" in capsys.readouterr().err  # logged, not printed
     assert (tmp_path / "day_box_track.mp4").stat().st_mtime_ns == mtime
 
 

@@ -48,7 +48,7 @@ def generate_scenarios(path: str | Path, out_dir: str | Path, options: GenerateO
     scenarios = [load_scenario(p) for p in scenario_files(path)]  # validate all before work
     todo = [s for s in scenarios if options.overwrite or not is_generated(out_dir, s.id)]
     if len(todo) < len(scenarios):
-        print(f"skipping {len(scenarios) - len(todo)} complete clip(s) in {out_dir}")
+        logger.info("skipping %d complete clip(s) in %s", len(scenarios) - len(todo), out_dir)
     if not todo:
         return []
     pipe = VideoLDMPipeline.from_pretrained(model_dir).to(device)
@@ -58,9 +58,9 @@ def generate_scenarios(path: str | Path, out_dir: str | Path, options: GenerateO
     for scenario in tqdm(todo, desc="generate", unit="clip", disable=not progress):
         frames = min(options.max_frames, max(1, math.ceil(scenario.duration * options.key_fps)))
         if frames < scenario.duration * options.key_fps:
-            tqdm.write(f"{scenario.id}: {scenario.duration:g} s is longer than one segment; generating "
-                       f"the first {frames} key frames ({frames / options.key_fps:.2f} s). "
-                       "`drivesim rollout` makes the whole clip at 30 fps")
+            logger.info("%s: %g s is longer than one segment; generating the first %d key frames (%.2f s). "
+                        "`drivesim rollout` makes the whole clip at 30 fps", scenario.id, scenario.duration,
+                        frames, frames / options.key_fps)
         size = pipe.output_size(options.latent_size)  # labels describe the video written
         warn_resolution(scenario, size)
         cond, labels = scenario_conditions(scenario, frames, options.key_fps, size)

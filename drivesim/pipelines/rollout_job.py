@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -34,6 +35,8 @@ from drivesim.pipelines.rollout import (
 from drivesim.pipelines.video_ldm import VideoLDMPipeline
 from drivesim.scenario import load_scenario
 from drivesim.utils import DEFAULT_MODEL_DIR, to_uint8, write_json_atomic
+
+logger = logging.getLogger(__name__)
 
 
 def load_rollout_pipelines(model_dir: Path,
@@ -77,7 +80,7 @@ def run_rollout(scenario_path: str | Path, out_dir: str | Path, cfg: RolloutConf
         if {k: saved.get(k) for k in config} != config:
             raise ValueError(f"{work}: an unfinished rollout with a different config is there; "
                              "delete that folder or run with the same options")
-        print(f"resuming {scenario.id} at segment {state.next_segment}/{cfg.segments}")
+        logger.info("resuming %s at segment %d/%d", scenario.id, state.next_segment, cfg.segments)
     parts = work / "parts"
     parts.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

@@ -11,6 +11,7 @@ change from frame to frame are what the eye sees as flicker).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ from drivesim.models.weights import load_checkpoint, read_config, save_checkpoin
 from drivesim.train.ae_losses import adaptive_gan_weight, motion_loss, reconstruction_loss
 from drivesim.train.common import CsvLog, forever, seed_everything
 from drivesim.utils import resolve_device
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
         step = int(read_config(out / "last")["step"])
         log.truncate_after(step)
         generator.manual_seed(cfg.seed + step)
-        print(f"resuming {cfg.stage} autoencoder training from step {step} (optimizer state reset)")
+        logger.info("resuming %s autoencoder training from step %d (optimizer state reset)", cfg.stage, step)
 
     loader = forever(DataLoader(_frames_dataset(cfg, image), batch_size=cfg.batch_size,
                                 shuffle=True, num_workers=0,

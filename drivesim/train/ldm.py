@@ -12,6 +12,7 @@ Latents come from a cache built once with the frozen autoencoder encoder.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ from drivesim.train.context_batches import (
 )
 from drivesim.train.latent_cache import LatentClipDataset, build_latent_cache, pick_frames
 from drivesim.utils import autocast, resolve_device
+
+logger = logging.getLogger(__name__)
 
 TRAIN_STAGES = ("image", "video", "prediction", "interpolation")  # LDMTrainConfig.stage
 
@@ -157,7 +160,7 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
         generator.set_state(torch.tensor(extra["generator"], dtype=torch.uint8))
         ema.n_averaged.fill_(extra["ema_n_averaged"])
         log.truncate_after(step)
-        print(f"resuming {cfg.stage} training from step {step}")
+        logger.info("resuming %s training from step %d", cfg.stage, step)
 
     data = LatentClipDataset(ensure_latent_cache(cfg.latents))
     meta["latent_scale"] = data.scale

@@ -27,7 +27,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check drivesim tests
+	$(BIN)/ruff check drivesim conditioners scripts tests
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -17,13 +17,13 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
-STAGES = ("prediction", "interpolate_4x", "interpolate_16x")
+CONTEXT_STAGES = ("prediction", "interpolate_4x", "interpolate_16x")  # Context.stage labels
 
 
 @dataclass
 class Context:
     """Known frames of a clip: latents [B,T,C,h,w] (the model's scaled latent space; unknown
-    frames may hold anything, they are zeroed), mask [B,T] (1 = known), stage [B] (STAGES index)."""
+    frames may hold anything, they are zeroed), mask [B,T] (1 = known), stage [B] (CONTEXT_STAGES index)."""
 
     latents: torch.Tensor
     mask: torch.Tensor
@@ -33,7 +33,12 @@ class Context:
     def empty(cls, x: torch.Tensor, stage: int = 0) -> Context:
         """No known frame (the unconditional branch of context guidance) for x [B,T,C,h,w]."""
         b, t = x.shape[:2]
-        return cls(torch.zeros_like(x), x.new_zeros(b, t), torch.full((b,), stage, dtype=torch.long))
+        return cls(torch.zeros_like(x), x.new_zeros(b, t),
+                   torch.full((b,), stage, dtype=torch.long, device=x.device))
+
+    def to(self, device: torch.device | str) -> Context:
+        """The same context with its tensors on `device`."""
+        return Context(self.latents.to(device), self.mask.to(device), self.stage.to(device))
 
     def without_frames(self) -> Context:
         """Same stage, no known frames."""
@@ -66,7 +71,7 @@ class ContextEncoder(nn.Module):
     """(latents [B,T,C,h,w], mask [B,T], stage [B]) -> per-level features [(B T),D,h/2^l,w/2^l]."""
 
     def __init__(self, latent_channels: int, levels: int, out_channels: int, hidden: int = 64,
-                 stages: int = len(STAGES)):
+                 stages: int = len(CONTEXT_STAGES)):
         super().__init__()
         self.conv_in = nn.Conv2d(latent_channels + 1, hidden, 3, padding=1)
         self.stage = nn.Embedding(stages, hidden)

@@ -12,11 +12,8 @@ from pathlib import Path
 
 import torch
 
-from drivesim.eval.networks.probes import BoxProbe, ClipProbe, probe_config
-from drivesim.models.autoencoder import load_autoencoder
-from drivesim.models.temporal_decoder import load_temporal_decoder
-from drivesim.models.unet import VideoUNet, unet_config
-from drivesim.models.weights import load_checkpoint, read_config, save_checkpoint
+from drivesim.models.model_index import load_part, parts_on_disk, write_model_index
+from drivesim.models.weights import read_config, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = {
@@ -37,15 +34,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "drivesim/assets/tiny")
     parser.add_argument("--only", nargs="*", choices=list(SOURCES), default=list(SOURCES))
     args = parser.parse_args()
-    unet = lambda p: load_checkpoint(p, lambda c: VideoUNet(unet_config(c["unet"])))
-    loaders = {"autoencoder": load_autoencoder, "temporal_decoder": load_temporal_decoder,
-               "unet": unet, "prediction": unet, "interpolation": unet,
-               "clip": lambda p: load_checkpoint(p, lambda c: ClipProbe(probe_config(c["probe"]))),
-               "box": lambda p: load_checkpoint(p, lambda c: BoxProbe(probe_config(c["probe"])))}
     latent_scale = read_config(SOURCES["unet"])["latent_scale"]
     for name in args.only:
         src = SOURCES[name]
-        model = loaders[name](src)
+        model = load_part(src, name)
         config = read_config(src)
         if isinstance(config.get("autoencoder"), dict):  # the calibrated latent scale travels with the AE
             config["autoencoder"]["scaling_factor"] = latent_scale
@@ -56,6 +48,10 @@ def main() -> None:
         out = args.out.parent / "eval" if name in PROBES else args.out
         path = save_checkpoint(model, out / name, config, dtype=torch.float16)
         print(f"{path}  {path.stat().st_size / 2**20:.1f} MiB")
+    for folder, kind in ((args.out, "VideoLDMPipeline"), (args.out.parent / "eval", "ProbeSet")):
+        parts = parts_on_disk(folder)
+        if parts:
+            print(write_model_index(folder, parts, kind))
 
 
 if __name__ == "__main__":

@@ -4,10 +4,12 @@ import re
 
 import pytest
 import torch
+from conftest import TINY_AE
 from diffusers import AutoencoderKL as DiffusersAutoencoderKL
 from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 from safetensors.torch import save_file
 
+from drivesim.metrics import reference_flicker
 from drivesim.models.autoencoder import AutoencoderConfig, AutoencoderKL
 from drivesim.models.autoencoder_keys import is_ldm_layout, ldm_to_diffusers, load_vae_weights
 from drivesim.models.discriminators import (
@@ -20,9 +22,7 @@ from drivesim.models.discriminators import (
 from drivesim.models.temporal_decoder import TemporalDecoder
 from drivesim.models.temporal_layers import is_temporal
 from drivesim.models.weights import CheckpointError, load_checkpoint, save_checkpoint
-from drivesim.train.ae_losses import flicker, motion_loss
-
-SMALL = AutoencoderConfig(block_out_channels=(16, 16, 32, 32), norm_num_groups=8)
+from drivesim.train.ae_losses import motion_loss
 
 
 def diffusers_twin(cfg: AutoencoderConfig) -> DiffusersAutoencoderKL:
@@ -65,10 +65,10 @@ def diffusers_to_ldm(state: dict[str, torch.Tensor], levels: int) -> dict[str, t
 
 
 def test_diffusers_file_loads_without_conversion(tmp_path):
-    twin = perturbed(diffusers_twin(SMALL)).eval()
+    twin = perturbed(diffusers_twin(TINY_AE)).eval()
     path = tmp_path / "vae.safetensors"
     save_file({k: v.contiguous() for k, v in twin.state_dict().items()}, str(path))
-    ours = AutoencoderKL(SMALL).eval()
+    ours = AutoencoderKL(TINY_AE).eval()
     assert set(ours.state_dict()) == set(twin.state_dict())
     load_vae_weights(ours, path)
     x = torch.rand(2, 3, 32, 64) * 2 - 1
@@ -79,18 +79,18 @@ def test_diffusers_file_loads_without_conversion(tmp_path):
 
 
 def test_original_ldm_layout_converts_like_diffusers(tmp_path):
-    twin = perturbed(diffusers_twin(SMALL))
+    twin = perturbed(diffusers_twin(TINY_AE))
     state = twin.state_dict()
-    ldm = diffusers_to_ldm(state, len(SMALL.block_out_channels))
+    ldm = diffusers_to_ldm(state, len(TINY_AE.block_out_channels))
     assert is_ldm_layout(ldm) and not is_ldm_layout(state)
-    ours = ldm_to_diffusers(ldm, len(SMALL.block_out_channels))
+    ours = ldm_to_diffusers(ldm, len(TINY_AE.block_out_channels))
     reference = convert_ldm_vae_checkpoint(ldm, dict(twin.config))  # diffusers' own converter
     assert set(ours) == set(state) == set(reference)
     for k in state:
         assert torch.equal(ours[k], reference[k]) and torch.equal(ours[k], state[k]), k
     path = tmp_path / "sd_vae_original.safetensors"  # as cut out of a full SD checkpoint
     save_file({f"first_stage_model.{k}": v.contiguous() for k, v in ldm.items()}, str(path))
-    model = AutoencoderKL(SMALL)
+    model = AutoencoderKL(TINY_AE)
     load_vae_weights(model, path)
     assert torch.equal(model.decoder.conv_out.weight, state["decoder.conv_out.weight"])
 
@@ -98,7 +98,7 @@ def test_original_ldm_layout_converts_like_diffusers(tmp_path):
 def test_temporal_decoder_starts_equal_to_image_decoder():
     # float64: exact up to rounding (in float32 oneDNN picks different conv kernels for the
     # two memory layouts, ~1e-5 apart, which says nothing about the model).
-    ae = perturbed(AutoencoderKL(SMALL)).double().eval()
+    ae = perturbed(AutoencoderKL(TINY_AE)).double().eval()
     td = TemporalDecoder.from_image_autoencoder(ae).double().eval()
     z = torch.randn(2, 5, 4, 4, 8, dtype=torch.float64)
     with torch.no_grad():
@@ -115,7 +115,7 @@ def test_temporal_decoder_starts_equal_to_image_decoder():
 
 
 def test_temporal_finetune_step_leaves_frozen_weights_unchanged():
-    ae = perturbed(AutoencoderKL(SMALL))
+    ae = perturbed(AutoencoderKL(TINY_AE))
     td = TemporalDecoder.from_image_autoencoder(ae)
     for n, p in td.named_parameters():
         p.requires_grad_(is_temporal(n))
@@ -135,7 +135,7 @@ def test_temporal_finetune_step_leaves_frozen_weights_unchanged():
 
 @pytest.mark.parametrize("frames,chunk", [(11, 4), (7, 16), (16, 5)])
 def test_chunked_decode_equals_full_decode(frames, chunk):
-    td = perturbed(TemporalDecoder.from_image_autoencoder(perturbed(AutoencoderKL(SMALL))),
+    td = perturbed(TemporalDecoder.from_image_autoencoder(perturbed(AutoencoderKL(TINY_AE))),
                    temporal_only=True, scale=0.2).eval()
     z = torch.randn(1, frames, 4, 4, 8)
     with torch.no_grad():
@@ -163,8 +163,8 @@ def test_video_discriminator_is_a_patch_grid_and_losses():
 
 
 def test_checkpoint_errors_name_the_file_and_keys(tmp_path):
-    ae = AutoencoderKL(SMALL)
-    path = save_checkpoint(ae, tmp_path / "ae", {"autoencoder": SMALL.to_dict()})
+    ae = AutoencoderKL(TINY_AE)
+    path = save_checkpoint(ae, tmp_path / "ae", {"autoencoder": TINY_AE.to_dict()})
     build = lambda c: AutoencoderKL(AutoencoderConfig.from_dict(c["autoencoder"]))
     loaded = load_checkpoint(tmp_path / "ae", build)
     assert torch.equal(loaded.decoder.conv_out.weight, ae.decoder.conv_out.weight)
@@ -173,7 +173,7 @@ def test_checkpoint_errors_name_the_file_and_keys(tmp_path):
     with pytest.raises(CheckpointError, match=r"ae\.safetensors.*corrupt or truncated"):
         load_checkpoint(tmp_path / "ae", build)
     other = AutoencoderConfig(block_out_channels=(16, 16, 32, 64), norm_num_groups=8)
-    save_checkpoint(AutoencoderKL(other), tmp_path / "wide", {"autoencoder": SMALL.to_dict()})
+    save_checkpoint(AutoencoderKL(other), tmp_path / "wide", {"autoencoder": TINY_AE.to_dict()})
     with pytest.raises(CheckpointError, match=r"shape mismatches: .*expected \(32,"):
         load_checkpoint(tmp_path / "wide", build)
     (tmp_path / "missing.json").write_text("{}")  # a config without its tensors
@@ -183,9 +183,9 @@ def test_checkpoint_errors_name_the_file_and_keys(tmp_path):
 
 def test_flicker_metric():
     ref = torch.rand(1, 6, 3, 8, 8)
-    assert flicker(ref + 0.1, ref) == pytest.approx(0.0, abs=1e-6)  # constant offset: no flicker
+    assert reference_flicker(ref + 0.1, ref) == pytest.approx(0.0, abs=1e-6)  # constant offset: no flicker
     noise = torch.randn(1, 6, 3, 8, 8) * 0.1
-    assert flicker(ref + noise, ref) > 0.05
+    assert reference_flicker(ref + noise, ref) > 0.05
 
 
 def test_paper_profile_is_the_sd_vae_size():

@@ -77,3 +77,42 @@ def test_scenario_validate(repo, tmp_path, capsys):
 def test_resolution_argument_is_checked():
     with pytest.raises(SystemExit):
         main(["world", "render", "--out", "/tmp/never", "--resolution", "100x250"])
+
+
+def test_cli_defaults_come_from_the_config_dataclasses():
+    """One source of defaults: a change in GenerateOptions / RolloutConfig reaches the flags."""
+    from drivesim.cli.main import build_parser
+    from drivesim.pipelines.generate import GenerateOptions
+    from drivesim.pipelines.rollout import RolloutConfig
+
+    parser = build_parser()
+    gen = parser.parse_args(["generate", "--scenario", "s", "--out", "o"])
+    assert (gen.steps, gen.guidance_scene, gen.guidance_rescale, gen.frame_correlation, gen.max_frames) == (
+        GenerateOptions.steps, GenerateOptions.guidance_scene, GenerateOptions.guidance_rescale,
+        GenerateOptions.frame_correlation, GenerateOptions.max_frames)
+    ro = parser.parse_args(["rollout", "s.yaml", "--out", "o"])
+    for name in ("new_frames", "context_frames", "steps", "interpolation_steps", "guidance_context",
+                 "prediction_strength", "interpolation_strength", "frame_correlation"):
+        assert getattr(ro, name) == getattr(RolloutConfig, name), name
+    assert gen.device == ro.device == "cpu"
+
+
+def test_rollout_length_uses_the_key_rate_and_factor():
+    from drivesim.cli.rollout import segments_for
+    from drivesim.pipelines.rollout import FACTOR, RolloutConfig
+
+    # 10 s at key_fps * FACTOR fps: K keys give FACTOR (K - 1) + 1 frames
+    frames = 10 * RolloutConfig.key_fps * FACTOR
+    keys = -(-(frames + FACTOR - 1) // FACTOR)
+    assert segments_for(10.0, 6, True) == -(-keys // 6)
+    assert segments_for(10.0, 6, False) == -(-int(10 * RolloutConfig.key_fps) // 6)
+
+
+def test_ldm_train_config_defaults_agree_with_the_image_ldm_yaml():
+    from drivesim.config import load_config
+    from drivesim.train.ldm import LDMTrainConfig
+
+    yaml = load_config([], "train_image_ldm")
+    for name in ("steps", "batch_size", "lr", "weight_decay", "grad_clip", "ema_decay", "log_every",
+                 "save_every", "device"):
+        assert yaml[name] == getattr(LDMTrainConfig, name), name

@@ -9,10 +9,10 @@ from torch.utils.data import default_collate
 
 from drivesim.data.procedural import ProceduralClipDataset
 from drivesim.eval.adherence import DEFAULT_PROBES, AdherenceMeter, load_probes
-from drivesim.eval.networks.probes import BoxProbe, ClipProbe, ProbeConfig, crop_boxes
-from drivesim.eval.temporal import drift, flicker, rollout_diagnostics, seam_ratio, warp_error
 from drivesim.export.video import write_mp4
+from drivesim.metrics import drift, flicker, rollout_diagnostics, seam_ratio, warp_error
 from drivesim.models.discriminators import shuffle_frames
+from drivesim.models.probes import BoxProbe, ClipProbe, ProbeConfig, crop_boxes
 from drivesim.train.probes import box_iou
 
 

@@ -5,15 +5,16 @@ import itertools
 
 import pytest
 import torch
+from conftest import TINY_AE, TINY_UNET
 from torch.utils.data import default_collate
 
 from conditioners.context import Context, context_input, keyframe_mask, leading_mask
 from drivesim.data.procedural import ProceduralClipDataset
 from drivesim.diffusion.guidance import GuidanceScales, guided_prediction
 from drivesim.diffusion.schedule import ScheduleConfig
-from drivesim.models.autoencoder import AutoencoderConfig, AutoencoderKL
+from drivesim.models.autoencoder import AutoencoderKL
 from drivesim.models.temporal_decoder import TemporalDecoder
-from drivesim.models.unet import UNetConfig, VideoUNet
+from drivesim.models.unet import VideoUNet
 from drivesim.pipelines.conditions_track import RolloutConditions
 from drivesim.pipelines.rollout import (
     Rollout,
@@ -26,9 +27,6 @@ from drivesim.pipelines.streaming_decode import StreamingDecoder
 from drivesim.pipelines.video_ldm import VideoLDMPipeline
 from drivesim.world import World, WorldSpec
 
-AE = AutoencoderConfig(block_out_channels=(16, 16, 32, 32), norm_num_groups=8)
-UNET = UNetConfig(block_out_channels=(32, 64), cross_attention=(False, True), cross_attention_dim=32,
-                  attention_head_dim=16, norm_num_groups=8, temporal_heads=2)
 LATENT = (4, 8)  # 32x64 frames
 
 
@@ -43,9 +41,9 @@ def perturb(model: torch.nn.Module, scale: float = 0.05) -> None:
 @pytest.fixture(scope="module")
 def models():
     torch.manual_seed(0)
-    video = VideoUNet(UNET)
+    video = VideoUNet(TINY_UNET)
     perturb(video)
-    ae = AutoencoderKL(AE)
+    ae = AutoencoderKL(TINY_AE)
     decoder = TemporalDecoder.from_image_autoencoder(ae)
     perturb(decoder, 0.01)
     predict = VideoUNet.with_context(video, context_channels=8)
@@ -169,9 +167,9 @@ def cascade_dir(tmp_path_factory, models):
 
     video, predict, decoder = models
     d = tmp_path_factory.mktemp("cascade")
-    ae = AutoencoderKL(AE)
-    save_checkpoint(ae, d / "autoencoder", {"autoencoder": AE.to_dict()})
-    save_checkpoint(decoder, d / "temporal_decoder", {"autoencoder": AE.to_dict()})
+    ae = AutoencoderKL(TINY_AE)
+    save_checkpoint(ae, d / "autoencoder", {"autoencoder": TINY_AE.to_dict()})
+    save_checkpoint(decoder, d / "temporal_decoder", {"autoencoder": TINY_AE.to_dict()})
     meta = {"latent_scale": 1.0, "step": 0, "train_config": {"schedule": {}}}
     save_checkpoint(video, d / "unet", {"unet": video.cfg.to_dict(), **meta})
     for name in ("prediction", "interpolation"):

@@ -3,6 +3,7 @@
 import csv
 
 import torch
+from conftest import TINY_AE, TINY_UNET
 
 from drivesim.config import load_config, to_dataclass
 from drivesim.models.autoencoder import AutoencoderConfig
@@ -12,10 +13,6 @@ from drivesim.models.weights import read_config, read_tensors
 from drivesim.train.autoencoder import AETrainConfig, train_autoencoder
 from drivesim.train.ldm import LatentCacheConfig, LDMTrainConfig, train_ldm
 
-AE = AutoencoderConfig(block_out_channels=(16, 16, 32, 32), norm_num_groups=8)
-UNET = UNetConfig(block_out_channels=(32, 64), cross_attention=(False, True), cross_attention_dim=32,
-                  attention_head_dim=16, norm_num_groups=8, temporal_heads=2)
-
 
 def rows(path):
     with open(path) as f:
@@ -23,12 +20,12 @@ def rows(path):
 
 
 def test_autoencoder_then_ldm_stages(tmp_path):
-    ae_cfg = AETrainConfig(out_dir=str(tmp_path / "ae"), autoencoder=AE, steps=3, batch_size=2,
+    ae_cfg = AETrainConfig(out_dir=str(tmp_path / "ae"), autoencoder=TINY_AE, steps=3, batch_size=2,
                            crop=(32, 64), size=(64, 128), disc_start=1, log_every=1, save_every=2)
     ae = train_autoencoder(ae_cfg, progress=False)
     assert [int(r["step"]) for r in rows(tmp_path / "ae" / "loss.csv")] == [1, 2, 3]
     temporal = train_autoencoder(AETrainConfig(
-        stage="temporal", init_from=str(ae), out_dir=str(tmp_path / "td"), autoencoder=AE, steps=2,
+        stage="temporal", init_from=str(ae), out_dir=str(tmp_path / "td"), autoencoder=TINY_AE, steps=2,
         batch_size=1, num_frames=3, crop=(32, 64), size=(64, 128), disc_start=0, log_every=1),
         progress=False)
     before, after = read_tensors(f"{ae}.safetensors"), read_tensors(f"{temporal}.safetensors")
@@ -38,11 +35,11 @@ def test_autoencoder_then_ldm_stages(tmp_path):
 
     latents = LatentCacheConfig(path=str(tmp_path / "lat.safetensors"), autoencoder=str(ae), clips=3,
                                 num_frames=3, size=(64, 128))
-    image = LDMTrainConfig(latents=latents, out_dir=str(tmp_path / "img"), unet=UNET, steps=2,
+    image = LDMTrainConfig(latents=latents, out_dir=str(tmp_path / "img"), unet=TINY_UNET, steps=2,
                            batch_size=2, log_every=1, save_every=1)
     image_ckpt = train_ldm(image, progress=False)
     assert read_config(image_ckpt)["latent_scale"] > 0
-    video = LDMTrainConfig(stage="video", latents=latents, init_from=str(image_ckpt), unet=UNET,
+    video = LDMTrainConfig(stage="video", latents=latents, init_from=str(image_ckpt), unet=TINY_UNET,
                            out_dir=str(tmp_path / "vid"), steps=2, batch_size=1, log_every=1, save_every=1)
     video_ckpt = train_ldm(video, progress=False)
     spatial_before = read_tensors(f"{image_ckpt}.safetensors")
@@ -78,14 +75,14 @@ def test_train_configs_compose():
 
 
 def test_mixed_image_batches_train_spatial_only_on_image_steps(tmp_path):
-    ae = train_autoencoder(AETrainConfig(out_dir=str(tmp_path / "ae"), autoencoder=AE, steps=1,
+    ae = train_autoencoder(AETrainConfig(out_dir=str(tmp_path / "ae"), autoencoder=TINY_AE, steps=1,
                                          batch_size=1, crop=(32, 64), size=(64, 128)), progress=False)
     latents = LatentCacheConfig(path=str(tmp_path / "lat.safetensors"), autoencoder=str(ae), clips=2,
                                 num_frames=2, size=(64, 128))
-    image = train_ldm(LDMTrainConfig(latents=latents, out_dir=str(tmp_path / "img"), unet=UNET,
+    image = train_ldm(LDMTrainConfig(latents=latents, out_dir=str(tmp_path / "img"), unet=TINY_UNET,
                                      steps=1, batch_size=1), progress=False)
     before = read_tensors(f"{image}.safetensors")
-    common = dict(stage="video", latents=latents, init_from=str(image), unet=UNET, batch_size=1,
+    common = dict(stage="video", latents=latents, init_from=str(image), unet=TINY_UNET, batch_size=1,
                   ema_decay=0.0)
     video_only = train_ldm(LDMTrainConfig(**common, out_dir=str(tmp_path / "v1"), steps=1,
                                           image_batch_every=2), progress=False)
@@ -99,18 +96,18 @@ def test_mixed_image_batches_train_spatial_only_on_image_steps(tmp_path):
 
 
 def test_prediction_and_interpolation_stages_train_only_temporal_layers(tmp_path):
-    ae = train_autoencoder(AETrainConfig(out_dir=str(tmp_path / "ae"), autoencoder=AE, steps=1,
+    ae = train_autoencoder(AETrainConfig(out_dir=str(tmp_path / "ae"), autoencoder=TINY_AE, steps=1,
                                          batch_size=1, crop=(32, 64), size=(64, 128)), progress=False)
     latents = LatentCacheConfig(path=str(tmp_path / "lat.safetensors"), autoencoder=str(ae), clips=2,
                                 num_frames=5, size=(64, 128))
     fast = LatentCacheConfig(path=str(tmp_path / "fast.safetensors"), autoencoder=str(ae), clips=2,
                              num_frames=5, fps=30.0, size=(64, 128), seed=7)
-    image = train_ldm(LDMTrainConfig(latents=latents, out_dir=str(tmp_path / "img"), unet=UNET,
+    image = train_ldm(LDMTrainConfig(latents=latents, out_dir=str(tmp_path / "img"), unet=TINY_UNET,
                                      steps=1, batch_size=1), progress=False)
-    video = train_ldm(LDMTrainConfig(stage="video", latents=latents, init_from=str(image), unet=UNET,
+    video = train_ldm(LDMTrainConfig(stage="video", latents=latents, init_from=str(image), unet=TINY_UNET,
                                      out_dir=str(tmp_path / "vid"), steps=1, batch_size=1), progress=False)
     spatial = {k: v for k, v in read_tensors(f"{video}.safetensors").items() if not is_temporal(k)}
-    common = dict(latents=latents, unet=UNET, batch_size=2, context_channels=8, log_every=1)
+    common = dict(latents=latents, unet=TINY_UNET, batch_size=2, context_channels=8, log_every=1)
     pred = train_ldm(LDMTrainConfig(stage="prediction", init_from=str(video), out_dir=str(tmp_path / "p"),
                                     steps=2, **common), progress=False)
     interp = train_ldm(LDMTrainConfig(stage="interpolation", init_from=str(pred), fast_latents=fast,

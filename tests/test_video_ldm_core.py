@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import TINY_UNET
 from einops import rearrange
 from torch.utils.data import default_collate
 
@@ -11,14 +12,11 @@ from conditioners.layout import rasterize_boxes
 from drivesim.data.conditions import clip_conditions
 from drivesim.data.labels import Box
 from drivesim.diffusion.guidance import GuidanceScales, combine, guided_prediction
-from drivesim.diffusion.samplers import SAMPLERS, sample
+from drivesim.diffusion.samplers import SAMPLERS, SamplerConfig, sample
 from drivesim.diffusion.schedule import ScheduleConfig, noise_clips, training_scheduler, velocity
 from drivesim.models.temporal_layers import is_temporal, spatial_parameters, temporal_parameters
 from drivesim.models.unet import UNetConfig, VideoUNet
 
-SMALL = UNetConfig(block_out_channels=(32, 64), cross_attention=(False, True),
-                   cross_attention_dim=32, attention_head_dim=16, norm_num_groups=8,
-                   temporal_heads=2)
 T, H, W = 4, 8, 16
 
 
@@ -42,7 +40,7 @@ def perturb_temporal(model: torch.nn.Module) -> None:
 @pytest.fixture(scope="module")
 def image_model() -> VideoUNet:
     torch.manual_seed(0)
-    model = VideoUNet(SMALL).eval()
+    model = VideoUNet(TINY_UNET).eval()
     with torch.no_grad():  # make the spatial net non-trivial (diffusers zero-inits conv_out)
         for p in spatial_parameters(model):
             p.add_(torch.randn_like(p) * 0.02)
@@ -182,8 +180,8 @@ def test_sampling_is_seeded_deterministic(image_model, sampler):
         return image_model(x, t, cond)
 
     with torch.no_grad():
-        a, b, c = (sample(denoise, (1, T, 4, H, W), sampler, cfg, steps=3,
-                          generator=torch.Generator().manual_seed(seed)) for seed in (7, 7, 8))
+        a, b, c = (sample(denoise, (1, T, 4, H, W), SamplerConfig(sampler, steps=3), cfg,
+                          torch.Generator().manual_seed(seed)) for seed in (7, 7, 8))
     assert torch.equal(a, b) and not torch.equal(a, c) and torch.isfinite(a).all()
 
 
@@ -241,15 +239,17 @@ def test_sdedit_start_runs_steps_from_the_strength_level(sampler, zero_snr):
         return velocity(target, eps, ab) if cfg.prediction_type == "v_prediction" else eps
 
     guess = target + 0.3 * torch.randn_like(target)
-    out = sample(oracle, target.shape, sampler, cfg, steps=4, generator=torch.Generator().manual_seed(0),
-                 start=(guess, 0.5))
+    out = sample(oracle, target.shape, SamplerConfig(sampler, 4, strength=0.5), cfg,
+                 torch.Generator().manual_seed(0), start=guess)
     assert len(calls) == 4 and 350 <= calls[0] <= 560  # about half-way up the schedule, 4 model calls
     # DDIM ends at t=0's noise level (set_alpha_to_one=False), hence a small tolerance
     assert (out - target).abs().mean() < 0.05 < 0.2 < (guess - target).abs().mean()
     calls.clear()
-    full = sample(oracle, target.shape, sampler, cfg, steps=4, generator=torch.Generator().manual_seed(0),
-                  start=(target, 1.0))
-    plain = sample(oracle, target.shape, sampler, cfg, steps=4, generator=torch.Generator().manual_seed(0))
+    full = sample(oracle, target.shape, SamplerConfig(sampler, 4, strength=1.0), cfg,
+                  torch.Generator().manual_seed(0), start=target)
+    plain = sample(oracle, target.shape, SamplerConfig(sampler, 4), cfg, torch.Generator().manual_seed(0))
     assert calls[0] > 700 and torch.equal(full, plain)  # strength 1 = pure noise, the start is unused
     with pytest.raises(ValueError, match="strength"):
-        sample(oracle, target.shape, sampler, cfg, steps=4, start=(target, 0.0))
+        sample(oracle, target.shape, SamplerConfig(sampler, 4, strength=0.0), cfg, start=target)
+    with pytest.raises(ValueError, match="start guess"):
+        sample(oracle, target.shape, SamplerConfig(sampler, 4, strength=0.5), cfg)

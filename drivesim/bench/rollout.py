@@ -19,9 +19,9 @@ def measure(segments: int, steps: int, interpolation_steps: int, model_dir: str 
     """One rollout of `segments` segments -> peak RSS above the loaded models (MiB), s/frame."""
     import torch
 
-    from drivesim.pipelines.generate import DEFAULT_MODEL_DIR
     from drivesim.pipelines.rollout import RolloutConfig
     from drivesim.pipelines.rollout_job import run_rollout
+    from drivesim.utils import DEFAULT_MODEL_DIR
 
     torch.set_num_threads(threads)
     cfg = RolloutConfig(segments=segments, steps=steps, interpolation_steps=interpolation_steps)

@@ -21,12 +21,10 @@ import math
 
 import torch
 
-from drivesim.data.labels import Box
+from drivesim.world.labels import CROWDEDNESS_CARS, Box
 
 TIME_OF_DAY = ("day", "night")
 CROWDEDNESS = ("empty", "light", "moderate", "crowded")
-# Car count (cars spawned within view range) per crowdedness bucket, inclusive.
-CROWDEDNESS_CARS = {"empty": (0, 0), "light": (1, 4), "moderate": (5, 10), "crowded": (11, 20)}
 BOX_CLASSES = ("car",)
 MAX_BOXES = 32
 PER_FRAME_KEYS = ("boxes", "box_class", "box_track", "box_mask")  # the condition tensors with a T axis

@@ -10,40 +10,15 @@ A frame with no ``"labels"`` key has *unknown* boxes (not annotated), which diff
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
-# Scalabel/BDD100K names <-> drivesim names.
-BDD_TIME_OF_DAY = {"day": "daytime", "night": "night"}
+from drivesim.world.labels import Box, FrameLabel
+
+__all__ = ["TIME_OF_DAY_FROM_BDD", "Box", "FrameLabel", "LabelFormatError", "from_scalabel", "read_scalabel",
+           "to_scalabel"]
+
+# Scalabel/BDD100K names -> drivesim names (drivesim.world.labels.BDD_TIME_OF_DAY: the other way).
 TIME_OF_DAY_FROM_BDD = {"daytime": "day", "night": "night", "dawn/dusk": "day"}
-
-
-@dataclass(frozen=True)
-class Box:
-    """One 2D box in pixel coordinates (x2, y2 exclusive edges), with class and track id."""
-
-    x1: float
-    y1: float
-    x2: float
-    y2: float
-    category: str = "car"
-    track_id: int = -1
-    visibility: float = 1.0  # fraction of the object's silhouette that is visible in frame
-
-    @property
-    def area(self) -> float:
-        return max(0.0, self.x2 - self.x1) * max(0.0, self.y2 - self.y1)
-
-
-@dataclass
-class FrameLabel:
-    """Labels of one frame. ``boxes is None`` means the boxes are unknown (not annotated)."""
-
-    frame_index: int
-    boxes: list[Box] | None
-    attributes: dict[str, str] = field(default_factory=dict)
 
 
 def to_scalabel(frames: list[FrameLabel], video_name: str) -> list[dict]:
@@ -106,19 +81,6 @@ def from_scalabel(entries: list[dict], source: str = "<labels>") -> list[FrameLa
         frames.append(FrameLabel(int(entry["frameIndex"]), boxes, attrs))
     frames.sort(key=lambda f: f.frame_index)
     return frames
-
-
-def write_json_atomic(obj, path: str | Path) -> None:
-    """Write JSON to ``path`` via a temp file in the same folder and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_scalabel(path: str | Path) -> list[FrameLabel]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from drivesim.eval.networks.probes import BoxProbe, ClipProbe, probe_config
-from drivesim.models.weights import load_checkpoint
+from drivesim.models.model_index import load_part
+from drivesim.models.probes import BoxProbe, ClipProbe
 
 DEFAULT_PROBES = Path(__file__).resolve().parents[1] / "assets" / "eval"
 MIN_BOX_HEIGHT = 8.0  # pixels of a 128-pixel-high frame; smaller boxes are not probed
@@ -17,8 +17,7 @@ MIN_BOX_HEIGHT = 8.0  # pixels of a 128-pixel-high frame; smaller boxes are not 
 def load_probes(folder: str | Path = DEFAULT_PROBES) -> tuple[ClipProbe, BoxProbe]:
     """The trained probes of a folder (clip.safetensors/.json, box.safetensors/.json), eval mode."""
     folder = Path(folder)
-    clip = load_checkpoint(folder / "clip", lambda c: ClipProbe(probe_config(c["probe"])))
-    box = load_checkpoint(folder / "box", lambda c: BoxProbe(probe_config(c["probe"])))
+    clip, box = load_part(folder, "clip"), load_part(folder, "box")
     return clip.float().eval(), box.float().eval()
 
 

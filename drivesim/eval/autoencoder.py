@@ -7,31 +7,31 @@ import torch
 from tqdm import tqdm
 
 from drivesim.data.procedural import ProceduralClipDataset
-from drivesim.models.autoencoder import load_autoencoder
-from drivesim.models.temporal_decoder import load_temporal_decoder
-from drivesim.train.ae_losses import flicker, psnr
-
-HELD_OUT_SEED = 987_654  # training data uses small seeds (0, 1000)
+from drivesim.metrics import psnr, reference_flicker
+from drivesim.models.model_index import load_part
+from drivesim.utils import HELD_OUT_SEED, resolve_device
 
 
 @torch.no_grad()
 def evaluate_autoencoder(autoencoder: str, temporal_decoder: str | None, clips: int = 16,
-                         num_frames: int = 16, fps: float = 30.0, progress: bool = True) -> dict:
+                         num_frames: int = 16, fps: float = 30.0, progress: bool = True,
+                         device: str = "cpu") -> dict:
     """Mean PSNR (dB) and flicker of both decoders over `clips` held-out clips."""
-    ae = load_autoencoder(autoencoder).eval()
-    td = load_temporal_decoder(temporal_decoder).eval() if temporal_decoder else None
+    device = resolve_device(device)
+    ae = load_part(autoencoder, "autoencoder").to(device).eval()
+    td = load_part(temporal_decoder, "temporal_decoder").to(device).eval() if temporal_decoder else None
     data = ProceduralClipDataset(length=clips, num_frames=num_frames, fps=fps, seed=HELD_OUT_SEED)
     sums = {"psnr_image": 0.0, "flicker_image": 0.0, "psnr_temporal": 0.0, "flicker_temporal": 0.0}
     for i in tqdm(range(clips), desc="eval autoencoder", disable=not progress):
-        frames, _ = data[i]
+        frames = data[i][0].to(device)
         z = ae.encode(frames).mode()
         image = ae.decode(z)[None]
         sums["psnr_image"] += psnr(image, frames[None])
-        sums["flicker_image"] += flicker(image, frames[None])
+        sums["flicker_image"] += reference_flicker(image, frames[None])
         if td is not None:
             video = td.decode_chunked(z[None])
             sums["psnr_temporal"] += psnr(video, frames[None])
-            sums["flicker_temporal"] += flicker(video, frames[None])
+            sums["flicker_temporal"] += reference_flicker(video, frames[None])
     report = {k: v / clips for k, v in sums.items() if td is not None or "image" in k}
     report.update(clips=clips, num_frames=num_frames, fps=fps, seed=HELD_OUT_SEED)
     return report

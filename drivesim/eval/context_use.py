@@ -49,9 +49,11 @@ def prediction_use(pipe, data, clips: int, steps: int, guidance: GuidanceScales,
     rows = []
     for i in range(clips):
         latents, cond = _clip(data, i, 8)
-        mask = (torch.arange(8) < context).float()[None]
+        latents = latents.to(pipe.device)
+        mask = (torch.arange(8, device=pipe.device) < context).float()[None]
         start = repeat(latents[:, context - 1], "b c h w -> b t c h w", t=8)
-        out = pipe(cond, 8, tuple(latents.shape[-2:]), "dpmpp", steps, guidance, seed=i, decode=False,
+        out = pipe(cond, 8, latent_size=tuple(latents.shape[-2:]), sampler="dpmpp", steps=steps,
+                   guidance=guidance, seed=i, decode=False,
                    context_latents=latents, context_mask=mask,
                    start_latents=start, strength=strength).latents
         gen = pipe.decode(out)
@@ -71,13 +73,14 @@ def interpolation_use(pipe, data, clips: int, steps: int, strength: float,
     from drivesim.pipelines.rollout import key_blend
 
     rows = []
-    mask = torch.tensor([[1.0, 0, 0, 0, 1]])
+    mask = torch.tensor([[1.0, 0, 0, 0, 1]], device=pipe.device)
     for i in range(clips):
         latents, cond = _clip(data, i, 5)
+        latents = latents.to(pipe.device)
         blend = key_blend(latents)
-        out = pipe(cond, 5, tuple(latents.shape[-2:]), "dpmpp", steps, GuidanceScales(1.0, 1.0), seed=i,
-                   decode=False, context_latents=latents, context_mask=mask, stage=2,
-                   start_latents=blend, strength=strength).latents
+        out = pipe(cond, 5, latent_size=tuple(latents.shape[-2:]), sampler="dpmpp", steps=steps,
+                   guidance=GuidanceScales(1.0, 1.0), seed=i, decode=False, context_latents=latents,
+                   context_mask=mask, stage=2, start_latents=blend, strength=strength).latents
         rows.append({"latent_mse": float(((out - latents)[:, 1:4] ** 2).mean()),
                      "latent_mse_linear_blend": float(((blend - latents)[:, 1:4] ** 2).mean()),
                      "step": float(_steps(pipe.decode(out)).mean()), "step_real": real[i]})
@@ -87,12 +90,13 @@ def interpolation_use(pipe, data, clips: int, steps: int, strength: float,
 def context_use_report(model_dir: str, strengths: tuple[float, ...] = (1.0, 0.8, 0.5),
                        cache_dir: str = "runs/latents", clips: int = 8, steps: int = 12,
                        interpolation_steps: int = 6, guidance_context: float = 1.5,
-                       progress: bool = True) -> dict[str, dict[str, float]]:
+                       progress: bool = True, device: str = "cpu") -> dict[str, dict[str, float]]:
     """{"prediction s=<strength>": metrics, "interpolation s=<strength>": metrics} for a model folder."""
     from drivesim.pipelines.rollout_job import load_rollout_pipelines
 
     caches = heldout_caches(model_dir, cache_dir, clips)
     prediction, interpolation = load_rollout_pipelines(Path(model_dir), interpolate=True)
+    prediction.to(device), interpolation.to(device)
     guidance = GuidanceScales(2.0, 1.5, context=guidance_context)
     n_key, n_fast = min(clips, len(caches[7.5])), min(clips, len(caches[30.0]))
     real_key = real_steps(prediction, caches[7.5], n_key, 8)  # the real clips, decoded once

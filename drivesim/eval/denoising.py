@@ -13,6 +13,7 @@ from drivesim.diffusion.noise import mixed_noise
 from drivesim.diffusion.schedule import ScheduleConfig, training_scheduler
 from drivesim.models.unet import VideoUNet
 from drivesim.train.latent_cache import LatentClipDataset
+from drivesim.utils import HELD_OUT_SEED, module_device, resolve_device
 
 TIMESTEPS = (100, 300, 500, 700, 900)
 
@@ -34,13 +35,17 @@ def denoising_loss(model: VideoUNet, data: LatentClipDataset, scale: float, clip
     for i in tqdm(range(min(clips, len(data))), desc="denoising loss", disable=not progress):
         latents, cond = data[i]
         cond = {k: v[None, :num_frames] if k in PER_FRAME_KEYS else v[None] for k, v in cond.items()}
-        latents = latents[None, :num_frames] * scale
+        device = module_device(model)
+        cond = {k: v.to(device) for k, v in cond.items()}
+        latents = latents[None, :num_frames].to(device) * scale
         b, t = latents.shape[:2]
-        mask = keyframe_mask(b, t) if keyframes else leading_mask(b, t, context)
-        ctx = Context(latents, mask, torch.tensor([stage])) if model.cfg.context_channels else None
+        mask = (keyframe_mask(b, t) if keyframes else leading_mask(b, t, context)).to(device)
+        ctx = (Context(latents, mask, torch.tensor([stage], device=device))
+               if model.cfg.context_channels else None)
         for step in TIMESTEPS:
-            noise = mixed_noise(latents.shape, g, 0.0 if image_only else schedule.frame_correlation)
-            ts = torch.tensor([step])
+            correlation = 0.0 if image_only else schedule.frame_correlation
+            noise = mixed_noise(latents.shape, g, correlation).to(device)  # CPU draws: same on any device
+            ts = torch.tensor([step], device=device)
             noisy = scheduler.add_noise(latents, noise, ts)
             pred = model(noisy, ts, cond, image_only=image_only, context=ctx)
             v_model = schedule.prediction_type == "v_prediction"
@@ -55,42 +60,42 @@ def denoising_loss(model: VideoUNet, data: LatentClipDataset, scale: float, clip
 def heldout_caches(model_dir, cache_dir: str, clips: int) -> dict[float, LatentClipDataset]:
     """{7.5: key-rate clips, 30.0: 30 fps clips} of 8 frames, held out (procedural seed 987654),
     encoded with the model folder's autoencoder; built on first use."""
-    from pathlib import Path
-
+    from drivesim.models.model_index import part_prefix
     from drivesim.train.ldm import LatentCacheConfig, ensure_latent_cache
 
+    autoencoder = str(part_prefix(model_dir, "autoencoder"))
     return {fps: LatentClipDataset(ensure_latent_cache(LatentCacheConfig(
-        path=f"{cache_dir}/heldout_{fps:g}fps.safetensors", autoencoder=str(Path(model_dir) / "autoencoder"),
-        clips=clips, num_frames=8, fps=fps, seed=987_654))) for fps in (7.5, 30.0)}
+        path=f"{cache_dir}/heldout_{fps:g}fps.safetensors", autoencoder=autoencoder,
+        clips=clips, num_frames=8, fps=fps, seed=HELD_OUT_SEED))) for fps in (7.5, 30.0)}
 
 
 def denoising_report(model_dir: str, cache_dir: str = "runs/latents", clips: int = 32,
-                     progress: bool = True) -> dict[str, float]:
+                     progress: bool = True, device: str = "cpu") -> dict[str, float]:
     """Held-out losses of every LDM stage in a model folder (unet, prediction, interpolation);
     builds held-out latent caches (procedural seed 987654) with the folder's autoencoder."""
     from pathlib import Path
 
-    from drivesim.models.unet import unet_config
-    from drivesim.models.weights import load_checkpoint, read_config
+    from drivesim.models.model_index import has_part, load_part, part_prefix
+    from drivesim.models.weights import read_config
 
     folder = Path(model_dir)
-    scale = float(read_config(folder / "unet")["latent_scale"])
+    scale = float(read_config(part_prefix(folder, "unet"))["latent_scale"])
     caches = heldout_caches(folder, cache_dir, clips)
-    load = lambda name: load_checkpoint(folder / name, lambda c: VideoUNet(unet_config(c["unet"]))).eval()
-    schedule = lambda name: ScheduleConfig.from_dict(read_config(folder / name).get("train_config", {})
-                                                     .get("schedule", {}))
+    load = lambda name: load_part(folder, name).to(resolve_device(device)).eval()
+    schedule = lambda name: ScheduleConfig.from_dict(read_config(part_prefix(folder, name))
+                                                     .get("train_config", {}).get("schedule", {}))
     key, fast = caches[7.5], caches[30.0]
     out = {}
     video, sched = load("unet"), schedule("unet")
     out["image model (video unet, image_only)"] = denoising_loss(video, key, scale, clips, image_only=True,
                                                                  schedule=sched)
     out["video model"] = denoising_loss(video, key, scale, clips, schedule=sched)
-    if (folder / "prediction.safetensors").exists():
+    if has_part(folder, "prediction"):
         pred, sched = load("prediction"), schedule("prediction")
         for n in (0, 1, 2):
             out[f"prediction, {n} context frames"] = denoising_loss(pred, key, scale, clips, context=n,
                                                                     schedule=sched)
-    if (folder / "interpolation.safetensors").exists():
+    if has_part(folder, "interpolation"):
         interp, sched = load("interpolation"), schedule("interpolation")
         for stage, data in ((1, key), (2, fast)):
             for known in (False, True):

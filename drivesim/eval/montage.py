@@ -8,8 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from drivesim.export.generated import to_uint8
-from drivesim.models.weights import atomic_write
+from drivesim.utils import atomic_write, to_uint8
 
 
 def draw_boxes(frame: np.ndarray, boxes: np.ndarray, colour=(255, 200, 0)) -> np.ndarray:

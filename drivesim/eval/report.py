@@ -18,12 +18,13 @@ import torch
 from torch.utils.data import default_collate
 from tqdm import tqdm
 
-from drivesim.data.labels import write_json_atomic
 from drivesim.eval.adherence import DEFAULT_PROBES, AdherenceMeter, load_probes
 from drivesim.eval.frechet import FeatureStats, frechet_from_stats
-from drivesim.eval.temporal import temporal_report
+from drivesim.metrics import temporal_report
+from drivesim.models.model_index import load_part
+from drivesim.pipelines.video_ldm import VideoLDMPipeline
+from drivesim.utils import DEFAULT_MODEL_DIR, HELD_OUT_SEED, write_json_atomic
 
-HELD_OUT_SEED = 987_654  # procedural seeds never used in training
 RESIZE_PROTOCOL = {
     "probe_fd": "frames resized (area) to 64x128, all frames of each clip, probe features [128]",
     "fid": "every frame resized (bilinear, no crop) to 299x299, Inception-v3 pool3 [2048]",
@@ -57,6 +58,7 @@ class EvalConfig:
     fid_weights: str | None = None  # pt_inception-2015-12-05-6726825d.pth
     fvd_weights: str | None = None  # rgb_imagenet.pt (I3D)
     out: str = "outputs/eval"
+    device: str = "cpu"  # where the model samples and decodes (cpu | cuda); metrics run on the CPU
 
 
 def load_video_set(cfg: VideoSetConfig) -> list[tuple[torch.Tensor, dict]]:
@@ -88,17 +90,16 @@ def generate_set(cfg: EvalConfig, pipe, conditions: list[dict], progress: bool) 
         out = pipe(default_collate([cond]), cfg.generated.num_frames, sampler=cfg.sampler,
                    steps=cfg.steps, guidance=guidance, seed=cfg.generated.seed + i,
                    frame_correlation=cfg.frame_correlation)
-        clips.append((out.frames[0], cond))
+        clips.append((out.frames[0].cpu(), cond))
     return clips, pipe.versions
 
 
 @torch.no_grad()
 def reconstruct_set(clips: list, pipe, model_dir: Path) -> tuple[list, dict]:
     """The real clips through the model folder's autoencoder encoder + the pipeline's decoder."""
-    from drivesim.models.autoencoder import load_autoencoder
-
-    ae = load_autoencoder(model_dir / "autoencoder").eval()
-    out = [(pipe.decode(ae.encode(frames).mode()[None])[0], cond) for frames, cond in clips]
+    ae = load_part(model_dir, "autoencoder").to(pipe.device).eval()
+    out = [(pipe.decode(ae.encode(frames.to(pipe.device)).mode()[None])[0].cpu(), cond)
+           for frames, cond in clips]
     return out, {"decoder": pipe.versions.get("decoder", "")}
 
 
@@ -136,14 +137,13 @@ def load_feature_nets(cfg: EvalConfig) -> dict:
 
 def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
     """Build the sets, measure them, write report.json + report.md into cfg.out; returns the report."""
-    from drivesim.pipelines.generate import DEFAULT_MODEL_DIR, load_pipeline
-
     start = time.perf_counter()
     probes = load_probes(cfg.probes or DEFAULT_PROBES)
     nets = load_feature_nets(cfg)
     sets = {"real": (load_video_set(cfg.real), {})}
     model_dir = Path(cfg.model or DEFAULT_MODEL_DIR)
-    pipe = load_pipeline(model_dir) if cfg.reconstruct or cfg.generated.source == "model" else None
+    needs_model = cfg.reconstruct or cfg.generated.source == "model"
+    pipe = VideoLDMPipeline.from_pretrained(model_dir).to(cfg.device) if needs_model else None
     if cfg.reconstruct:
         sets["reconstructed"] = reconstruct_set(sets["real"][0], pipe, model_dir)
     if cfg.generated.source == "model":

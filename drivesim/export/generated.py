@@ -6,16 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from drivesim.data.labels import FrameLabel, to_scalabel, write_json_atomic
+from drivesim.data.labels import FrameLabel, to_scalabel
 from drivesim.export.video import write_mp4
-
-
-def to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """[T,3,H,W] in [-1,1] -> uint8 [T,H,W,3]."""
-    return ((frames.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+from drivesim.utils import to_uint8, write_json_atomic
 
 
 def write_generated_clip(out_dir: str | Path, clip_id: str, frames: torch.Tensor, fps: float,

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from drivesim.data.labels import to_scalabel, write_json_atomic
+from drivesim.data.labels import to_scalabel
 from drivesim.export.video import Mp4Writer
+from drivesim.utils import write_json_atomic
 from drivesim.world import World, WorldSpec
 
 

@@ -73,4 +73,4 @@ def shuffle_frames(video: torch.Tensor, generator: torch.Generator | None = None
     perm = torch.randperm(t, generator=generator)
     if torch.equal(perm, torch.arange(t)):
         perm = perm.roll(1)
-    return video.index_select(dim, perm)
+    return video.index_select(dim, perm.to(video.device))

@@ -250,3 +250,10 @@ class VideoUNet(nn.Module):
                 h = up(h, skips[-1].shape[-2:] if skips else None)
         h = unet.conv_out(unet.conv_act(unet.conv_norm_out(h)))
         return rearrange(h, "(b t) c h w -> b t c h w", b=b)
+
+
+def load_unet(prefix) -> VideoUNet:
+    """A VideoUNet checkpoint (safetensors + JSON config with a 'unet' entry)."""
+    from drivesim.models.weights import load_checkpoint
+
+    return load_checkpoint(prefix, lambda c: VideoUNet(unet_config(c["unet"])))

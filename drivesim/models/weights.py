@@ -8,8 +8,6 @@ unpickles: a corrupt, truncated or mismatched file is a clear error naming the f
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from drivesim.utils import atomic_write
 
 FORMAT_VERSION = 1
 
@@ -34,23 +34,12 @@ def checkpoint_paths(prefix: str | Path) -> tuple[Path, Path]:
     return prefix.with_name(prefix.name + ".safetensors"), prefix.with_name(prefix.name + ".json")
 
 
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """write(tmp_path) then rename over `path`: readers never see a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def save_checkpoint(model: nn.Module, prefix: str | Path, config: dict[str, Any],
                     dtype: torch.dtype = torch.float32) -> Path:
     """Write model weights (cast to dtype) + config JSON; returns the .safetensors path."""
     tensors_path, config_path = checkpoint_paths(prefix)
     tensors_path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to(dtype if v.is_floating_point() else v.dtype).contiguous()
+    state = {k: v.detach().cpu().to(dtype if v.is_floating_point() else v.dtype).contiguous()
              for k, v in model.state_dict().items()}
     meta = {"format_version": FORMAT_VERSION, "dtype": str(dtype).removeprefix("torch."), **config}
     atomic_write(tensors_path, lambda tmp: save_file(state, tmp))

@@ -14,9 +14,9 @@ from drivesim.export.generated import is_generated, write_generated_clip
 from drivesim.pipelines.scenario_conditions import scenario_conditions
 from drivesim.pipelines.video_ldm import VideoLDMPipeline
 from drivesim.scenario import load_scenario, scenario_files
+from drivesim.utils import DEFAULT_MODEL_DIR
 
 logger = logging.getLogger(__name__)
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "tiny"
 
 
 @dataclass(frozen=True)
@@ -41,37 +41,32 @@ def warn_resolution(scenario, size: tuple[int, int]) -> None:
                        "x".join(map(str, scenario.output.resolution)), *size)
 
 
-def load_pipeline(model_dir: str | Path = DEFAULT_MODEL_DIR) -> VideoLDMPipeline:
-    """The pipeline of a model folder holding unet, autoencoder and temporal_decoder files."""
-    d = Path(model_dir)
-    return VideoLDMPipeline.from_checkpoints(str(d / "unet"), str(d / "autoencoder"),
-                                             str(d / "temporal_decoder"))
-
-
 def generate_scenarios(path: str | Path, out_dir: str | Path, options: GenerateOptions,
-                       model_dir: str | Path = DEFAULT_MODEL_DIR, progress: bool = True) -> list[Path]:
+                       model_dir: str | Path = DEFAULT_MODEL_DIR, progress: bool = True,
+                       device: str = "cpu") -> list[Path]:
     """Generate one clip per scenario file (skipping complete ones); returns mp4 paths."""
     scenarios = [load_scenario(p) for p in scenario_files(path)]  # validate all before work
     todo = [s for s in scenarios if options.overwrite or not is_generated(out_dir, s.id)]
     if len(todo) < len(scenarios):
-        print(f"skipping {len(scenarios) - len(todo)} complete clip(s) in {out_dir}")
+        logger.info("skipping %d complete clip(s) in %s", len(scenarios) - len(todo), out_dir)
     if not todo:
         return []
-    pipe = load_pipeline(model_dir)
+    pipe = VideoLDMPipeline.from_pretrained(model_dir).to(device)
     guidance = GuidanceScales(options.guidance_scene, options.guidance_boxes,
                               rescale=options.guidance_rescale)
     written = []
     for scenario in tqdm(todo, desc="generate", unit="clip", disable=not progress):
         frames = min(options.max_frames, max(1, math.ceil(scenario.duration * options.key_fps)))
         if frames < scenario.duration * options.key_fps:
-            tqdm.write(f"{scenario.id}: {scenario.duration:g} s is longer than one segment; generating "
-                       f"the first {frames} key frames ({frames / options.key_fps:.2f} s). "
-                       "`drivesim rollout` makes the whole clip at 30 fps")
+            logger.info("%s: %g s is longer than one segment; generating the first %d key frames (%.2f s). "
+                        "`drivesim rollout` makes the whole clip at 30 fps", scenario.id, scenario.duration,
+                        frames, frames / options.key_fps)
         size = pipe.output_size(options.latent_size)  # labels describe the video written
         warn_resolution(scenario, size)
         cond, labels = scenario_conditions(scenario, frames, options.key_fps, size)
-        out = pipe(cond, frames, options.latent_size, sampler=options.sampler, steps=options.steps,
-                   guidance=guidance, seed=scenario.seed, frame_correlation=options.frame_correlation)
+        out = pipe(cond, frames, latent_size=options.latent_size, sampler=options.sampler,
+                   steps=options.steps, guidance=guidance, seed=scenario.seed,
+                   frame_correlation=options.frame_correlation)
         meta = {"scenario_id": scenario.id, "seed": scenario.seed,
                 "scenario": scenario.model_dump(mode="json"), "sampler": options.sampler,
                 "steps": options.steps,

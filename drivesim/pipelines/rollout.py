@@ -78,11 +78,13 @@ class RolloutState:
 
 def save_rollout_state(path: str | Path, state: RolloutState, config: RolloutConfig, extra: dict) -> None:
     """state -> <path>.safetensors (tensors) + <path>.json (counters, config, extra), atomically."""
-    from drivesim.models.weights import atomic_write, checkpoint_paths
+    from drivesim.models.weights import checkpoint_paths
+    from drivesim.utils import atomic_write
 
     tensors_path, json_path = checkpoint_paths(path)
     tensors_path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {"context": state.context.contiguous(), **(state.decoder or {})}
+    tensors = {"context": state.context, **(state.decoder or {})}
+    tensors = {k: v.cpu().contiguous() for k, v in tensors.items()}
     meta = {"next_segment": state.next_segment, "out_frames": state.out_frames,
             "config": asdict(config), **extra}
     atomic_write(tensors_path, lambda tmp: save_file(tensors, tmp))
@@ -101,7 +103,7 @@ def load_rollout_state(path: str | Path) -> tuple[RolloutState, dict]:
 
 def key_blend(windows: torch.Tensor) -> torch.Tensor:
     """[B,F,C,h,w] -> the linear blend from frame 0 to frame F-1 at every frame (SDEdit start)."""
-    w = rearrange(torch.linspace(0, 1, windows.shape[1]), "t -> 1 t 1 1 1")
+    w = rearrange(torch.linspace(0, 1, windows.shape[1], device=windows.device), "t -> 1 t 1 1 1")
     return windows[:, :1] * (1 - w) + windows[:, -1:] * w
 
 
@@ -132,36 +134,37 @@ class Rollout:
         cfg, seed = self.cfg, self.segment_seed(index)
         first_key = index * cfg.new_frames
         if index == 0:  # a box-conditioned first frame, then the segment from 1 context frame
-            first = self.prediction(track.key_conditions([0]), 1, cfg.latent_size, cfg.sampler, cfg.steps,
-                                    self.guidance, seed=seed, decode=False,
-                                    frame_correlation=cfg.frame_correlation).latents
+            first = self.prediction(track.key_conditions([0]), 1, latent_size=cfg.latent_size,
+                                    sampler=cfg.sampler, steps=cfg.steps, guidance=self.guidance, seed=seed,
+                                    decode=False, frame_correlation=cfg.frame_correlation).latents
             context, keys = first, list(range(cfg.new_frames))
         else:
             keys = list(range(first_key - context.shape[1], first_key + cfg.new_frames))
         t = len(keys)
-        ctx_latents = torch.zeros(1, t, *context.shape[2:])
+        ctx_latents = torch.zeros(1, t, *context.shape[2:], device=context.device)
         ctx_latents[:, :context.shape[1]] = context
-        mask = (torch.arange(t) < context.shape[1]).float()[None]
+        mask = (torch.arange(t, device=context.device) < context.shape[1]).float()[None]
         start = repeat(context[:, -1], "b c h w -> b t c h w", t=t)
-        return self.prediction(track.key_conditions(keys), t, cfg.latent_size, cfg.sampler, cfg.steps,
-                               self.guidance, seed=seed + 1, decode=False, context_latents=ctx_latents,
-                               context_mask=mask, frame_correlation=cfg.frame_correlation,
-                               start_latents=start, strength=cfg.prediction_strength).latents
+        return self.prediction(track.key_conditions(keys), t, latent_size=cfg.latent_size,
+                               sampler=cfg.sampler, steps=cfg.steps, guidance=self.guidance, seed=seed + 1,
+                               decode=False, context_latents=ctx_latents, context_mask=mask,
+                               frame_correlation=cfg.frame_correlation, start_latents=start,
+                               strength=cfg.prediction_strength).latents
 
     def interpolate(self, keys: torch.Tensor, first_key: int, track: RolloutConditions,
                     seed: int) -> torch.Tensor:
         """keys [1,K,4,h,w] with global key index first_key -> the 4(K-1) frames after keys[0]."""
         k = keys.shape[1]
-        windows = torch.zeros(k - 1, FACTOR + 1, *keys.shape[2:])
+        windows = torch.zeros(k - 1, FACTOR + 1, *keys.shape[2:], device=keys.device)
         windows[:, 0], windows[:, -1] = keys[0, :-1], keys[0, 1:]
-        mask = torch.zeros(k - 1, FACTOR + 1)
+        mask = torch.zeros(k - 1, FACTOR + 1, device=keys.device)
         mask[:, 0] = mask[:, -1] = 1
         fine = [[(first_key + i) * FACTOR + j for j in range(FACTOR + 1)] for i in range(k - 1)]
         cond = track.fine_conditions(fine)
         blend = key_blend(windows)
-        out = self.interpolation(cond, FACTOR + 1, self.cfg.latent_size, self.cfg.sampler,
-                                 self.cfg.interpolation_steps, GuidanceScales(1.0, 1.0), seed=seed,
-                                 decode=False, context_latents=windows, context_mask=mask,
+        out = self.interpolation(cond, FACTOR + 1, latent_size=self.cfg.latent_size, sampler=self.cfg.sampler,
+                                 steps=self.cfg.interpolation_steps, guidance=GuidanceScales(1.0, 1.0),
+                                 seed=seed, decode=False, context_latents=windows, context_mask=mask,
                                  stage=INTERPOLATION_STAGE, frame_correlation=self.cfg.frame_correlation,
                                  start_latents=blend, strength=self.cfg.interpolation_strength).latents
         return out[:, 1:].reshape(1, -1, *keys.shape[2:])

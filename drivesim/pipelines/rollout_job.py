@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
 
 from tqdm import tqdm
 
-from drivesim.data.labels import FrameLabel, to_scalabel, write_json_atomic
-from drivesim.eval.temporal import rollout_diagnostics
-from drivesim.export.generated import to_uint8
+from drivesim.data.labels import FrameLabel, to_scalabel
 from drivesim.export.video import concat_mp4, write_mp4
+from drivesim.metrics import rollout_diagnostics
+from drivesim.models.model_index import has_part
 from drivesim.models.weights import CheckpointError, checkpoint_paths
 from drivesim.pipelines.conditions_track import RolloutConditions
-from drivesim.pipelines.generate import DEFAULT_MODEL_DIR, warn_resolution
+from drivesim.pipelines.generate import warn_resolution
 from drivesim.pipelines.rollout import (
     FACTOR,
     Rollout,
@@ -33,25 +34,26 @@ from drivesim.pipelines.rollout import (
 )
 from drivesim.pipelines.video_ldm import VideoLDMPipeline
 from drivesim.scenario import load_scenario
+from drivesim.utils import DEFAULT_MODEL_DIR, to_uint8, write_json_atomic
+
+logger = logging.getLogger(__name__)
 
 
 def load_rollout_pipelines(model_dir: Path,
                            interpolate: bool) -> tuple[VideoLDMPipeline, VideoLDMPipeline | None]:
     """(prediction, interpolation or None) of a model folder, sharing one temporal decoder."""
     for name in ("prediction", "interpolation")[:1 + interpolate]:
-        if not checkpoint_paths(model_dir / name)[0].exists():
+        if not has_part(model_dir, name):
             raise CheckpointError(f"{model_dir / name}.safetensors: missing; a rollout needs the '{name}' "
                                   f"model (train it with `drivesim train {name}`)")
-    d = model_dir
-    prediction = VideoLDMPipeline.from_checkpoints(str(d / "prediction"), str(d / "autoencoder"),
-                                                   str(d / "temporal_decoder"), name="prediction")
-    interpolation = prediction.with_unet(str(d / "interpolation"), "interpolation") if interpolate else None
+    prediction = VideoLDMPipeline.from_pretrained(model_dir, unet="prediction")
+    interpolation = prediction.with_unet(model_dir, "interpolation") if interpolate else None
     return prediction, interpolation
 
 
 def run_rollout(scenario_path: str | Path, out_dir: str | Path, cfg: RolloutConfig,
                 model_dir: str | Path = DEFAULT_MODEL_DIR, crowdedness: list[str] | None = None,
-                progress: bool = True, decode_chunk: int = 7) -> dict:
+                progress: bool = True, decode_chunk: int = 7, device: str = "cpu") -> dict:
     """Generate (or resume) the rollout; returns the metadata written beside the mp4.
     decode_chunk: output frames per temporal-decoder call (memory vs speed; same frames)."""
     scenario = load_scenario(scenario_path)
@@ -59,6 +61,9 @@ def run_rollout(scenario_path: str | Path, out_dir: str | Path, cfg: RolloutConf
     work = out_dir / scenario.id
     state_path = work / "state"
     prediction, interpolation = load_rollout_pipelines(model_dir, cfg.interpolate)
+    for pipe in (prediction, interpolation):
+        if pipe is not None:
+            pipe.to(device)
     rollout = Rollout(prediction, interpolation, cfg, decode_chunk)
     key_frames = cfg.segments * cfg.new_frames
     size = prediction.output_size(cfg.latent_size)  # labels describe the video written
@@ -75,7 +80,7 @@ def run_rollout(scenario_path: str | Path, out_dir: str | Path, cfg: RolloutConf
         if {k: saved.get(k) for k in config} != config:
             raise ValueError(f"{work}: an unfinished rollout with a different config is there; "
                              "delete that folder or run with the same options")
-        print(f"resuming {scenario.id} at segment {state.next_segment}/{cfg.segments}")
+        logger.info("resuming %s at segment %d/%d", scenario.id, state.next_segment, cfg.segments)
     parts = work / "parts"
     parts.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

@@ -32,7 +32,7 @@ class StreamingDecoder:
     @torch.no_grad()
     def push(self, z: torch.Tensor) -> torch.Tensor:
         """Append latents; emit every frame whose right context is complete."""
-        self.buffer = z if self.buffer is None else torch.cat([self.buffer, z], dim=1)
+        self.buffer = z if self.buffer is None else torch.cat([self.buffer.to(z.device), z], dim=1)
         return self._emit(self._end - self.radius)
 
     @torch.no_grad()

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from conditioners.context import Context
 from drivesim.diffusion.guidance import GuidanceScales, guided_prediction
-from drivesim.diffusion.samplers import sample
+from drivesim.diffusion.samplers import SamplerConfig, sample
 from drivesim.diffusion.schedule import ScheduleConfig
-from drivesim.models.autoencoder import AutoencoderKL, load_autoencoder
-from drivesim.models.temporal_decoder import TemporalDecoder, load_temporal_decoder
-from drivesim.models.unet import VideoUNet, unet_config
-from drivesim.models.weights import load_checkpoint, read_config
+from drivesim.models.autoencoder import AutoencoderKL
+from drivesim.models.model_index import has_part, load_part, part_prefix
+from drivesim.models.temporal_decoder import TemporalDecoder
+from drivesim.models.unet import VideoUNet
+from drivesim.models.weights import read_config
+from drivesim.utils import DEFAULT_MODEL_DIR, autocast, module_device, resolve_device
 
 
 @dataclass
@@ -34,21 +37,24 @@ class VideoLDMPipeline:
         self.versions = versions or {}
 
     @classmethod
-    def from_checkpoints(cls, unet: str, autoencoder: str, temporal_decoder: str | None = None,
-                         name: str = "unet") -> VideoLDMPipeline:
-        """Load the UNet (EMA) and the image AE or, if given, the temporal decoder; `name` is
-        the UNet's key in `versions`."""
-        decoder = (load_temporal_decoder(temporal_decoder) if temporal_decoder
-                   else load_autoencoder(autoencoder))
-        decoder_meta = read_config(temporal_decoder or autoencoder)
-        versions = {"decoder": decoder_meta.get("model_version", str(temporal_decoder or autoencoder))}
-        return cls(None, decoder, ScheduleConfig(), 1.0, versions).with_unet(unet, name)
+    def from_pretrained(cls, model_dir: str | Path = DEFAULT_MODEL_DIR, unet: str = "unet",
+                        temporal_decoder: bool = True) -> VideoLDMPipeline:
+        """The pipeline of a model folder (model_index.json, or unet/autoencoder/temporal_decoder
+        files): UNet part `unet` (e.g. 'prediction'), the temporal decoder if the folder has one
+        and `temporal_decoder`, else the image autoencoder's decoder. On the CPU; see .to()."""
+        decoder_part = ("temporal_decoder" if temporal_decoder and has_part(model_dir, "temporal_decoder")
+                        else "autoencoder")
+        decoder = load_part(model_dir, decoder_part)
+        decoder_prefix = part_prefix(model_dir, decoder_part)
+        versions = {"decoder": read_config(decoder_prefix).get("model_version", str(decoder_prefix))}
+        return cls(None, decoder, ScheduleConfig(), 1.0, versions).with_unet(model_dir, unet)
 
-    def with_unet(self, unet: str, name: str) -> VideoLDMPipeline:
-        """A pipeline with another UNet checkpoint (e.g. prediction, interpolation) sharing this
-        decoder; its version is added under `name`."""
+    def with_unet(self, dir_or_prefix: str | Path, name: str) -> VideoLDMPipeline:
+        """A pipeline with another UNet (part `name` of a model folder, e.g. 'interpolation', or a
+        checkpoint prefix) sharing this decoder; its version is added under `name`."""
+        unet = part_prefix(dir_or_prefix, name)
         meta = read_config(unet)
-        model = load_checkpoint(unet, lambda c: VideoUNet(unet_config(c["unet"])))
+        model = load_part(unet, "unet")
         schedule = ScheduleConfig.from_dict(meta.get("train_config", {}).get("schedule", {}))
         version = meta.get("model_version", f"{unet}@step{meta.get('step')}")
         return VideoLDMPipeline(model, self.decoder, schedule, float(meta["latent_scale"]),
@@ -65,30 +71,47 @@ class VideoLDMPipeline:
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, chunk: int = 16) -> torch.Tensor:
-        """[B,T,4,h,w] unscaled latents -> [B,T,3,8h,8w] in [-1,1]."""
+        """[B,T,4,h,w] unscaled latents (any device) -> [B,T,3,8h,8w] in [-1,1] on self.device."""
+        latents = latents.to(self.device)
         if isinstance(self.decoder, TemporalDecoder):
             return self.decoder.decode_chunked(latents, chunk=chunk).clamp(-1, 1)
         b = latents.shape[0]
         frames = [self.decoder.decode(z) for z in latents.flatten(0, 1).split(chunk)]
         return torch.cat(frames).unflatten(0, (b, -1)).clamp(-1, 1)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the models and every tensor a call creates live."""
+        return module_device(self.decoder)
+
+    def to(self, device: str | torch.device) -> VideoLDMPipeline:
+        """Move the UNet and the decoder to `device` ('cpu', 'cuda', ...); returns self."""
+        device = resolve_device(device)
+        if self.unet is not None:
+            self.unet.to(device)
+        self.decoder.to(device)
+        return self
+
     @torch.no_grad()
-    def __call__(self, cond: dict[str, torch.Tensor], num_frames: int,
+    def __call__(self, cond: dict[str, torch.Tensor], num_frames: int, *,
                  latent_size: tuple[int, int] = (16, 32), sampler: str = "dpmpp", steps: int = 25,
                  guidance: GuidanceScales | None = None, seed: int = 0, decode: bool = True,
                  progress: bool = False, context_latents: torch.Tensor | None = None,
                  context_mask: torch.Tensor | None = None, stage: int = 0,
                  frame_correlation: float | None = None, start_latents: torch.Tensor | None = None,
                  strength: float = 1.0) -> VideoLDMOutput:
-        """Batched conditions (B clips) -> B videos of num_frames frames.
+        """Batched conditions (B clips) -> B videos of num_frames frames, latents [B,T,4,h,w].
 
         Prediction / interpolation models take known frames: context_latents [B,T,4,h,w]
         (unscaled, as returned in .latents) and context_mask [B,T] (1 = known); known frames
         are returned exactly as given. stage: 0 prediction, 1 / 2 interpolation step.
-        frame_correlation: share of the starting noise common to all frames (see sample); None =
+        frame_correlation: share of the starting noise common to all frames (SamplerConfig); None =
         the noise prior this UNet trained with.
-        start_latents [B,T,4,h,w] (unscaled) + strength < 1: start from that guess, noised (SDEdit)."""
+        start_latents [B,T,4,h,w] (unscaled) + strength < 1: start from that guess, noised (SDEdit).
+        Inputs may be on any device; outputs are on self.device (bf16 autocast on CUDA)."""
         guidance = guidance or GuidanceScales()
+        device = self.device
+        cond = {k: v.to(device) for k, v in cond.items()}
         b = cond["time_of_day"].shape[0]
         shape = (b, num_frames, self.unet.cfg.in_channels, *latent_size)
         image_only = num_frames == 1
@@ -98,26 +121,29 @@ class VideoLDMPipeline:
                 raise ValueError(f"context_latents must be {list(shape)} and context_mask {list(shape[:2])}; "
                                  f"got {None if context_latents is None else list(context_latents.shape)} "
                                  f"and {list(context_mask.shape)}")
+            context_latents, context_mask = context_latents.to(device), context_mask.to(device)
             context = Context(context_latents * self.latent_scale, context_mask.float(),
-                              torch.full((b,), stage, dtype=torch.long))
+                              torch.full((b,), stage, dtype=torch.long, device=device))
 
         def model(x, t, c, context=None):
-            return self.unet(x, t, c, image_only, context)
+            with autocast(device):
+                return self.unet(x, t, c, image_only, context).float()
 
         def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             if guidance.is_identity:
                 return model(x, t, cond, context)
             return guided_prediction(model, x, t, cond, guidance, context)
 
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator(device=device).manual_seed(seed)
         known = (context.latents, context.mask) if context is not None else None
         start = None
         if strength < 1:
             if start_latents is None or start_latents.shape != shape:
                 raise ValueError(f"strength={strength} < 1 needs start_latents of shape {list(shape)}")
-            start = (start_latents * self.latent_scale, strength)
-        scaled = sample(denoise, shape, sampler, self.schedule, steps, generator, progress, known,
-                        frame_correlation, start)
+            start = start_latents.to(device) * self.latent_scale
+        plan = SamplerConfig(sampler, steps, strength, frame_correlation)
+        scaled = sample(denoise, shape, plan, self.schedule, generator, known=known, start=start,
+                        progress=progress)
         latents = scaled / self.latent_scale
         if context is not None:  # known frames exactly as given
             known = context_mask.bool()

@@ -31,14 +31,3 @@ def adaptive_gan_weight(rec_loss: torch.Tensor, g_loss: torch.Tensor, last_layer
     g_grad = torch.autograd.grad(g_loss, last_layer, retain_graph=True)[0]
     return (rec_grad.norm() / (g_grad.norm() + 1e-4)).clamp(0, max_weight).detach()
 
-
-def psnr(recon: torch.Tensor, target: torch.Tensor) -> float:
-    """PSNR in dB of images in [-1,1]."""
-    mse = F.mse_loss((recon.clamp(-1, 1) + 1) / 2, (target + 1) / 2).item()
-    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1.0 / mse)).item()
-
-
-def flicker(video: torch.Tensor, reference: torch.Tensor) -> float:
-    """Mean |difference of consecutive-frame residuals| of [B,T,3,H,W] vs its reference."""
-    residual = video - reference
-    return (residual[:, 1:] - residual[:, :-1]).abs().mean().item()

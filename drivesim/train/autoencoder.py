@@ -11,6 +11,7 @@ change from frame to frame are what the eye sees as flicker).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from tqdm import tqdm
 
 from drivesim.data.procedural import ProceduralClipDataset
-from drivesim.models.autoencoder import AutoencoderConfig, AutoencoderKL, load_autoencoder
+from drivesim.models.autoencoder import AutoencoderConfig, AutoencoderKL
 from drivesim.models.discriminators import (
     PatchDiscriminator2D,
     VideoPatchDiscriminator3D,
@@ -28,11 +29,15 @@ from drivesim.models.discriminators import (
     hinge_g_loss,
     shuffle_frames,
 )
+from drivesim.models.model_index import load_part
 from drivesim.models.temporal_decoder import TemporalDecoder
 from drivesim.models.temporal_layers import is_temporal
 from drivesim.models.weights import load_checkpoint, read_config, save_checkpoint
 from drivesim.train.ae_losses import adaptive_gan_weight, motion_loss, reconstruction_loss
 from drivesim.train.common import CsvLog, forever, seed_everything
+from drivesim.utils import resolve_device
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class AETrainConfig:
     log_every: int = 10
     save_every: int = 250
     seed: int = 0
+    device: str = "cpu"  # cpu | cuda (fp32); data and random draws stay on the CPU
 
 
 def _frames_dataset(cfg: AETrainConfig, image_mode: bool) -> Dataset:
@@ -96,6 +102,7 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     generator = seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
     image = cfg.stage == "image"
     if image:
         model: torch.nn.Module = AutoencoderKL(cfg.autoencoder)
@@ -105,7 +112,7 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
     elif cfg.stage == "temporal":
         if not cfg.init_from:
             raise ValueError("stage=temporal needs init_from=<image autoencoder checkpoint>")
-        ae = load_autoencoder(cfg.init_from).eval()
+        ae = load_part(cfg.init_from, "autoencoder").eval()
         model = TemporalDecoder.from_image_autoencoder(ae)
         disc = VideoPatchDiscriminator3D()
         for p in ae.parameters():
@@ -116,6 +123,9 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
         last_layer = model.temporal_up[-1].conv1.weight
     else:
         raise ValueError(f"stage={cfg.stage!r}: use 'image' or 'temporal'")
+    model.to(device), disc.to(device)
+    if not image:
+        ae.to(device)
     opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9))
     log = CsvLog(out / "loss.csv", ["step", "rec", "kl", "g", "d", "gan_weight", "seconds"])
@@ -126,7 +136,7 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
         step = int(read_config(out / "last")["step"])
         log.truncate_after(step)
         generator.manual_seed(cfg.seed + step)
-        print(f"resuming {cfg.stage} autoencoder training from step {step} (optimizer state reset)")
+        logger.info("resuming %s autoencoder training from step %d (optimizer state reset)", cfg.stage, step)
 
     loader = forever(DataLoader(_frames_dataset(cfg, image), batch_size=cfg.batch_size,
                                 shuffle=True, num_workers=0,
@@ -135,7 +145,7 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.stage} AE", disable=not progress)
     while step < cfg.steps:
         frames, _ = next(loader)
-        x = random_crop(frames, cfg.crop, generator)
+        x = random_crop(frames, cfg.crop, generator).to(device)
         use_gan = step >= cfg.disc_start
         if image:
             recon, posterior = model(x, generator)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from conditioners.context import STAGES, Context, keyframe_mask, leading_mask
+from conditioners.context import CONTEXT_STAGES, Context, keyframe_mask, leading_mask
 from drivesim.data.conditions import PER_FRAME_KEYS
 
 INTERPOLATION_FACTOR = 4
@@ -32,7 +32,7 @@ def prediction_context(latents: torch.Tensor, generator: torch.Generator, max_co
     """[B,T,C,h,w] (scaled) -> Context with 0..max_context leading known frames per clip."""
     b, t = latents.shape[:2]
     counts = torch.randint(0, max_context + 1, (b,), generator=generator)
-    return Context(latents, leading_mask(b, t, counts), torch.full((b,), STAGES.index("prediction")))
+    return Context(latents, leading_mask(b, t, counts), torch.full((b,), CONTEXT_STAGES.index("prediction")))
 
 
 def interpolation_context(latents: torch.Tensor, stage: int, generator: torch.Generator,

@@ -12,6 +12,7 @@ Latents come from a cache built once with the frozen autoencoder encoder.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,8 +23,9 @@ from tqdm import tqdm
 
 from conditioners import ConditionDropout
 from drivesim.diffusion.schedule import ScheduleConfig, noise_clips, training_scheduler
+from drivesim.models.model_index import load_part
 from drivesim.models.temporal_layers import spatial_parameters, temporal_parameters
-from drivesim.models.unet import UNetConfig, VideoUNet, unet_config
+from drivesim.models.unet import UNetConfig, VideoUNet
 from drivesim.models.weights import load_checkpoint, save_checkpoint
 from drivesim.train.common import (
     CsvLog,
@@ -40,9 +42,11 @@ from drivesim.train.context_batches import (
     random_window,
 )
 from drivesim.train.latent_cache import LatentClipDataset, build_latent_cache, pick_frames
+from drivesim.utils import autocast, resolve_device
 
-STAGES = ("image", "video", "prediction", "interpolation")
-CONTEXT_STAGES = ("prediction", "interpolation")
+logger = logging.getLogger(__name__)
+
+TRAIN_STAGES = ("image", "video", "prediction", "interpolation")  # LDMTrainConfig.stage
 
 
 @dataclass(frozen=True)
@@ -72,9 +76,9 @@ class LDMTrainConfig:
     unet: UNetConfig = field(default_factory=UNetConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     dropout: ConditionDropout = field(default_factory=ConditionDropout)
-    steps: int = 1000
-    batch_size: int = 4
-    lr: float = 2e-4
+    steps: int = 3000  # steps, batch_size, lr: as in train_image_ldm.yaml (tests/test_cli.py checks)
+    batch_size: int = 16
+    lr: float = 3e-4
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
@@ -87,18 +91,19 @@ class LDMTrainConfig:
     save_every: int = 250
     seed: int = 0
     num_workers: int = 0
+    device: str = "cpu"  # cpu | cuda (bf16 autocast); the data pipeline and random draws stay on the CPU
 
 
 def build_model(cfg: LDMTrainConfig) -> VideoUNet:
     """Fresh model (image stage) or built from `init_from` with spatial weights frozen."""
-    if cfg.stage not in STAGES:
-        raise ValueError(f"stage={cfg.stage!r}: use one of {STAGES}")
+    if cfg.stage not in TRAIN_STAGES:
+        raise ValueError(f"stage={cfg.stage!r}: use one of {TRAIN_STAGES}")
     if cfg.stage == "image":
         return VideoUNet(cfg.unet)
     if not cfg.init_from:
         source = "an image-LDM" if cfg.stage == "video" else "a video-LDM (or prediction)"
         raise ValueError(f"stage={cfg.stage} needs init_from=<{source} checkpoint>")
-    init = load_checkpoint(cfg.init_from, lambda c: VideoUNet(unet_config(c["unet"])))
+    init = load_part(cfg.init_from, "unet")
     if dataclasses.replace(init.cfg, context_channels=0) != dataclasses.replace(cfg.unet, context_channels=0):
         raise ValueError(f"init_from={cfg.init_from} was trained with unet={init.cfg}, "
                          f"but this run asks for unet={cfg.unet}: use the same unet config")
@@ -119,9 +124,7 @@ def ensure_latent_cache(cfg: LatentCacheConfig) -> Path:
     if path.exists():
         return path
     from drivesim.data.procedural import ProceduralClipDataset
-    from drivesim.models.autoencoder import load_autoencoder
-
-    ae = load_autoencoder(cfg.autoencoder).eval()
+    ae = load_part(cfg.autoencoder, "autoencoder").eval()
     clips = ProceduralClipDataset(length=cfg.clips, num_frames=cfg.num_frames, fps=cfg.fps,
                                   size=cfg.size, seed=cfg.seed)
     return build_latent_cache(clips, lambda x: ae.encode(x).mode(), path,
@@ -132,8 +135,9 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
     """Train per cfg; resumes from out_dir/last if present; returns the final checkpoint path."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    generator = seed_everything(cfg.seed)
-    model = build_model(cfg).train()
+    generator = seed_everything(cfg.seed)  # on the CPU: the same draws on any device
+    device = resolve_device(cfg.device)
+    model = build_model(cfg).to(device).train()
     model.gradient_checkpointing = cfg.gradient_checkpointing
     params = spatial_parameters(model) if cfg.stage == "image" else temporal_parameters(model)
     mixed = cfg.stage == "video" and cfg.image_batch_every > 0
@@ -156,7 +160,7 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
         generator.set_state(torch.tensor(extra["generator"], dtype=torch.uint8))
         ema.n_averaged.fill_(extra["ema_n_averaged"])
         log.truncate_after(step)
-        print(f"resuming {cfg.stage} training from step {step}")
+        logger.info("resuming %s training from step %d", cfg.stage, step)
 
     data = LatentClipDataset(ensure_latent_cache(cfg.latents))
     meta["latent_scale"] = data.scale
@@ -180,9 +184,13 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
             latents, cond = random_window(latents, cond, INTERPOLATION_FACTOR + 1, generator)
             context = interpolation_context(latents, 1 + which, generator, cfg.context_drop)
         cond = cfg.dropout(cond, generator)
+        latents, cond = latents.to(device), {k: v.to(device) for k, v in cond.items()}
+        if context is not None:
+            context = context.to(device)
         noisy, timesteps, target = noise_clips(scheduler, latents, generator,
                                                0.0 if image_step else cfg.schedule.frame_correlation)
-        pred = model(noisy, timesteps, cond, image_only=image_step, context=context)
+        with autocast(device):
+            pred = model(noisy, timesteps, cond, image_only=image_step, context=context).float()
         if context is not None and not cfg.known_frames_in_loss:
             loss = unknown_frame_mse(pred, target, context.mask)
         else:

@@ -17,8 +17,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from drivesim.data.procedural import InfiniteProceduralClips, ProceduralClipDataset
-from drivesim.eval.networks.probes import BoxProbe, ClipProbe, ProbeConfig
 from drivesim.models.discriminators import shuffle_frames
+from drivesim.models.probes import BoxProbe, ClipProbe, ProbeConfig
 from drivesim.models.weights import load_checkpoint, save_checkpoint
 from drivesim.train.common import CsvLog, load_train_state, save_train_state, seed_everything
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from drivesim.data.labels import Box
 from drivesim.world.camera import Camera
+from drivesim.world.labels import Box
 from drivesim.world.palette import Palette, headlight_gain
 from drivesim.world.road import DASH_LENGTH_M, DASH_PERIOD_M, MARK_HALF_WIDTH_M, Road
 from drivesim.world.traffic import Car

@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from drivesim.data.conditions import CROWDEDNESS_CARS
-from drivesim.data.labels import BDD_TIME_OF_DAY, Box, FrameLabel
 from drivesim.world.camera import Camera
+from drivesim.world.labels import BDD_TIME_OF_DAY, CROWDEDNESS_CARS, Box, FrameLabel
 from drivesim.world.palette import PALETTES
 from drivesim.world.render import FramePainter
 from drivesim.world.road import Road

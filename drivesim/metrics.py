@@ -1,7 +1,9 @@
-"""Temporal-consistency metrics of one video: flicker, flow-warp error, segment seams, drift.
+"""Clip metrics, in one place: flicker, flow-warp error, segment seams, drift of one video, and
+reconstruction PSNR / flicker against a reference (autoencoder reports).
 
-Videos are float tensors [T,3,H,W] in [-1,1]; every metric is reported on the 0-255 scale
-so numbers read the same for generated and real clips.
+Videos are float tensors [T,3,H,W] in [-1,1]; the single-video metrics are reported on the
+0-255 scale so numbers read the same for generated and real clips. Imports only drivesim.utils,
+so pipelines, training and evaluation can all use it.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import itertools
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from drivesim.export.generated import to_uint8
+from drivesim.utils import to_uint8
 
 
 def frame_differences(video: torch.Tensor) -> torch.Tensor:
@@ -26,6 +29,19 @@ def flicker(video: torch.Tensor) -> float:
     if video.shape[0] < 2:
         raise ValueError(f"flicker needs >= 2 frames, got {video.shape[0]}")
     return float(frame_differences(video).mean())
+
+
+def reference_flicker(video: torch.Tensor, reference: torch.Tensor) -> float:
+    """[B,T,3,H,W] video and reference in [-1,1] -> mean |change of the residual video - reference
+    from one frame to the next| (scale [0, 2]): 0 when the error is the same in every frame."""
+    residual = video - reference
+    return (residual[:, 1:] - residual[:, :-1]).abs().mean().item()
+
+
+def psnr(recon: torch.Tensor, target: torch.Tensor) -> float:
+    """Images [..., 3, H, W] in [-1,1] (recon clamped) -> PSNR in dB (inf when identical)."""
+    mse = F.mse_loss((recon.clamp(-1, 1) + 1) / 2, (target + 1) / 2).item()
+    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1.0 / mse)).item()
 
 
 def warp_error(video: torch.Tensor, border: int = 4) -> float:

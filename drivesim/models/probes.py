@@ -103,3 +103,17 @@ class BoxProbe(nn.Module):
     def forward(self, frames: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """-> logits [N] that the box holds a car."""
         return self.net(crop_boxes(frames, boxes, self.cfg.crop_size))[:, 0]
+
+
+def load_clip_probe(prefix) -> ClipProbe:
+    """A ClipProbe checkpoint (safetensors + JSON config with a 'probe' entry)."""
+    from drivesim.models.weights import load_checkpoint
+
+    return load_checkpoint(prefix, lambda c: ClipProbe(probe_config(c["probe"])))
+
+
+def load_box_probe(prefix) -> BoxProbe:
+    """A BoxProbe checkpoint (safetensors + JSON config with a 'probe' entry)."""
+    from drivesim.models.weights import load_checkpoint
+
+    return load_checkpoint(prefix, lambda c: BoxProbe(probe_config(c["probe"])))

@@ -1,0 +1,84 @@
+"""`drivesim bench ...`: speed and memory benchmarks (defaults: the bench functions')."""
+
+from __future__ import annotations
+
+from drivesim.bench.decode import bench_decode
+from drivesim.bench.rollout import bench_rollout
+from drivesim.bench.unet import bench_unet
+from drivesim.bench.world import bench_world
+from drivesim.cli.common import add_model, latent_size, param_default, resolution
+
+
+def cmd_bench_world(args) -> int:
+    from drivesim.bench.world import format_rows
+
+    print(format_rows(bench_world(args.sizes, args.frames, args.seeds)))
+    return 0
+
+
+def cmd_bench_unet(args) -> int:
+    from drivesim.bench.unet import format_rows
+
+    rows = bench_unet(args.batch, args.frames, args.latent[0], args.latent[1], args.repeats, args.threads)
+    shape = f"[{args.batch},{args.frames},4,{args.latent[0]},{args.latent[1]}]"
+    print(format_rows(rows, shape))
+    return 0
+
+
+def cmd_bench_decode(args) -> int:
+    from drivesim.bench.decode import decoder_params, format_rows
+
+    rows = bench_decode(tuple(args.lengths), args.chunk, args.threads, args.full_up_to)
+    print(format_rows(rows, decoder_params()))
+    return 0
+
+
+def cmd_bench_rollout(args) -> int:
+    from drivesim.bench.rollout import format_rows
+
+    print(format_rows(bench_rollout(tuple(args.segments), args.steps, args.interpolation_steps, args.model,
+                                    args.scenario, args.threads)))
+    return 0
+
+
+def register(subparsers) -> None:
+    """`bench world | rollout | unet | decode`."""
+    bench = subparsers.add_parser("bench", help="speed and memory benchmarks")
+    sub = bench.add_subparsers(dest="bench_command", required=True)
+
+    world = sub.add_parser("world", help="procedural renderer frames/s")
+    world.add_argument("--sizes", type=resolution, nargs="+", default=[(128, 256), (512, 1024)],
+                       help="HEIGHTxWIDTH ...")
+    world.add_argument("--frames", type=int, default=param_default(bench_world, "frames"),
+                       help="frames per clip")
+    world.add_argument("--seeds", type=int, default=param_default(bench_world, "seeds"),
+                       help="clips per time of day")
+    world.set_defaults(func=cmd_bench_world)
+
+    ro = sub.add_parser("rollout", help="rollout peak memory and s/frame vs length")
+    ro.add_argument("--segments", type=int, nargs="+", default=list(param_default(bench_rollout, "segments")))
+    ro.add_argument("--steps", type=int, default=param_default(bench_rollout, "steps"))
+    ro.add_argument("--interpolation-steps", type=int,
+                    default=param_default(bench_rollout, "interpolation_steps"))
+    ro.add_argument("--scenario", default=param_default(bench_rollout, "scenario"))
+    add_model(ro)
+    ro.add_argument("--threads", type=int, default=param_default(bench_rollout, "threads"))
+    ro.set_defaults(func=cmd_bench_rollout)
+
+    unet = sub.add_parser("unet", help="our video UNet vs diffusers' SVD UNet")
+    unet.add_argument("--batch", type=int, default=param_default(bench_unet, "batch"))
+    unet.add_argument("--frames", type=int, default=param_default(bench_unet, "frames"))
+    unet.add_argument("--latent", type=latent_size, help="HxW latent",
+                      default=(param_default(bench_unet, "height"), param_default(bench_unet, "width")))
+    unet.add_argument("--repeats", type=int, default=param_default(bench_unet, "repeats"))
+    unet.add_argument("--threads", type=int, default=param_default(bench_unet, "threads"))
+    unet.set_defaults(func=cmd_bench_unet)
+
+    decode = sub.add_parser("decode", help="chunked temporal decoding: memory vs length")
+    decode.add_argument("--lengths", type=int, nargs="+",
+                        default=list(param_default(bench_decode, "lengths")))
+    decode.add_argument("--chunk", type=int, default=param_default(bench_decode, "chunk"))
+    decode.add_argument("--threads", type=int, default=param_default(bench_decode, "threads"))
+    decode.add_argument("--full-up-to", type=int, default=param_default(bench_decode, "full_up_to"),
+                        help="also decode whole clips at once up to this length")
+    decode.set_defaults(func=cmd_bench_decode)

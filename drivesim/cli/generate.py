@@ -1,0 +1,62 @@
+"""`drivesim generate`: one clip per scenario file with the key-frame video LDM."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from drivesim.cli.common import add_device, add_model, add_quiet, field_default
+from drivesim.diffusion.samplers import SAMPLERS
+from drivesim.pipelines.generate import GenerateOptions
+from drivesim.utils import DEFAULT_MODEL_DIR
+
+FRAME_CORRELATION_HELP = ("shared part of the starting noise across frames (default: the noise prior the "
+                          "model trained with; 0 = independent)")
+
+
+def cmd_generate(args) -> int:
+    from drivesim.pipelines.generate import generate_scenarios
+
+    options = GenerateOptions(sampler=args.sampler, steps=args.steps,
+                              guidance_scene=args.guidance_scene, guidance_boxes=args.guidance_boxes,
+                              max_frames=args.max_frames, overwrite=args.overwrite,
+                              frame_correlation=args.frame_correlation,
+                              guidance_rescale=args.guidance_rescale)
+    start = time.perf_counter()
+    paths = generate_scenarios(args.scenario, args.out, options, args.model or DEFAULT_MODEL_DIR,
+                               progress=not args.quiet, device=args.device)
+    for p in paths:
+        print(p)
+    print(f"generated {len(paths)} clip(s) in {time.perf_counter() - start:.0f} s -> {args.out}")
+    return 0
+
+
+def add_sampling_args(parser) -> None:
+    """--steps, --guidance-scene/-boxes/-rescale (defaults: GenerateOptions)."""
+    d = lambda name: field_default(GenerateOptions, name)
+    parser.add_argument("--steps", type=int, default=d("steps"))
+    parser.add_argument("--guidance-scene", type=float, default=d("guidance_scene"),
+                        help="CFG scale, time of day + crowdedness")
+    parser.add_argument("--guidance-boxes", type=float, default=d("guidance_boxes"), help="CFG scale, boxes")
+    parser.add_argument("--guidance-rescale", type=float, default=d("guidance_rescale"),
+                        help="CFG rescale phi (0 = off)")
+
+
+def register(subparsers) -> None:
+    """`generate`."""
+    gen = subparsers.add_parser("generate", help="generate clips for scenario files with the video LDM")
+    gen.add_argument("--scenario", required=True, help="a scenario YAML file or a folder of them")
+    gen.add_argument("--out", required=True, type=Path, help="output folder")
+    add_model(gen)
+    gen.add_argument("--sampler", default=field_default(GenerateOptions, "sampler"), choices=SAMPLERS)
+    add_sampling_args(gen)
+    key_fps = field_default(GenerateOptions, "key_fps")
+    gen.add_argument("--max-frames", type=int, default=field_default(GenerateOptions, "max_frames"),
+                     help=f"key frames per clip ({key_fps:g} fps)")
+    gen.add_argument("--frame-correlation", type=float,
+                     default=field_default(GenerateOptions, "frame_correlation"),
+                     help=FRAME_CORRELATION_HELP)
+    gen.add_argument("--overwrite", action="store_true")
+    add_device(gen)
+    add_quiet(gen)
+    gen.set_defaults(func=cmd_generate)

@@ -1,0 +1,122 @@
+"""Structure rules (see DESIGN.md): no import cycles between the package's parts, counting
+imports inside functions too; utils imports nothing else of drivesim; no source file over 400 lines."""
+
+import ast
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+MAX_LINES = 400
+SOURCES = sorted([*(REPO / "drivesim").rglob("*.py"), *(REPO / "conditioners").rglob("*.py"),
+                  *(REPO / "scripts").glob("*.py"), *(REPO / "tests").glob("*.py")])
+
+
+def part_of(module: str) -> str | None:
+    """'drivesim.eval.report' -> 'eval'; 'drivesim.utils' -> 'utils'; 'conditioners.x' -> 'conditioners'."""
+    names = module.split(".")
+    if names[0] == "conditioners":
+        return "conditioners"
+    if names[0] == "drivesim" and len(names) > 1:
+        return names[1]
+    return None
+
+
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+
+
+def imported_modules(path: Path) -> list[str]:
+    """Every module a file imports, at any depth (function bodies included); relative imports resolved."""
+    tree = ast.parse(path.read_text(), str(path))
+    package = module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            found += [module] + [f"{module}.{alias.name}" for alias in node.names]
+    return found
+
+
+def part_graph() -> dict[str, set[str]]:
+    """{part: parts it imports} over drivesim/ and conditioners/."""
+    graph: dict[str, set[str]] = {}
+    for path in SOURCES:
+        src = part_of(module_name(path))
+        if src is None:
+            continue
+        for module in imported_modules(path):
+            dst = part_of(module)
+            if dst and dst != src:
+                graph.setdefault(src, set()).add(dst)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle [a, b, ..., a] in a directed graph, or None (depth-first search)."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt):], nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_cycle_finder_finds_cycles_and_only_cycles():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"x": {"y"}, "y": {"x"}}) == ["x", "y", "x"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"d"}, "c": {"d"}, "d": set()}) is None  # a diamond
+
+
+def test_imports_inside_functions_count(tmp_path, monkeypatch):
+    (tmp_path / "drivesim" / "data").mkdir(parents=True)
+    (tmp_path / "drivesim" / "world").mkdir()
+    (tmp_path / "drivesim" / "data" / "a.py").write_text("def f():\n    from drivesim.world import x\n")
+    (tmp_path / "drivesim" / "world" / "b.py").write_text("from ..data import a\n")
+    monkeypatch.setitem(globals(), "REPO", tmp_path)
+    monkeypatch.setitem(globals(), "SOURCES", sorted(tmp_path.rglob("*.py")))
+    assert find_cycle(part_graph()) in (["data", "world", "data"], ["world", "data", "world"])
+
+
+def test_no_import_cycles_between_parts():
+    graph = part_graph()
+    assert {"cli", "pipelines", "eval", "train", "models", "data", "export"} <= set(graph)  # it sees them
+    cycle = find_cycle(graph)
+    assert cycle is None, f"import cycle between parts: {' -> '.join(cycle)}"
+
+
+def test_utils_imports_nothing_of_drivesim():
+    modules = imported_modules(REPO / "drivesim" / "utils.py")
+    assert not [m for m in modules if part_of(m)], modules
+
+
+def test_models_never_import_pipelines_cli_or_hydra():
+    for path in (REPO / "drivesim" / "models").rglob("*.py"):
+        bad = [m for m in imported_modules(path) if part_of(m) in ("pipelines", "cli", "train", "eval")
+               or m.split(".")[0] in ("hydra", "gradio")]
+        assert not bad, f"{path}: {bad}"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=[str(p.relative_to(REPO)) for p in SOURCES])
+def test_source_files_are_small(path):
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_LINES, f"{path.relative_to(REPO)}: {lines} lines > {MAX_LINES}; split it"

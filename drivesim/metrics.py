@@ -44,6 +44,22 @@ def psnr(recon: torch.Tensor, target: torch.Tensor) -> float:
     return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1.0 / mse)).item()
 
 
+def _backward_flows(frames: np.ndarray) -> list[np.ndarray]:
+    """uint8 [T,H,W,3] -> T-1 Farneback flows [H,W,2] from frame t+1 back to frame t."""
+    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    return [cv2.calcOpticalFlowFarneback(g_next, g_prev, None, pyr_scale=0.5, levels=3, winsize=15,
+                                         iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
+            for g_prev, g_next in itertools.pairwise(gray)]
+
+
+def _warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """image [H,W,C] sampled at (x + flow_x, y + flow_y): frame t seen from frame t+1."""
+    h, w = flow.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
 def warp_error(video: torch.Tensor, border: int = 4) -> float:
     """Mean |x_{t+1} - warp(x_t)| (0-255) with OpenCV Farneback flow from t+1 back to t.
 
@@ -54,16 +70,24 @@ def warp_error(video: torch.Tensor, border: int = 4) -> float:
     if len(frames) < 2:
         raise ValueError(f"warp_error needs >= 2 frames, got {len(frames)}")
     h, w = frames.shape[1:3]
-    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    errors = []
-    for prev, nxt in itertools.pairwise(frames):
-        g_prev, g_next = (cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (prev, nxt))
-        flow = cv2.calcOpticalFlowFarneback(g_next, g_prev, None, pyr_scale=0.5, levels=3, winsize=15,
-                                            iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
-        warped = cv2.remap(prev, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
-        err = np.abs(warped.astype(np.float32) - nxt.astype(np.float32))
-        errors.append(err[border:h - border, border:w - border].mean())
+    errors = [np.abs(_warp(prev, flow).astype(np.float32) - nxt.astype(np.float32))[
+        border:h - border, border:w - border].mean()
+        for prev, nxt, flow in zip(frames[:-1], frames[1:], _backward_flows(frames))]
+    return float(np.mean(errors))
+
+
+def warped_reference_flicker(video: torch.Tensor, reference: torch.Tensor, border: int = 4) -> float:
+    """[T,3,H,W] video and reference in [-1,1] -> mean |r_{t+1} - warp(r_t)| (0-255) of the residual
+    r = video - reference, warped with the reference's own flow: an error that moves with the
+    scene is not flicker, one that changes in place is. 0 for any error carried along by motion."""
+    if video.shape != reference.shape or video.shape[0] < 2:
+        raise ValueError(f"need two [T>=2,3,H,W] videos of one shape, got {list(video.shape)} "
+                         f"and {list(reference.shape)}")
+    flows = _backward_flows(to_uint8(reference))
+    residual = ((video.clamp(-1, 1) - reference) * 127.5).permute(0, 2, 3, 1).numpy().astype(np.float32)
+    h, w = residual.shape[1:3]
+    errors = [np.abs(residual[t + 1] - _warp(residual[t], flow))[border:h - border, border:w - border].mean()
+              for t, flow in enumerate(flows)]
     return float(np.mean(errors))
 
 

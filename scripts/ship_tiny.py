@@ -1,6 +1,8 @@
 """Copy trained tiny checkpoints from runs/ into drivesim/assets/tiny as fp16 safetensors.
 
 Usage: .venv/bin/python scripts/ship_tiny.py [--version tiny-YYYYMMDD] [--only unet prediction ...]
+Round 4 (tiny-20261128-r4) shipped: --only temporal_decoder unet prediction interpolation (the
+autoencoder and the probes are unchanged since tiny-20261124).
 The probes of `drivesim eval report` go to drivesim/assets/eval.
 """
 
@@ -18,10 +20,10 @@ from drivesim.models.weights import read_config, save_checkpoint
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = {
     "autoencoder": ROOT / "runs/autoencoder/image/final",
-    "temporal_decoder": ROOT / "runs/autoencoder/temporal2/final",
-    "unet": ROOT / "runs/ldm/video2/last",  # raw weights: lower held-out loss than the EMA
-    "prediction": ROOT / "runs/ldm/prediction3/ema",
-    "interpolation": ROOT / "runs/ldm/interpolation3/ema",
+    "temporal_decoder": ROOT / "runs/autoencoder/temporal3/final",
+    "unet": ROOT / "runs/ldm/video/ema",
+    "prediction": ROOT / "runs/ldm/prediction/ema",
+    "interpolation": ROOT / "runs/ldm/interpolation/ema",
     "clip": ROOT / "runs/probes/clip",
     "box": ROOT / "runs/probes/box",
 }

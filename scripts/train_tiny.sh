@@ -19,11 +19,14 @@ fi
 AE=${AE:-drivesim/assets/tiny/autoencoder}
 # 2. temporal decoder: only temporal layers; no GAN (the 3D discriminator raised flicker in
 #    round 3), motion loss (L1 between frame differences of reconstruction and input) weight 5
-#    for 300 steps, then weight 10 to step 1000 (resumed, optimizer reset)
+#    for 300 steps, weight 10 to step 1000, then weight 20 at lr 1e-3 to step 1400 (each
+#    resumed with a fresh optimizer)
 $DS train autoencoder stage=temporal init_from=$AE steps=300 batch_size=2 disc_start=1000000 \
     motion_weight=5 out_dir=runs/autoencoder/temporal3 --quiet
 $DS train autoencoder stage=temporal init_from=$AE steps=1000 batch_size=2 disc_start=1000000 \
     motion_weight=10 out_dir=runs/autoencoder/temporal3 --quiet
+$DS train autoencoder stage=temporal init_from=$AE steps=1400 batch_size=2 disc_start=1000000 \
+    motion_weight=20 lr=1e-3 out_dir=runs/autoencoder/temporal3 --quiet
 # 3. image LDM on single latent frames (builds the latent cache of 500 procedural clips first)
 $DS train image-ldm steps=2500 batch_size=12 lr=4e-4 ema_decay=0.995 latents.autoencoder=$AE \
     out_dir=runs/ldm/image --quiet

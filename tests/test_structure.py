@@ -120,3 +120,20 @@ def test_models_never_import_pipelines_cli_or_hydra():
 def test_source_files_are_small(path):
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{path.relative_to(REPO)}: {lines} lines > {MAX_LINES}; split it"
+
+
+def test_atomic_write_leaves_no_temp_file_and_the_usual_mode(tmp_path):
+    import os
+    import stat
+
+    from drivesim.utils import atomic_write
+
+    target = tmp_path / "out.bin"
+    atomic_write(target, lambda tmp: Path(tmp).write_bytes(b"x"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.read_bytes() == b"x" and list(tmp_path.iterdir()) == [target]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
+    with pytest.raises(RuntimeError):
+        atomic_write(target, lambda tmp: (_ for _ in ()).throw(RuntimeError("half-written")))
+    assert target.read_bytes() == b"x" and list(tmp_path.iterdir()) == [target]

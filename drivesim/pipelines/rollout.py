@@ -48,7 +48,7 @@ class RolloutConfig:
     frame_correlation: float | None = None  # shared part of the starting noise; None = each model's prior
     # SDEdit starts (1 = pure noise): new key frames from the noised last context frame,
     # interpolated frames from the noised linear blend of their two key frames
-    prediction_strength: float = 0.7
+    prediction_strength: float = 1.0
     interpolation_strength: float = 0.5
     seed: int = 0
     latent_size: tuple[int, int] = (16, 32)

@@ -76,19 +76,30 @@ def warp_error(video: torch.Tensor, border: int = 4) -> float:
     return float(np.mean(errors))
 
 
-def warped_reference_flicker(video: torch.Tensor, reference: torch.Tensor, border: int = 4) -> float:
-    """[T,3,H,W] video and reference in [-1,1] -> mean |r_{t+1} - warp(r_t)| (0-255) of the residual
-    r = video - reference, warped with the reference's own flow: an error that moves with the
-    scene is not flicker, one that changes in place is. 0 for any error carried along by motion."""
-    if video.shape != reference.shape or video.shape[0] < 2:
-        raise ValueError(f"need two [T>=2,3,H,W] videos of one shape, got {list(video.shape)} "
-                         f"and {list(reference.shape)}")
+def warped_reference_flicker(videos: list[torch.Tensor], reference: torch.Tensor,
+                             border: int = 4) -> list[float]:
+    """Videos [T,3,H,W] and their reference in [-1,1] -> per video, mean |r_{t+1} - warp(r_t)|
+    (0-255) of its residual r = video - reference, warped with the reference's own flow (computed
+    once for all videos): an error that moves with the scene is not flicker, one that changes in
+    place is. 0 for any error carried along by motion."""
+    if reference.shape[0] < 2 or any(v.shape != reference.shape for v in videos):
+        raise ValueError(f"need [T>=2,3,H,W] videos shaped like the reference {list(reference.shape)}, "
+                         f"got {[list(v.shape) for v in videos]}")
     flows = _backward_flows(to_uint8(reference))
-    residual = ((video.clamp(-1, 1) - reference) * 127.5).permute(0, 2, 3, 1).numpy().astype(np.float32)
-    h, w = residual.shape[1:3]
-    errors = [np.abs(residual[t + 1] - _warp(residual[t], flow))[border:h - border, border:w - border].mean()
-              for t, flow in enumerate(flows)]
-    return float(np.mean(errors))
+    h, w = reference.shape[-2:]
+    out = []
+    for video in videos:
+        residual = ((video.clamp(-1, 1) - reference) * 127.5).permute(0, 2, 3, 1).numpy().astype(np.float32)
+        errors = [np.abs(residual[t + 1] - _warp(residual[t], flow))[border:h - border, border:w - border]
+                  .mean() for t, flow in enumerate(flows)]
+        out.append(float(np.mean(errors)))
+    return out
+
+
+def mean_luma(frames: torch.Tensor) -> float:
+    """[...,3,H,W] in [-1,1] -> mean Rec.601 luma on 0-255."""
+    rgb = (frames.clamp(-1, 1) + 1) * 127.5
+    return float((0.299 * rgb[..., 0, :, :] + 0.587 * rgb[..., 1, :, :] + 0.114 * rgb[..., 2, :, :]).mean())
 
 
 def seam_ratio(video: torch.Tensor, segment_starts: list[int]) -> dict:

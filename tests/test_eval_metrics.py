@@ -127,3 +127,19 @@ def test_report_on_folders_writes_json_and_markdown(tmp_path):
                                  out=str(tmp_path / "f")), progress=False)
     assert report["sets"]["real"]["clips"] == 2 and report["sets"]["real"]["clips_with_time_of_day"] == 2
     assert report["sets"]["generated"]["probe_fd"] > 0
+
+
+def test_warped_reference_flicker_ignores_errors_that_move_with_the_scene():
+    from drivesim.metrics import warped_reference_flicker
+
+    g = torch.Generator().manual_seed(0)
+    texture = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 64, 128, generator=g), 5, 1, 2)[0] * 1.6 - 0.8
+    reference = torch.stack([texture.roll(t, dims=2) for t in range(6)])  # panning 1 px per frame
+    error = 0.1 * torch.nn.functional.avg_pool2d(torch.randn(1, 3, 64, 128, generator=g), 5, 1, 2)[0]
+    carried = reference + torch.stack([error.roll(t, dims=2) for t in range(6)])
+    in_place = reference + 0.1 * torch.nn.functional.avg_pool2d(
+        torch.randn(6, 3, 64, 128, generator=g), 5, 1, 2)
+    moved, changing, exact = warped_reference_flicker([carried, in_place, reference], reference)
+    assert exact == 0.0 and changing > 0.5 and moved < changing / 3
+    with pytest.raises(ValueError, match="shaped like the reference"):
+        warped_reference_flicker([reference[:3]], reference)

@@ -26,20 +26,19 @@ def evaluate_autoencoder(autoencoder: str, temporal_decoder: str | None, clips: 
     ae = load_part(autoencoder, "autoencoder").to(device).eval()
     td = load_part(temporal_decoder, "temporal_decoder").to(device).eval() if temporal_decoder else None
     data = ProceduralClipDataset(length=clips, num_frames=num_frames, fps=fps, seed=HELD_OUT_SEED)
-    sums = {f"{m}_{d}": (0.0 if d == "image" or td is not None else None) for d in ("image", "temporal")
-            for m in ("psnr", "flicker", "warped_flicker")}
+    sums: dict[str, float] = {}
     for i in tqdm(range(clips), desc="eval autoencoder", disable=not progress):
         frames = data[i][0].to(device)
         z = ae.encode(frames).mode()
-        image = ae.decode(z)[None]
-        sums["psnr_image"] += psnr(image, frames[None])
-        sums["flicker_image"] += reference_flicker(image, frames[None])
-        sums["warped_flicker_image"] += warped_reference_flicker(image[0].cpu(), frames.cpu())
+        decoded = {"image": ae.decode(z)[None]}
         if td is not None:
-            video = td.decode_chunked(z[None])
-            sums["psnr_temporal"] += psnr(video, frames[None])
-            sums["flicker_temporal"] += reference_flicker(video, frames[None])
-            sums["warped_flicker_temporal"] += warped_reference_flicker(video[0].cpu(), frames.cpu())
-    report = {k: v / clips for k, v in sums.items() if v is not None}
+            decoded["temporal"] = td.decode_chunked(z[None])
+        warped = warped_reference_flicker([v[0].cpu() for v in decoded.values()], frames.cpu())
+        for (name, video), warped_flicker in zip(decoded.items(), warped):
+            for metric, value in (("psnr", psnr(video, frames[None])),
+                                  ("flicker", reference_flicker(video, frames[None])),
+                                  ("warped_flicker", warped_flicker)):
+                sums[f"{metric}_{name}"] = sums.get(f"{metric}_{name}", 0.0) + value
+    report = {k: v / clips for k, v in sums.items()}
     report.update(clips=clips, num_frames=num_frames, fps=fps, seed=HELD_OUT_SEED)
     return report

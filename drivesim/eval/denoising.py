@@ -31,11 +31,13 @@ def denoising_loss(model: VideoUNet, data: LatentClipDataset, scale: float, clip
     schedule = schedule or ScheduleConfig()
     scheduler = training_scheduler(schedule)
     g = torch.Generator().manual_seed(seed)
+    device = module_device(model)
+    correlation = 0.0 if image_only else schedule.frame_correlation
+    v_model = schedule.prediction_type == "v_prediction"
     total, count = 0.0, 0
     for i in tqdm(range(min(clips, len(data))), desc="denoising loss", disable=not progress):
         latents, cond = data[i]
         cond = {k: v[None, :num_frames] if k in PER_FRAME_KEYS else v[None] for k, v in cond.items()}
-        device = module_device(model)
         cond = {k: v.to(device) for k, v in cond.items()}
         latents = latents[None, :num_frames].to(device) * scale
         b, t = latents.shape[:2]
@@ -43,12 +45,10 @@ def denoising_loss(model: VideoUNet, data: LatentClipDataset, scale: float, clip
         ctx = (Context(latents, mask, torch.tensor([stage], device=device))
                if model.cfg.context_channels else None)
         for step in TIMESTEPS:
-            correlation = 0.0 if image_only else schedule.frame_correlation
             noise = mixed_noise(latents.shape, g, correlation).to(device)  # CPU draws: same on any device
             ts = torch.tensor([step], device=device)
             noisy = scheduler.add_noise(latents, noise, ts)
             pred = model(noisy, ts, cond, image_only=image_only, context=ctx)
-            v_model = schedule.prediction_type == "v_prediction"
             target = scheduler.get_velocity(latents, noise, ts) if v_model else noise
             err = ((pred - target) ** 2).mean(dim=(2, 3, 4))[0]  # per frame
             unknown = mask[0] == 0

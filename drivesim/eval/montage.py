@@ -20,17 +20,20 @@ def draw_boxes(frame: np.ndarray, boxes: np.ndarray, colour=(255, 200, 0)) -> np
     return out
 
 
+def _tile(image: np.ndarray, boxes: np.ndarray, title: str, scale: int) -> np.ndarray:
+    """uint8 [H,W,3] + normalised boxes [N,4] -> the frame with boxes, scaled, titled."""
+    tile = cv2.resize(draw_boxes(image, boxes), None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    cv2.putText(tile, title, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    return tile
+
+
 def save_montage(path: str | Path, panels: list[tuple[str, torch.Tensor, dict, int]], columns: int,
                  scale: int = 2) -> Path:
     """panels: (title, frame [3,H,W] in [-1,1], condition dict, frame index) -> PNG grid at `path`."""
     tiles = []
     for title, frame, cond, index in panels:
-        image = to_uint8(frame[None])[0]
         mask = cond["box_mask"][index].numpy().astype(bool)
-        image = draw_boxes(image, cond["boxes"][index].numpy()[mask])
-        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-        cv2.putText(image, title, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
-        tiles.append(image)
+        tiles.append(_tile(to_uint8(frame[None])[0], cond["boxes"][index].numpy()[mask], title, scale))
     blank = np.zeros_like(tiles[0])
     tiles += [blank] * (-len(tiles) % columns)
     rows = [np.concatenate(tiles[r:r + columns], axis=1) for r in range(0, len(tiles), columns)]
@@ -80,11 +83,7 @@ def clips_montage(folder: str | Path, out: str | Path, frames_per_clip: int = 3,
         for index, image in zip(indices, read_frames(video, indices)):
             h, w = image.shape[:2]
             boxes = np.array([[b.x1 / w, b.y1 / h, b.x2 / w, b.y2 / h] for b in labels[index].boxes or []])
-            tile = cv2.resize(draw_boxes(image, boxes.reshape(-1, 4)), None, fx=scale, fy=scale,
-                              interpolation=cv2.INTER_NEAREST)
-            cv2.putText(tile, f"{video.stem} #{index}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                        (255, 255, 255), 1, cv2.LINE_AA)
-            tiles.append(tile)
+            tiles.append(_tile(image, boxes.reshape(-1, 4), f"{video.stem} #{index}", scale))
         tiles += [np.zeros_like(tiles[0])] * (frames_per_clip - len(tiles))
         rows.append(np.concatenate(tiles, axis=1))
     return _write_png(out, np.concatenate(rows, axis=0))

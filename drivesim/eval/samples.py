@@ -12,15 +12,10 @@ from tqdm import tqdm
 from drivesim.data.procedural import ProceduralClipDataset
 from drivesim.diffusion.guidance import GuidanceScales
 from drivesim.eval.montage import save_montage
+from drivesim.metrics import mean_luma
 from drivesim.pipelines.video_ldm import VideoLDMPipeline
 
 LAYOUT_SEED = 424_242  # layouts never used in training
-
-
-def _luma(frames: torch.Tensor) -> float:
-    """[...,3,H,W] in [-1,1] -> mean Rec.601 luma in 0-255."""
-    rgb = (frames.clamp(-1, 1) + 1) * 127.5
-    return float((0.299 * rgb[..., 0, :, :] + 0.587 * rgb[..., 1, :, :] + 0.114 * rgb[..., 2, :, :]).mean())
 
 
 @torch.no_grad()
@@ -39,8 +34,8 @@ def time_of_day_report(pipe: VideoLDMPipeline, clips: int = 4, num_frames: int =
             real, cond = data[i]
             video = pipe(default_collate([cond]), num_frames, steps=steps, guidance=guidance, seed=seed,
                          frame_correlation=frame_correlation)
-            rows.append({"time_of_day": tod, "seed": seed, "layout": i, "generated": _luma(video.frames),
-                         "world": _luma(real)})
+            rows.append({"time_of_day": tod, "seed": seed, "layout": i, "generated": mean_luma(video.frames),
+                         "world": mean_luma(real)})
             panels.append((f"{tod} seed {seed}", video.frames[0, num_frames // 2], cond, num_frames // 2))
     day = [r for r in rows if r["time_of_day"] == "day"]
     night = [r for r in rows if r["time_of_day"] == "night"]

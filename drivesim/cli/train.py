@@ -9,6 +9,7 @@ TRAINERS = {
     "video-ldm": ("drivesim.train.ldm", "LDMTrainConfig", "train_ldm", "train_video_ldm"),
     "prediction": ("drivesim.train.ldm", "LDMTrainConfig", "train_ldm", "train_prediction"),
     "interpolation": ("drivesim.train.ldm", "LDMTrainConfig", "train_ldm", "train_interpolation"),
+    "upsampler": ("drivesim.train.upsampler", "UpsamplerTrainConfig", "train_upsampler", "train_upsampler"),
     "probes": ("drivesim.train.probes", "ProbeTrainConfig", "train_probes", "train_probes"),
 }
 

@@ -21,6 +21,7 @@ from drivesim.models.autoencoder import load_autoencoder
 from drivesim.models.probes import load_box_probe, load_clip_probe
 from drivesim.models.temporal_decoder import load_temporal_decoder
 from drivesim.models.unet import load_unet
+from drivesim.models.upsampler import load_upsampler
 from drivesim.models.weights import CheckpointError, checkpoint_paths
 from drivesim.utils import write_json_atomic
 
@@ -31,10 +32,11 @@ LOADERS: dict[str, Callable[[Path], nn.Module]] = {
     "VideoUNet": load_unet,
     "ClipProbe": load_clip_probe,
     "BoxProbe": load_box_probe,
+    "UpsamplerUNet": load_upsampler,
 }
 DEFAULT_CLASSES = {"autoencoder": "AutoencoderKL", "temporal_decoder": "TemporalDecoder", "unet": "VideoUNet",
                    "prediction": "VideoUNet", "interpolation": "VideoUNet", "clip": "ClipProbe",
-                   "box": "BoxProbe"}
+                   "box": "BoxProbe", "upsampler": "UpsamplerUNet"}
 
 
 def parts_on_disk(folder: str | Path) -> dict[str, str]:

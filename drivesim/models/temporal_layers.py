@@ -47,24 +47,50 @@ class AlphaBlend(nn.Module):
         return torch.addcmul(spatial, delta, 1 - torch.sigmoid(self.logit))
 
 
+class ChannelNorm(nn.Module):
+    """LayerNorm over channels at every pixel: [N,C,H,W] -> same. Unlike GroupNorm it sees one
+    pixel, so a network built from it gives the same output on a tile as on the whole frame."""
+
+    def __init__(self, channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(1, keepdim=True)
+        var = (x - mean).square().mean(1, keepdim=True)
+        x = (x - mean) * torch.rsqrt(var + self.eps)
+        return x * self.weight[:, None, None] + self.bias[:, None, None]
+
+
+def norm_layer(kind: str, channels: int, groups: int = 32) -> nn.Module:
+    """'group' (GroupNorm over each frame) or 'channel' (ChannelNorm, pixel-local)."""
+    if kind == "group":
+        return nn.GroupNorm(math.gcd(groups, channels), channels)
+    if kind == "channel":
+        return ChannelNorm(channels)
+    raise ValueError(f"norm={kind!r}: use 'group' or 'channel'")
+
+
 class TemporalConvBlock(nn.Module):
     """3D-conv residual block over time (kernel 3x1x1): x [(b t),c,h,w] -> same shape.
 
     `convs=2` is norm-act-conv twice (the UNet's block); `convs=1` is one norm-act-conv,
     which halves the temporal receptive field (the autoencoder decoder uses it so chunked
-    decoding needs little overlap). The last conv is zero-initialised.
+    decoding needs little overlap). The last conv is zero-initialised. `norm='channel'` keeps
+    the block pixel-local (the tiled upsampler).
     """
 
     def __init__(self, channels: int, groups: int = 32, kernel_t: int = 3, extra_channels: int = 0,
-                 convs: int = 2):
+                 convs: int = 2, norm: str = "group"):
         super().__init__()
-        groups = math.gcd(groups, channels)
         pad = (kernel_t // 2, 0, 0)
         self.receptive_radius = convs * (kernel_t // 2)
-        self.norm1 = nn.GroupNorm(groups, channels)
+        self.norm1 = norm_layer(norm, channels, groups)
         self.conv1 = nn.Conv3d(channels + extra_channels, channels, (kernel_t, 1, 1), padding=pad)
         if convs == 2:
-            self.norm2 = nn.GroupNorm(groups, channels)
+            self.norm2 = norm_layer(norm, channels, groups)
             self.conv2 = nn.Conv3d(channels, channels, (kernel_t, 1, 1), padding=pad)
         elif convs != 1:
             raise ValueError(f"convs={convs}: use 1 or 2")

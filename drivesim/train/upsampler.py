@@ -1,0 +1,147 @@
+"""`drivesim train upsampler`: the 4x upsampler, an image stage on single frames, then a video
+stage that trains only the temporal layers (spatial weights frozen, paper section 3.4).
+
+Each sample is an aligned crop pair (high-res target, low-res input). The low-res input is
+noise-augmented to a random level in [0, max_noise_level] of the diffusion schedule and the
+model is told that level; at inference a modest level is chosen (UpsampleSettings.noise_level).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from drivesim.diffusion.schedule import ScheduleConfig, noise_clips, training_scheduler
+from drivesim.models.model_index import load_part
+from drivesim.models.temporal_layers import spatial_parameters, temporal_parameters
+from drivesim.models.upsampler import UpsamplerConfig, UpsamplerUNet
+from drivesim.models.weights import load_checkpoint, save_checkpoint
+from drivesim.train.common import CsvLog, load_train_state, make_ema, save_train_state, seed_everything
+from drivesim.train.upsampler_data import HighResCacheConfig, ensure_highres_cache, sample_pairs
+from drivesim.utils import resolve_device
+
+STAGES = ("image", "video")
+
+
+@dataclass(frozen=True)
+class UpsamplerTrainConfig:
+    stage: str = "image"  # image | video
+    out_dir: str = "runs/upsampler/image"
+    init_from: str | None = None  # video stage: the image upsampler checkpoint
+    upsampler: UpsamplerConfig = field(default_factory=UpsamplerConfig)
+    cache: HighResCacheConfig = field(default_factory=HighResCacheConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    crop: tuple[int, int] = (128, 256)  # high-res crop; multiples of upsampler.size_multiple
+    num_frames: int = 8  # video stage
+    max_noise_level: int = 300  # low-res noise augmentation drawn from [0, this]
+    decoded_share: float = 0.5  # share of low-res inputs from the autoencoder's reconstruction
+    steps: int = 3000
+    batch_size: int = 8  # crops (image stage) or clips (video stage)
+    lr: float = 5e-4
+    grad_clip: float = 1.0
+    ema_decay: float = 0.995
+    log_every: int = 10
+    save_every: int = 250
+    seed: int = 0
+    device: str = "cpu"
+
+
+def build_upsampler(cfg: UpsamplerTrainConfig) -> UpsamplerUNet:
+    """Fresh image model, or the video model inflated from `init_from` with spatial weights frozen."""
+    if cfg.stage not in STAGES:
+        raise ValueError(f"stage={cfg.stage!r}: use one of {STAGES}")
+    m = cfg.upsampler.size_multiple
+    if cfg.crop[0] % m or cfg.crop[1] % m:
+        raise ValueError(f"crop={list(cfg.crop)}: both sides must be multiples of {m}")
+    if not 0 <= cfg.max_noise_level < cfg.schedule.num_train_timesteps:
+        raise ValueError(f"max_noise_level={cfg.max_noise_level}: must be in [0, "
+                         f"{cfg.schedule.num_train_timesteps - 1}]")
+    if cfg.stage == "image":
+        return UpsamplerUNet(cfg.upsampler)
+    if not cfg.init_from:
+        raise ValueError("stage=video needs init_from=<image upsampler checkpoint>, e.g. "
+                         "init_from=runs/upsampler/image/ema")
+    image = load_part(cfg.init_from, "upsampler")
+    if image.cfg != cfg.upsampler:
+        raise ValueError(f"init_from={cfg.init_from} has upsampler={image.cfg}; this run asks for "
+                         f"{cfg.upsampler}: use the same upsampler config")
+    model = UpsamplerUNet.from_image_model(image)
+    for p in spatial_parameters(model):
+        p.requires_grad_(False)
+    return model
+
+
+def upsampler_loss(model: UpsamplerUNet, scheduler, high: torch.Tensor, low: torch.Tensor,
+                   cfg: UpsamplerTrainConfig, generator: torch.Generator) -> torch.Tensor:
+    """high [B,T,3,H,W], low [B,T,3,H/s,W/s] -> v-prediction MSE with a noise-augmented low-res input."""
+    b = high.shape[0]
+    noisy, timesteps, target = noise_clips(scheduler, high, generator, cfg.schedule.frame_correlation)
+    level = torch.randint(0, cfg.max_noise_level + 1, (b,), generator=generator).to(low.device)
+    low_noise = torch.randn(low.shape, generator=generator).to(low)
+    low_aug = scheduler.add_noise(low, low_noise, level)
+    pred = model(noisy, low_aug, timesteps, level, image_only=cfg.stage == "image")
+    return torch.nn.functional.mse_loss(pred, target)
+
+
+def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> Path:
+    """Train per cfg; resumes from out_dir/last; returns the EMA checkpoint prefix."""
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    generator = seed_everything(cfg.seed)
+    model = build_upsampler(cfg)
+    frames = 1 if cfg.stage == "image" else cfg.num_frames
+    if frames > cfg.cache.num_frames:
+        raise ValueError(f"num_frames={frames} exceeds the cache's clips of {cfg.cache.num_frames} frames")
+    params = temporal_parameters(model) if cfg.stage == "video" else list(model.parameters())
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    ema = make_ema(model, cfg.ema_decay)
+    log = CsvLog(out / "loss.csv", ["step", "loss", "seconds"])
+    step = 0
+    if (out / "last.state.pt").exists():
+        load_checkpoint(out / "last", lambda c: model)
+        ema.module.load_state_dict(load_checkpoint(out / "last_ema", lambda c: UpsamplerUNet(cfg.upsampler))
+                                   .state_dict())
+        step, extra = load_train_state(out / "last.state.pt", optimizer)
+        generator.set_state(torch.tensor(extra["generator"], dtype=torch.uint8))
+        ema.n_averaged.fill_(extra["ema_n_averaged"])
+        log.truncate_after(step)
+    model.to(device).train()
+    ema.to(device)
+    cache = ensure_highres_cache(cfg.cache, progress)
+    scheduler = training_scheduler(cfg.schedule)
+    scheduler.alphas_cumprod = scheduler.alphas_cumprod.to(device)
+    meta = {"upsampler": cfg.upsampler.to_dict(), "schedule": asdict(cfg.schedule), "stage": cfg.stage,
+            "max_noise_level": cfg.max_noise_level, "train_config": asdict(cfg)}
+    start = time.perf_counter()
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train upsampler ({cfg.stage})", disable=not progress)
+    while step < cfg.steps:
+        rng = np.random.default_rng([cfg.seed, step])  # a resumed run draws the same crops
+        high, low = sample_pairs(cache, cfg.batch_size, frames, cfg.crop, cfg.upsampler.scale,
+                                 cfg.decoded_share, rng)
+        loss = upsampler_loss(model, scheduler, high.to(device), low.to(device), cfg, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        optimizer.step()
+        ema.update_parameters(model)
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            log.write(step=step, loss=f"{loss.item():.6f}", seconds=f"{time.perf_counter() - start:.1f}")
+        if step % cfg.save_every == 0 or step == cfg.steps:
+            config = {**meta, "step": step}
+            save_checkpoint(model, out / "last", config)
+            save_checkpoint(ema.module, out / "last_ema", config)
+            save_checkpoint(ema.module, out / "ema", config)
+            save_train_state(out / "last.state.pt", step, optimizer,
+                             {"generator": generator.get_state().tolist(),
+                              "ema_n_averaged": int(ema.n_averaged)})
+    bar.close()
+    return out / "ema"

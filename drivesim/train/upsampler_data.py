@@ -1,0 +1,110 @@
+"""Training pairs for the upsampler: procedural clips rendered once at the output resolution.
+
+Rendering a 512x1024 frame costs ~66 ms here, about as much as a training step on a crop, so
+the clips are rendered once into a uint8 .npy cache (memory-mapped when read). Each clip also
+gets a "decoded" low-resolution copy: its area-downsampled frames through the cascade's own
+autoencoder and temporal decoder, the blur and artefacts that the upsampler meets at inference.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from drivesim.data.procedural import ProceduralClipDataset
+from drivesim.models.model_index import has_part, load_part
+from drivesim.utils import to_uint8, write_json_atomic
+
+
+@dataclass(frozen=True)
+class HighResCacheConfig:
+    dir: str = "runs/upsampler/cache"
+    clips: int = 96
+    num_frames: int = 8
+    fps: float = 30.0  # the upsampler sees the cascade's interpolated 30 fps video
+    size: tuple[int, int] = (512, 1024)
+    scale: int = 4
+    seed: int = 2000  # held out from the LDM caches (1000) and from eval (HELD_OUT_SEED)
+    autoencoder: str | None = "drivesim/assets/tiny"  # model folder for the decoded copy; None: none
+
+
+def _open_new(path: Path, shape: tuple[int, ...]) -> np.memmap:
+    return np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+
+
+@torch.no_grad()
+def ensure_highres_cache(cfg: HighResCacheConfig, progress: bool = True) -> dict[str, np.ndarray]:
+    """Render (once) and open the cache -> {"high": [N,T,H,W,3], "decoded": [N,T,H/s,W/s,3]} uint8."""
+    root = Path(cfg.dir)
+    meta_path = root / "cache.json"
+    meta = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
+    meta.pop("dir")
+    if meta_path.exists():
+        found = json.loads(meta_path.read_text())
+        if found != meta:
+            raise ValueError(f"{root}: cache built with {found}, this run asks for {meta}; "
+                             f"delete {root} or point cache.dir elsewhere")
+        return _open(root, cfg)
+    root.mkdir(parents=True, exist_ok=True)
+    h, w = cfg.size
+    n, t = cfg.clips, cfg.num_frames
+    parts = {"high": (n, t, h, w, 3)}
+    if cfg.autoencoder:
+        parts["decoded"] = (n, t, h // cfg.scale, w // cfg.scale, 3)
+        ae = load_part(cfg.autoencoder, "autoencoder").eval()
+        decoder = (load_part(cfg.autoencoder, "temporal_decoder").eval()
+                   if has_part(cfg.autoencoder, "temporal_decoder") else None)
+    arrays = {k: _open_new(root / f".{k}.npy.tmp", shape) for k, shape in parts.items()}
+    clips = ProceduralClipDataset(length=n, num_frames=t, fps=cfg.fps, size=cfg.size, seed=cfg.seed)
+    for i in tqdm(range(n), desc=f"rendering {n} clips at {h}x{w}", disable=not progress):
+        frames, _ = clips[i]  # [T,3,H,W] in [-1,1]
+        arrays["high"][i] = to_uint8(frames)
+        if cfg.autoencoder:
+            low = F.avg_pool2d(frames, cfg.scale)
+            z = ae.encode(low).mode()
+            decoded = decoder(z[None])[0] if decoder is not None else ae.decode(z)
+            arrays["decoded"][i] = to_uint8(decoded.clamp(-1, 1))
+    for k, array in arrays.items():
+        array.flush()
+        os.replace(root / f".{k}.npy.tmp", root / f"{k}.npy")
+    write_json_atomic(meta, meta_path)
+    return _open(root, cfg)
+
+
+def _open(root: Path, cfg: HighResCacheConfig) -> dict[str, np.ndarray]:
+    names = ["high"] + (["decoded"] if cfg.autoencoder else [])
+    return {k: np.load(root / f"{k}.npy", mmap_mode="r") for k in names}
+
+
+def sample_pairs(cache: dict[str, np.ndarray], batch: int, num_frames: int, crop: tuple[int, int],
+                 scale: int, decoded_share: float, rng: np.random.Generator):
+    """Random aligned crops -> (high [B,T,3,ch,cw], low [B,T,3,ch/s,cw/s]) in [-1,1]; a
+    `decoded_share` of the low-res crops come from the decoded copy, the rest are area-downsampled."""
+    high_all = cache["high"]
+    n, t_all, h, w, _ = high_all.shape
+    ch, cw = crop
+    highs, lows = [], []
+    for _ in range(batch):
+        i, t0 = rng.integers(n), rng.integers(t_all - num_frames + 1)
+        y, x = (int(rng.integers((size - c) // scale + 1)) * scale for size, c in ((h, ch), (w, cw)))
+        high = _to_float(high_all[i, t0:t0 + num_frames, y:y + ch, x:x + cw])
+        if "decoded" in cache and rng.random() < decoded_share:
+            ys, xs = y // scale, x // scale
+            low = _to_float(cache["decoded"][i, t0:t0 + num_frames, ys:ys + ch // scale, xs:xs + cw // scale])
+        else:
+            low = F.avg_pool2d(high, scale)
+        highs.append(high)
+        lows.append(low)
+    return torch.stack(highs), torch.stack(lows)
+
+
+def _to_float(frames: np.ndarray) -> torch.Tensor:
+    """uint8 [T,H,W,3] -> float [T,3,H,W] in [-1,1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(127.5).sub(1)

@@ -5,7 +5,7 @@ import json
 import cv2
 import pytest
 import torch
-from conftest import TINY_AE, TINY_UNET
+from conftest import TINY_AE, TINY_UNET, save_upsampler
 
 from drivesim.cli import main
 from drivesim.models.autoencoder import AutoencoderKL
@@ -28,6 +28,7 @@ def model_dir(tmp_path_factory):
     unet = VideoUNet(TINY_UNET)
     save_checkpoint(unet, d / "unet", {"unet": TINY_UNET.to_dict(), "latent_scale": 1.0, "step": 0,
                                        "train_config": {"schedule": {}}}, dtype=torch.float16)
+    save_upsampler(d)
     return d
 
 
@@ -86,18 +87,41 @@ def test_eval_reports_run_on_untrained_models(model_dir, tmp_path):
     assert 5 < ae["psnr_image"] < 15  # an untrained decoder: far from the frames, but not degenerate
 
 
-def test_labels_describe_the_video_written_at_any_requested_resolution(model_dir, repo, tmp_path):
-    scenario = (repo / "scenarios" / "day_cut_in.yaml").read_text().replace("[128, 256]", "[512, 1024]")
-    (tmp_path / "big.yaml").write_text(scenario)
+def video_size(path) -> list[int]:
+    cap = cv2.VideoCapture(str(path))
+    return [int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))]
+
+
+def box_labels(path) -> list[dict]:
+    return [lab["box2d"] for frame in json.loads(path.read_text()) for lab in frame.get("labels", [])]
+
+
+@pytest.mark.parametrize("method", ["model", "bicubic"])
+def test_generate_writes_the_scenario_resolution_with_the_upsampler(model_dir, repo, tmp_path, method):
     out = tmp_path / "out"
-    assert main(["generate", "--scenario", str(tmp_path / "big.yaml"), "--out", str(out), "--model",
-                 str(model_dir), "--steps", "1", "--max-frames", "2", "--quiet"]) == 0
+    assert main(["generate", "--scenario", str(repo / "scenarios" / "day_cut_in.yaml"), "--out", str(out),
+                 "--model", str(model_dir), "--steps", "1", "--max-frames", "2", "--upsample-steps", "1",
+                 "--upsampler", method, "--keep-base", "--quiet"]) == 0
     meta = json.loads((out / "day_cut_in.meta.json").read_text())
-    cap = cv2.VideoCapture(str(out / "day_cut_in.mp4"))
-    size = [int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))]
+    assert meta["resolution"] == video_size(out / "day_cut_in.mp4") == [512, 1024]
+    assert meta["base_resolution"] == video_size(out / "day_cut_in.base.mp4") == [128, 256]
+    assert meta["upsampler"]["method"] == method
+    assert ("upsampler" in meta["model_versions"]) == (method == "model")
+    big, small = box_labels(out / "day_cut_in.json"), box_labels(out / "day_cut_in.base.json")
+    assert len(big) == len(small) > 0
+    for b, s in zip(big, small):  # the same boxes, in pixels of each video
+        assert b["x2"] == pytest.approx(4 * s["x2"], abs=4) and b["y1"] == pytest.approx(4 * s["y1"], abs=4)
+
+
+def test_labels_describe_the_video_written_at_any_requested_resolution(model_dir, repo, tmp_path):
+    out = tmp_path / "out"
+    assert main(["generate", "--scenario", str(repo / "scenarios" / "day_cut_in.yaml"), "--out", str(out),
+                 "--model", str(model_dir), "--steps", "1", "--max-frames", "2", "--upsampler", "none",
+                 "--quiet"]) == 0
+    meta = json.loads((out / "day_cut_in.meta.json").read_text())
+    size = video_size(out / "day_cut_in.mp4")
     assert meta["resolution"] == size == [128, 256] and meta["requested_resolution"] == [512, 1024]
-    boxes = [lab["box2d"] for frame in json.loads((out / "day_cut_in.json").read_text())
-             for lab in frame.get("labels", [])]
+    boxes = box_labels(out / "day_cut_in.json")
     assert boxes and max(b["x2"] for b in boxes) <= size[1] and max(b["y2"] for b in boxes) <= size[0]
     assert max(b["x2"] for b in boxes) > size[1] / 4  # pixels of 128x256, not normalised
 

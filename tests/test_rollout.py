@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 import torch
-from conftest import TINY_AE, TINY_UNET
+from conftest import TINY_AE, TINY_UNET, save_upsampler
 from torch.utils.data import default_collate
 
 from conditioners.context import Context, context_input, keyframe_mask, leading_mask
@@ -174,6 +174,7 @@ def cascade_dir(tmp_path_factory, models):
     save_checkpoint(video, d / "unet", {"unet": video.cfg.to_dict(), **meta})
     for name in ("prediction", "interpolation"):
         save_checkpoint(predict, d / name, {"unet": predict.cfg.to_dict(), **meta})
+    save_upsampler(d)
     return d
 
 
@@ -192,10 +193,15 @@ def test_rollout_command_resumes_after_interruption(cascade_dir, repo, tmp_path,
 
     scenario = str(repo / "scenarios" / "day_cut_in.yaml")
     args = [scenario, "--segments", "3", "--new-frames", "3", "--steps", "1", "--interpolation-steps", "1",
-            "--model", str(cascade_dir), "--crowdedness", "light,crowded", "--quiet"]
+            "--model", str(cascade_dir), "--crowdedness", "light,crowded", "--upsample-steps", "1",
+            "--keep-base", "--quiet"]
     assert main(["rollout", *args, "--out", str(tmp_path / "full")]) == 0
     meta = json.loads((tmp_path / "full" / "day_cut_in.meta.json").read_text())
     assert meta["frames"] == 1 + 4 * (9 - 1) and meta["fps"] == 30
+    assert meta["resolution"] == [512, 1024] and meta["base_resolution"] == [128, 256]
+    full_frames, base_frames = (read_frames(tmp_path / "full" / f"day_cut_in{s}.mp4") for s in ("", ".base"))
+    assert len(full_frames) == len(base_frames) == meta["frames"]
+    assert full_frames[0].shape == (512, 1024, 3) and base_frames[0].shape == (128, 256, 3)
     assert meta["diagnostics"]["seam_ratio"] > 0 and len(meta["diagnostics"]["segments"]) == 3
     assert not (tmp_path / "full" / "day_cut_in").exists()  # work folder removed when complete
 
@@ -218,7 +224,7 @@ def test_bench_rollout_rows(cascade_dir, repo):
     from drivesim.bench.rollout import bench_rollout, format_rows
 
     rows = bench_rollout((1, 2), steps=1, interpolation_steps=1, model_dir=str(cascade_dir),
-                         scenario=str(repo / "scenarios" / "day_cut_in.yaml"), threads=1)
+                         scenario=str(repo / "scenarios" / "day_cut_in.yaml"), threads=1, upsampler="bicubic")
     assert [r["frames"] for r in rows] == [1 + 4 * 5, 1 + 4 * 11]
     assert rows[0]["peak_ratio"] == 1.0 and rows[1]["peak_mib"] > 0
     assert "ratio" in format_rows(rows)

@@ -15,7 +15,7 @@ from drivesim.bench.memory import peak_rss_kib, reset_peak_rss, run_isolated
 
 
 def measure(segments: int, steps: int, interpolation_steps: int, model_dir: str | None,
-            scenario: str, threads: int) -> dict:
+            scenario: str, threads: int, upsampler: str = "model") -> dict:
     """One rollout of `segments` segments -> peak RSS above the loaded models (MiB), s/frame."""
     import torch
 
@@ -29,7 +29,8 @@ def measure(segments: int, steps: int, interpolation_steps: int, model_dir: str 
         gc.collect()
         rest = reset_peak_rss()
         start = time.perf_counter()
-        meta = run_rollout(scenario, out, cfg, model_dir or DEFAULT_MODEL_DIR, progress=False)
+        meta = run_rollout(scenario, out, cfg, model_dir or DEFAULT_MODEL_DIR, progress=False,
+                           upsampler=upsampler)
         seconds = time.perf_counter() - start
     return {"peak_mib": peak_rss_kib() / 1024, "above_start_mib": (peak_rss_kib() - rest) / 1024,
             "frames": meta["frames"], "s_per_frame": seconds / meta["frames"], "seconds": seconds}
@@ -37,11 +38,12 @@ def measure(segments: int, steps: int, interpolation_steps: int, model_dir: str 
 
 def bench_rollout(segments: tuple[int, ...] = (1, 5, 20), steps: int = 20, interpolation_steps: int = 10,
                   model_dir: str | None = None, scenario: str = "scenarios/day_light_highway.yaml",
-                  threads: int = 2) -> list[dict]:
+                  threads: int = 2, upsampler: str = "model") -> list[dict]:
     """One row per length; peak_ratio is relative to the shortest rollout."""
     rows = [{"segments": n, **run_isolated("drivesim.bench.rollout", "measure", segments=n, steps=steps,
                                            interpolation_steps=interpolation_steps, model_dir=model_dir,
-                                           scenario=scenario, threads=threads)} for n in segments]
+                                           scenario=scenario, threads=threads, upsampler=upsampler)}
+            for n in segments]
     for r in rows:
         r["peak_ratio"] = r["peak_mib"] / rows[0]["peak_mib"]
     return rows

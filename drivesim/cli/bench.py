@@ -37,12 +37,21 @@ def cmd_bench_rollout(args) -> int:
     from drivesim.bench.rollout import format_rows
 
     print(format_rows(bench_rollout(tuple(args.segments), args.steps, args.interpolation_steps, args.model,
-                                    args.scenario, args.threads)))
+                                    args.scenario, args.threads, args.upsampler)))
+    return 0
+
+
+def cmd_bench_upsample(args) -> int:
+    from drivesim.bench.upsample import bench_upsample, format_rows
+
+    rows = bench_upsample(tuple(args.tiles), args.frames, tuple(args.lengths), args.steps, args.model,
+                          args.threads)
+    print(format_rows(rows))
     return 0
 
 
 def register(subparsers) -> None:
-    """`bench world | rollout | unet | decode`."""
+    """`bench world | rollout | upsample | unet | decode`."""
     bench = subparsers.add_parser("bench", help="speed and memory benchmarks")
     sub = bench.add_subparsers(dest="bench_command", required=True)
 
@@ -63,7 +72,22 @@ def register(subparsers) -> None:
     ro.add_argument("--scenario", default=param_default(bench_rollout, "scenario"))
     add_model(ro)
     ro.add_argument("--threads", type=int, default=param_default(bench_rollout, "threads"))
+    ro.add_argument("--upsampler", default=param_default(bench_rollout, "upsampler"),
+                    choices=["none", "bicubic", "model"])
     ro.set_defaults(func=cmd_bench_rollout)
+
+    from drivesim.bench.upsample import bench_upsample
+
+    up = sub.add_parser("upsample", help="upsampler s/frame and peak memory vs tile size and clip length: "
+                                         "bicubic, image and video upsampler")
+    up.add_argument("--tiles", type=int, nargs="+", default=list(param_default(bench_upsample, "tiles")))
+    up.add_argument("--frames", type=int, default=param_default(bench_upsample, "frames"))
+    up.add_argument("--lengths", type=int, nargs="+", default=list(param_default(bench_upsample, "lengths")),
+                    help="clip lengths for the memory-vs-length rows")
+    up.add_argument("--steps", type=int, default=None, help="denoising steps (default: the upsampler's)")
+    add_model(up)
+    up.add_argument("--threads", type=int, default=param_default(bench_upsample, "threads"))
+    up.set_defaults(func=cmd_bench_upsample)
 
     unet = sub.add_parser("unet", help="our video UNet vs diffusers' SVD UNet")
     unet.add_argument("--batch", type=int, default=param_default(bench_unet, "batch"))

@@ -1,4 +1,5 @@
-"""`drivesim eval ...`: autoencoder, samples, montage, denoising, context and the metrics report.
+"""`drivesim eval ...`: autoencoder, upsampler, samples, montage, denoising, context and the
+metrics report.
 
 report takes hydra overrides of the 'eval' config; the others take flags."""
 
@@ -8,11 +9,12 @@ import json
 from pathlib import Path
 
 from drivesim.cli.common import add_device, add_model, add_quiet, param_default
-from drivesim.cli.generate import add_sampling_args
+from drivesim.cli.generate import add_sampling_args, add_upsample_settings_args, upsample_settings
 from drivesim.eval.autoencoder import evaluate_autoencoder
 from drivesim.eval.context_use import context_use_report
 from drivesim.eval.denoising import denoising_report
 from drivesim.eval.samples import time_of_day_report
+from drivesim.eval.upsampler import LOW_RES, evaluate_upsampler
 from drivesim.utils import DEFAULT_MODEL_DIR
 
 
@@ -37,6 +39,14 @@ def cmd_eval_context(args) -> int:
 def cmd_eval_autoencoder(args) -> int:
     report = evaluate_autoencoder(args.autoencoder, args.temporal_decoder, args.clips, args.frames,
                                   progress=not args.quiet, device=args.device)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_eval_upsampler(args) -> int:
+    report = evaluate_upsampler(args.model or DEFAULT_MODEL_DIR, args.clips, args.frames,
+                                low_res=args.low_res, settings=upsample_settings(args),
+                                progress=not args.quiet, device=args.device)
     print(json.dumps(report, indent=2))
     return 0
 
@@ -83,7 +93,7 @@ def _held_out_args(parser, report) -> None:
 
 
 def register(subparsers) -> None:
-    """`eval autoencoder | samples | montage | denoising | context | report`."""
+    """`eval autoencoder | upsampler | samples | montage | denoising | context | report`."""
     ev = subparsers.add_parser("eval", help="evaluation reports")
     ev_sub = ev.add_subparsers(dest="eval_command", required=True)
 
@@ -95,6 +105,18 @@ def register(subparsers) -> None:
     add_device(ev_ae)
     add_quiet(ev_ae)
     ev_ae.set_defaults(func=cmd_eval_autoencoder)
+
+    ev_u = ev_sub.add_parser("upsampler", help="PSNR, SSIM and flicker against 512x1024 ground truth: "
+                                              "bicubic, image and video upsampler")
+    add_model(ev_u)
+    ev_u.add_argument("--clips", type=int, default=param_default(evaluate_upsampler, "clips"))
+    ev_u.add_argument("--frames", type=int, default=param_default(evaluate_upsampler, "num_frames"))
+    ev_u.add_argument("--low-res", default=param_default(evaluate_upsampler, "low_res"), choices=LOW_RES,
+                      help="input: the truth area-downsampled, or that through the autoencoder")
+    add_upsample_settings_args(ev_u)
+    add_device(ev_u)
+    add_quiet(ev_u)
+    ev_u.set_defaults(func=cmd_eval_upsampler)
 
     ev_s = ev_sub.add_parser("samples", help="day/night pairs (same layout and seed): luma night/day")
     add_model(ev_s)

@@ -8,6 +8,7 @@ from pathlib import Path
 from drivesim.cli.common import add_device, add_model, add_quiet, field_default
 from drivesim.diffusion.samplers import SAMPLERS
 from drivesim.pipelines.generate import GenerateOptions
+from drivesim.pipelines.upsample import METHODS, UpsampleSettings
 from drivesim.utils import DEFAULT_MODEL_DIR
 
 FRAME_CORRELATION_HELP = ("shared part of the starting noise across frames (default: the noise prior the "
@@ -21,7 +22,8 @@ def cmd_generate(args) -> int:
                               guidance_scene=args.guidance_scene, guidance_boxes=args.guidance_boxes,
                               max_frames=args.max_frames, overwrite=args.overwrite,
                               frame_correlation=args.frame_correlation,
-                              guidance_rescale=args.guidance_rescale)
+                              guidance_rescale=args.guidance_rescale, upsampler=args.upsampler,
+                              upsample=upsample_settings(args), keep_base=args.keep_base)
     start = time.perf_counter()
     paths = generate_scenarios(args.scenario, args.out, options, args.model or DEFAULT_MODEL_DIR,
                                progress=not args.quiet, device=args.device)
@@ -42,6 +44,29 @@ def add_sampling_args(parser) -> None:
                         help="CFG rescale phi (0 = off)")
 
 
+def add_upsampler_args(parser) -> None:
+    """--upsampler, --keep-base and the upsample settings."""
+    parser.add_argument("--upsampler", default=field_default(GenerateOptions, "upsampler"), choices=METHODS,
+                        help="how the 128x256 base video reaches the scenario's output.resolution: the "
+                             "diffusion upsampler (model), bicubic (fast), or none (write the base video)")
+    parser.add_argument("--keep-base", action="store_true", help="also write the base video (<id>.base.mp4)")
+    add_upsample_settings_args(parser)
+
+
+def add_upsample_settings_args(parser) -> None:
+    """--upsample-steps, --upsample-noise, --tile (defaults: UpsampleSettings)."""
+    d = lambda name: field_default(UpsampleSettings, name)
+    parser.add_argument("--upsample-steps", type=int, default=d("steps"), help="upsampler denoising steps")
+    parser.add_argument("--upsample-noise", type=int, default=d("noise_level"),
+                        help="noise augmentation level of the base video (0-999; the model trained on 0-300)")
+    parser.add_argument("--tile", type=int, default=d("tile"),
+                        help="upsampler tile side in output pixels (memory vs speed)")
+
+
+def upsample_settings(args) -> UpsampleSettings:
+    return UpsampleSettings(steps=args.upsample_steps, noise_level=args.upsample_noise, tile=args.tile)
+
+
 def register(subparsers) -> None:
     """`generate`."""
     gen = subparsers.add_parser("generate", help="generate clips for scenario files with the video LDM")
@@ -56,6 +81,7 @@ def register(subparsers) -> None:
     gen.add_argument("--frame-correlation", type=float,
                      default=field_default(GenerateOptions, "frame_correlation"),
                      help=FRAME_CORRELATION_HELP)
+    add_upsampler_args(gen)
     gen.add_argument("--overwrite", action="store_true")
     add_device(gen)
     add_quiet(gen)

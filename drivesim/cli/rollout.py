@@ -6,7 +6,7 @@ import json
 import math
 
 from drivesim.cli.common import add_device, add_model, add_quiet, field_default, param_default
-from drivesim.cli.generate import FRAME_CORRELATION_HELP
+from drivesim.cli.generate import FRAME_CORRELATION_HELP, add_upsampler_args, upsample_settings
 from drivesim.pipelines.rollout import FACTOR, RolloutConfig
 from drivesim.pipelines.rollout_job import run_rollout
 from drivesim.utils import DEFAULT_MODEL_DIR
@@ -39,7 +39,8 @@ def cmd_rollout(args) -> int:
                         interpolation_strength=args.interpolation_strength)
     crowd = args.crowdedness.split(",") if args.crowdedness else None
     meta = run_rollout(args.scenario, args.out, cfg, args.model or DEFAULT_MODEL_DIR, crowd,
-                       progress=not args.quiet, decode_chunk=args.decode_chunk, device=args.device)
+                       progress=not args.quiet, decode_chunk=args.decode_chunk, device=args.device,
+                       upsampler=args.upsampler, upsample=upsample_settings(args), keep_base=args.keep_base)
     diag = {k: v for k, v in meta["diagnostics"].items() if k != "segments"}
     print(json.dumps(diag, indent=2))
     print(f"{meta['frames']} frames at {meta['fps']:g} fps -> {args.out}/{meta['scenario_id']}.mp4")
@@ -76,6 +77,7 @@ def register(subparsers) -> None:
     ro.add_argument("--crowdedness", default=None, help="per segment, comma-separated (last repeats), "
                                                         "e.g. light,moderate,crowded")
     ro.add_argument("--seed", type=int, default=None, help="default: the scenario's seed")
+    add_upsampler_args(ro)
     add_model(ro)
     add_device(ro)
     add_quiet(ro)

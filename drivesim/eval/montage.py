@@ -20,9 +20,10 @@ def draw_boxes(frame: np.ndarray, boxes: np.ndarray, colour=(255, 200, 0)) -> np
     return out
 
 
-def _tile(image: np.ndarray, boxes: np.ndarray, title: str, scale: int) -> np.ndarray:
+def _tile(image: np.ndarray, boxes: np.ndarray, title: str, scale: float) -> np.ndarray:
     """uint8 [H,W,3] + normalised boxes [N,4] -> the frame with boxes, scaled, titled."""
-    tile = cv2.resize(draw_boxes(image, boxes), None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    interpolation = cv2.INTER_NEAREST if scale >= 1 else cv2.INTER_AREA
+    tile = cv2.resize(draw_boxes(image, boxes), None, fx=scale, fy=scale, interpolation=interpolation)
     cv2.putText(tile, title, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
     return tile
 
@@ -66,9 +67,10 @@ def read_frames(path: str | Path, indices: list[int]) -> list[np.ndarray]:
     return frames
 
 
-def clips_montage(folder: str | Path, out: str | Path, frames_per_clip: int = 3, scale: int = 2) -> Path:
+def clips_montage(folder: str | Path, out: str | Path, frames_per_clip: int = 3,
+                  tile_height: int = 256) -> Path:
     """One row per `<id>.mp4` in folder (first, middle, last frame) with the boxes of `<id>.json`
-    drawn over them -> PNG at `out`."""
+    drawn over them, every frame scaled to `tile_height` pixels -> PNG at `out`."""
     from drivesim.data.labels import read_scalabel
 
     videos = sorted(Path(folder).glob("*.mp4"))
@@ -83,7 +85,7 @@ def clips_montage(folder: str | Path, out: str | Path, frames_per_clip: int = 3,
         for index, image in zip(indices, read_frames(video, indices)):
             h, w = image.shape[:2]
             boxes = np.array([[b.x1 / w, b.y1 / h, b.x2 / w, b.y2 / h] for b in labels[index].boxes or []])
-            tiles.append(_tile(image, boxes.reshape(-1, 4), f"{video.stem} #{index}", scale))
+            tiles.append(_tile(image, boxes.reshape(-1, 4), f"{video.stem} #{index}", tile_height / h))
         tiles += [np.zeros_like(tiles[0])] * (frames_per_clip - len(tiles))
         rows.append(np.concatenate(tiles, axis=1))
     return _write_png(out, np.concatenate(rows, axis=0))

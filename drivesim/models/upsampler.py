@@ -1,6 +1,10 @@
 """4x video upsampler (paper section 3.4): a pixel-space diffusion UNet conditioned on the
 low-resolution video, its noise-augmentation level and the diffusion timestep.
 
+It diffuses the residual over a bicubic upsampling of the input, (high - bicubic(low)) x
+residual_scale: a first run that diffused the frames themselves spent its first 1,000 steps
+re-learning interpolation (x0 at t = T: 23.9 dB against bicubic's 33.5 dB on a held-out frame).
+
 Cost shapes the layout (DESIGN.md, cost arithmetic at 512x1024): the noisy high-resolution
 frame is pixel-unshuffled by the scale factor, so the first level already works at the
 low-resolution size (128x256 for a 512x1024 output), where the low-resolution frame is
@@ -34,6 +38,8 @@ class UpsamplerConfig:
     blocks: tuple[int, ...] = (1, 1, 1)  # resblocks per level (the up path has one more)
     temporal: tuple[bool, ...] = (True, True, False)  # a temporal block on the way up at this level
     embed_dim: int = 128
+    # high - bicubic(low) has std ~0.06 (area-downsampled input) to ~0.13 (through the autoencoder)
+    residual_scale: float = 8.0
 
     def __post_init__(self):
         if not len(self.channels) == len(self.blocks) == len(self.temporal):
@@ -67,6 +73,13 @@ class UpsamplerConfig:
     def temporal_radius(self) -> int:
         """Frames on each side that can change one output frame in one forward pass."""
         return sum(self.temporal)
+
+
+def bicubic_upsample(frames: torch.Tensor, scale: int = 4) -> torch.Tensor:
+    """[B,T,3,h,w] -> [B,T,3,sh,sw] in [-1,1]: the base the upsampler's residual is added to."""
+    b = frames.shape[0]
+    out = F.interpolate(frames.flatten(0, 1), scale_factor=scale, mode="bicubic", align_corners=False)
+    return out.clamp(-1, 1).unflatten(0, (b, -1))
 
 
 def upsampler_config(values: dict) -> UpsamplerConfig:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
 from drivesim.diffusion.guidance import GuidanceScales
 from drivesim.export.generated import is_generated, write_generated_clip
+from drivesim.models.model_index import has_part
+from drivesim.models.weights import CheckpointError
 from drivesim.pipelines.scenario_conditions import scenario_conditions
+from drivesim.pipelines.upsample import Upsampler, UpsampleSettings, output_frames
 from drivesim.pipelines.video_ldm import VideoLDMPipeline
 from drivesim.scenario import load_scenario, scenario_files
 from drivesim.utils import DEFAULT_MODEL_DIR
@@ -30,15 +33,38 @@ class GenerateOptions:
     latent_size: tuple[int, int] = (16, 32)  # the key-frame model's latent size (128x256 frames)
     frame_correlation: float | None = None  # shared part of the starting noise; None = the model's prior
     guidance_rescale: float = 0.7  # CFG rescale phi
+    upsampler: str = "model"  # none | bicubic | model: how the base video reaches output.resolution
+    upsample: UpsampleSettings = field(default_factory=UpsampleSettings)
+    keep_base: bool = False  # also write the 128x256 base video (<id>.base.mp4 + labels)
     overwrite: bool = False
 
 
 def warn_resolution(scenario, size: tuple[int, int]) -> None:
     """Say so when the video written differs from the scenario's output.resolution."""
     if tuple(scenario.output.resolution) != tuple(size):
-        logger.warning("%s: output.resolution %s is not available yet (no upsampler in this release); "
-                       "writing %dx%d, with labels in that resolution", scenario.id,
-                       "x".join(map(str, scenario.output.resolution)), *size)
+        logger.warning("%s: --upsampler none writes the %dx%d base video (output.resolution is %s), "
+                       "with labels in that resolution", scenario.id, *size,
+                       "x".join(map(str, scenario.output.resolution)))
+
+
+def load_upsampler(model_dir: str | Path, method: str, settings: UpsampleSettings,
+                   needed: bool = True) -> Upsampler | None:
+    """The model folder's upsampler when method == 'model' and a video needs it (a clear error if
+    the folder has none)."""
+    if method != "model" or not needed:
+        return None
+    if not has_part(model_dir, "upsampler"):
+        raise CheckpointError(f"{model_dir}: no upsampler part; use --upsampler bicubic|none or train one "
+                              "(`drivesim train upsampler`, scripts/train_tiny.sh)")
+    return Upsampler.from_pretrained(model_dir, settings)
+
+
+def upsampler_meta(method: str, upsampler: Upsampler | None, seed: int) -> dict:
+    """How the written video was upsampled (for the clip's metadata)."""
+    meta = {"method": method, "seed": seed}
+    if upsampler is not None:
+        meta |= {"version": upsampler.version, **asdict(upsampler.settings)}
+    return meta
 
 
 def generate_scenarios(path: str | Path, out_dir: str | Path, options: GenerateOptions,
@@ -52,6 +78,11 @@ def generate_scenarios(path: str | Path, out_dir: str | Path, options: GenerateO
     if not todo:
         return []
     pipe = VideoLDMPipeline.from_pretrained(model_dir).to(device)
+    base_size = pipe.output_size(options.latent_size)
+    needed = any(tuple(s.output.resolution) != base_size for s in todo)
+    upsampler = load_upsampler(model_dir, options.upsampler, options.upsample, needed)
+    if upsampler is not None:
+        upsampler.to(device)
     guidance = GuidanceScales(options.guidance_scene, options.guidance_boxes,
                               rescale=options.guidance_rescale)
     written = []
@@ -61,12 +92,15 @@ def generate_scenarios(path: str | Path, out_dir: str | Path, options: GenerateO
             logger.info("%s: %g s is longer than one segment; generating the first %d key frames (%.2f s). "
                         "`drivesim rollout` makes the whole clip at 30 fps", scenario.id, scenario.duration,
                         frames, frames / options.key_fps)
-        size = pipe.output_size(options.latent_size)  # labels describe the video written
-        warn_resolution(scenario, size)
-        cond, labels = scenario_conditions(scenario, frames, options.key_fps, size)
+        size = base_size if options.upsampler == "none" else tuple(scenario.output.resolution)
+        if options.upsampler == "none":
+            warn_resolution(scenario, base_size)
+        cond, base_labels = scenario_conditions(scenario, frames, options.key_fps, base_size)
+        labels = scenario_conditions(scenario, frames, options.key_fps, size)[1]  # of the video written
         out = pipe(cond, frames, latent_size=options.latent_size, sampler=options.sampler,
                    steps=options.steps, guidance=guidance, seed=scenario.seed,
                    frame_correlation=options.frame_correlation)
+        video = output_frames(out.frames, size, options.upsampler, upsampler, scenario.seed)
         meta = {"scenario_id": scenario.id, "seed": scenario.seed,
                 "scenario": scenario.model_dump(mode="json"), "sampler": options.sampler,
                 "steps": options.steps,
@@ -75,7 +109,10 @@ def generate_scenarios(path: str | Path, out_dir: str | Path, options: GenerateO
                              "rescale": guidance.rescale},
                 "fps": options.key_fps, "frames": frames, "resolution": list(size),
                 "requested_resolution": list(scenario.output.resolution),
-                "model_versions": pipe.versions}
-        written.append(write_generated_clip(out_dir, scenario.id, out.frames[0], options.key_fps,
-                                            labels, meta))
+                "base_resolution": list(base_size),
+                "upsampler": upsampler_meta(options.upsampler, upsampler, scenario.seed),
+                "model_versions": pipe.versions | ({"upsampler": upsampler.version} if upsampler else {})}
+        base = (out.frames[0], base_labels) if options.keep_base else None
+        written.append(write_generated_clip(out_dir, scenario.id, video[0], options.key_fps,
+                                            labels, meta, base=base))
     return written

@@ -74,6 +74,7 @@ class RolloutState:
     context: torch.Tensor | None = None  # [1,c,4,h,w] last key latents
     decoder: dict | None = None
     out_frames: int = 0  # output (fine) frames passed to the decoder so far
+    upsampler: dict | None = None  # the streaming upsampler's buffer (rollout_job)
 
 
 def save_rollout_state(path: str | Path, state: RolloutState, config: RolloutConfig, extra: dict) -> None:
@@ -83,7 +84,7 @@ def save_rollout_state(path: str | Path, state: RolloutState, config: RolloutCon
 
     tensors_path, json_path = checkpoint_paths(path)
     tensors_path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {"context": state.context, **(state.decoder or {})}
+    tensors = {"context": state.context, **(state.decoder or {}), **(state.upsampler or {})}
     tensors = {k: v.cpu().contiguous() for k, v in tensors.items()}
     meta = {"next_segment": state.next_segment, "out_frames": state.out_frames,
             "config": asdict(config), **extra}
@@ -98,7 +99,9 @@ def load_rollout_state(path: str | Path) -> tuple[RolloutState, dict]:
     tensors_path, _ = checkpoint_paths(path)
     meta, tensors = read_config(path), read_tensors(tensors_path)
     decoder = {k: tensors[k] for k in ("decoder_buffer", "decoder_index")}
-    return RolloutState(meta["next_segment"], tensors["context"], decoder, meta["out_frames"]), meta
+    upsampler = {k: v for k, v in tensors.items() if k.startswith("upsampler_")} or None
+    state = RolloutState(meta["next_segment"], tensors["context"], decoder, meta["out_frames"], upsampler)
+    return state, meta
 
 
 def key_blend(windows: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ import shutil
 import time
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from drivesim.data.labels import FrameLabel, to_scalabel
@@ -23,7 +24,7 @@ from drivesim.metrics import rollout_diagnostics
 from drivesim.models.model_index import has_part
 from drivesim.models.weights import CheckpointError, checkpoint_paths
 from drivesim.pipelines.conditions_track import RolloutConditions
-from drivesim.pipelines.generate import warn_resolution
+from drivesim.pipelines.generate import load_upsampler, upsampler_meta, warn_resolution
 from drivesim.pipelines.rollout import (
     FACTOR,
     Rollout,
@@ -32,6 +33,7 @@ from drivesim.pipelines.rollout import (
     load_rollout_state,
     save_rollout_state,
 )
+from drivesim.pipelines.upsample import StreamingUpsampler, UpsampleSettings, output_frames
 from drivesim.pipelines.video_ldm import VideoLDMPipeline
 from drivesim.scenario import load_scenario
 from drivesim.utils import DEFAULT_MODEL_DIR, to_uint8, write_json_atomic
@@ -53,9 +55,12 @@ def load_rollout_pipelines(model_dir: Path,
 
 def run_rollout(scenario_path: str | Path, out_dir: str | Path, cfg: RolloutConfig,
                 model_dir: str | Path = DEFAULT_MODEL_DIR, crowdedness: list[str] | None = None,
-                progress: bool = True, decode_chunk: int = 7, device: str = "cpu") -> dict:
+                progress: bool = True, decode_chunk: int = 7, device: str = "cpu", upsampler: str = "model",
+                upsample: UpsampleSettings | None = None, keep_base: bool = False) -> dict:
     """Generate (or resume) the rollout; returns the metadata written beside the mp4.
-    decode_chunk: output frames per temporal-decoder call (memory vs speed; same frames)."""
+    decode_chunk: output frames per temporal-decoder call (memory vs speed; same frames).
+    upsampler: none | bicubic | model, how the base video reaches the scenario's output.resolution
+    (the model streams: frames leave it with a lag, in fixed memory)."""
     scenario = load_scenario(scenario_path)
     out_dir, model_dir = Path(out_dir), Path(model_dir)
     work = out_dir / scenario.id
@@ -66,14 +71,21 @@ def run_rollout(scenario_path: str | Path, out_dir: str | Path, cfg: RolloutConf
             pipe.to(device)
     rollout = Rollout(prediction, interpolation, cfg, decode_chunk)
     key_frames = cfg.segments * cfg.new_frames
-    size = prediction.output_size(cfg.latent_size)  # labels describe the video written
-    warn_resolution(scenario, size)
+    base_size = prediction.output_size(cfg.latent_size)
+    size = base_size if upsampler == "none" else tuple(scenario.output.resolution)  # the video written
+    if upsampler == "none":
+        warn_resolution(scenario, base_size)
+    model = load_upsampler(model_dir, upsampler, upsample or UpsampleSettings(), needed=size != base_size)
+    if model is not None:
+        model.to(device)
     track = RolloutConditions.from_scenario(scenario, key_frames, cfg.key_fps, FACTOR, cfg.new_frames,
-                                            crowdedness, size)
+                                            crowdedness, base_size)
+    versions = prediction.versions | (interpolation.versions if interpolation else {})
     config = json.loads(json.dumps({  # JSON-normalised, to compare with a saved state
         "rollout": dataclasses.asdict(cfg), "scenario": scenario.model_dump(mode="json"),
-        "crowdedness_by_segment": crowdedness,
-        "model_versions": prediction.versions | (interpolation.versions if interpolation else {})}))
+        "crowdedness_by_segment": crowdedness, "keep_base": keep_base,
+        "upsampler": upsampler_meta(upsampler, model, cfg.seed),
+        "model_versions": versions | ({"upsampler": model.version} if model else {})}))
     state = RolloutState()
     if checkpoint_paths(state_path)[0].exists():
         state, saved = load_rollout_state(state_path)
@@ -86,20 +98,38 @@ def run_rollout(scenario_path: str | Path, out_dir: str | Path, cfg: RolloutConf
     start = time.perf_counter()
     bar = tqdm(total=cfg.segments + 1, initial=state.next_segment, desc=f"rollout {scenario.id}",
                unit="segment", disable=not progress)
+    stream = StreamingUpsampler(model, cfg.seed) if model is not None else None
+    if stream is not None and state.upsampler is not None:
+        stream.load_state(state.upsampler)
     for segment in rollout.run(track, state):
-        if segment.frames.numel():
-            write_mp4(parts / f"part-{segment.index:05d}.mp4", to_uint8(segment.frames[0]), cfg.out_fps)
+        base, frames = segment.frames, segment.frames
+        if stream is not None:
+            frames = stream.push(base) if base.numel() else torch.empty(0)
+            if segment.index == cfg.segments:  # the final flush
+                frames = torch.cat([f for f in (frames, stream.flush()) if f.numel()], 1)
+            state.upsampler = stream.state()
+        elif base.numel():
+            frames = output_frames(base, size, upsampler)
+        if frames.numel():
+            write_mp4(parts / f"part-{segment.index:05d}.mp4", to_uint8(frames[0]), cfg.out_fps)
+        if keep_base and base.numel():
+            write_mp4(parts / f"base-{segment.index:05d}.mp4", to_uint8(base[0]), cfg.out_fps)
         save_rollout_state(state_path, state, cfg, config)
         bar.update(1)
     bar.close()
     video = out_dir / f"{scenario.id}.mp4"
     frames = concat_mp4(sorted(parts.glob("part-*.mp4")), video)
-    laid_out = track.labels[:frames] if cfg.interpolate else track.labels[::FACTOR][:frames]
-    labels = [FrameLabel(i, lab.boxes, lab.attributes) for i, lab in enumerate(laid_out)]
-    write_json_atomic(to_scalabel(labels, scenario.id), out_dir / f"{scenario.id}.json")
+    for name, at in [(scenario.id, size)] + [(f"{scenario.id}.base", base_size)] * keep_base:
+        at_size = track if at == base_size else RolloutConditions.from_scenario(
+            scenario, key_frames, cfg.key_fps, FACTOR, cfg.new_frames, crowdedness, at)
+        laid_out = at_size.labels[:frames] if cfg.interpolate else at_size.labels[::FACTOR][:frames]
+        labels = [FrameLabel(i, lab.boxes, lab.attributes) for i, lab in enumerate(laid_out)]
+        write_json_atomic(to_scalabel(labels, name), out_dir / f"{name}.json")
+    if keep_base:
+        concat_mp4(sorted(parts.glob("base-*.mp4")), out_dir / f"{scenario.id}.base.mp4")
     diagnostics = rollout_diagnostics(str(video), cfg.out_fps, rollout.segment_starts())
     meta = {"scenario_id": scenario.id, "seed": cfg.seed, **config, "fps": cfg.out_fps, "frames": frames,
-            "resolution": list(track.size), "diagnostics": diagnostics,
+            "resolution": list(size), "base_resolution": list(base_size), "diagnostics": diagnostics,
             "seconds_this_run": time.perf_counter() - start}
     write_json_atomic(meta, out_dir / f"{scenario.id}.meta.json")
     shutil.rmtree(work)

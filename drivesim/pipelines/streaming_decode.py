@@ -1,4 +1,5 @@
-"""Decode an endless latent stream with the temporal decoder in bounded memory.
+"""Stream an endless video through a model with a bounded temporal reach (the temporal
+decoder, the video upsampler) in bounded memory.
 
 Every output frame needs `radius` latent frames on each side, so frames are emitted with a
 lag of `radius` and the buffer never holds more than 2*radius + one push of latents. The
@@ -16,18 +17,22 @@ from drivesim.models.autoencoder import AutoencoderKL
 from drivesim.models.temporal_decoder import TemporalDecoder
 
 
-class StreamingDecoder:
-    """push(z [1,n,4,h,w]) -> frames [1,m,3,8h,8w] ready so far; flush() -> the rest."""
+class StreamingWindows:
+    """push(x [1,n,...]) -> outputs [1,m,...] ready so far; flush() -> the rest.
 
-    def __init__(self, decoder: TemporalDecoder | AutoencoderKL, chunk: int = 7):
-        self.decoder = decoder
-        # Output frames per decoder call; 7 = the tiny decoder's radius, so every window holds
-        # 21 latents, as many as the first segment of a rollout: its peak equals a long one's.
-        self.chunk = chunk
-        self.radius = decoder.receptive_radius if isinstance(decoder, TemporalDecoder) else 0
-        self.buffer: torch.Tensor | None = None  # latents from global frame index `buffer_start`
+    A subclass maps a window of inputs (global frames lo..hi-1) to one output per input frame
+    in `_window`; an output frame depends on inputs within `radius` frames of it."""
+
+    state_name = "stream"
+
+    def __init__(self, chunk: int, radius: int):
+        self.chunk, self.radius = chunk, radius
+        self.buffer: torch.Tensor | None = None  # inputs from global frame index `buffer_start`
         self.buffer_start = 0
         self.emitted = 0  # global index of the next frame to emit
+
+    def _window(self, window: torch.Tensor, lo: int) -> torch.Tensor:
+        raise NotImplementedError
 
     @torch.no_grad()
     def push(self, z: torch.Tensor) -> torch.Tensor:
@@ -61,23 +66,36 @@ class StreamingDecoder:
         return out
 
     def _decode(self, start: int, stop: int) -> torch.Tensor:
-        """Output frames start..stop-1 (global indices) from the buffered latents around them."""
+        """Output frames start..stop-1 (global indices) from the buffered inputs around them."""
         lo = max(self.buffer_start, start - self.radius)
         hi = min(self._end, stop + self.radius)
         window = self.buffer[:, lo - self.buffer_start:hi - self.buffer_start]
-        if isinstance(self.decoder, TemporalDecoder):
-            frames = self.decoder(window, frame_offset=lo)
-        else:
-            frames = torch.stack([self.decoder.decode(z) for z in window.unbind(1)], dim=1)
-        return frames[:, start - lo:stop - lo]
+        return self._window(window, lo)[:, start - lo:stop - lo]
 
     def state(self) -> dict[str, torch.Tensor]:
         """Tensors to resume from (see load_state)."""
         buf = self.buffer if self.buffer is not None else torch.empty(0)
-        return {"decoder_buffer": buf.contiguous(),
-                "decoder_index": torch.tensor([self.buffer_start, self.emitted])}
+        return {f"{self.state_name}_buffer": buf.contiguous(),
+                f"{self.state_name}_index": torch.tensor([self.buffer_start, self.emitted])}
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
-        buf = state["decoder_buffer"]
+        buf = state[f"{self.state_name}_buffer"]
         self.buffer = buf if buf.numel() else None
-        self.buffer_start, self.emitted = (int(v) for v in state["decoder_index"])
+        self.buffer_start, self.emitted = (int(v) for v in state[f"{self.state_name}_index"])
+
+
+class StreamingDecoder(StreamingWindows):
+    """push(z [1,n,4,h,w]) -> frames [1,m,3,8h,8w] ready so far; flush() -> the rest."""
+
+    state_name = "decoder"
+
+    def __init__(self, decoder: TemporalDecoder | AutoencoderKL, chunk: int = 7):
+        # Output frames per decoder call; 7 = the tiny decoder's radius, so every window holds
+        # 21 latents, as many as the first segment of a rollout: its peak equals a long one's.
+        super().__init__(chunk, decoder.receptive_radius if isinstance(decoder, TemporalDecoder) else 0)
+        self.decoder = decoder
+
+    def _window(self, window: torch.Tensor, lo: int) -> torch.Tensor:
+        if isinstance(self.decoder, TemporalDecoder):
+            return self.decoder(window, frame_offset=lo)
+        return torch.stack([self.decoder.decode(z) for z in window.unbind(1)], dim=1)

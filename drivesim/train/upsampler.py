@@ -19,7 +19,7 @@ from tqdm import tqdm
 from drivesim.diffusion.schedule import ScheduleConfig, noise_clips, training_scheduler
 from drivesim.models.model_index import load_part
 from drivesim.models.temporal_layers import spatial_parameters, temporal_parameters
-from drivesim.models.upsampler import UpsamplerConfig, UpsamplerUNet
+from drivesim.models.upsampler import UpsamplerConfig, UpsamplerUNet, bicubic_upsample
 from drivesim.models.weights import load_checkpoint, save_checkpoint
 from drivesim.train.common import CsvLog, load_train_state, make_ema, save_train_state, seed_everything
 from drivesim.train.upsampler_data import HighResCacheConfig, ensure_highres_cache, sample_pairs
@@ -61,6 +61,8 @@ def build_upsampler(cfg: UpsamplerTrainConfig) -> UpsamplerUNet:
     if not 0 <= cfg.max_noise_level < cfg.schedule.num_train_timesteps:
         raise ValueError(f"max_noise_level={cfg.max_noise_level}: must be in [0, "
                          f"{cfg.schedule.num_train_timesteps - 1}]")
+    if cfg.cache.scale != cfg.upsampler.scale:
+        raise ValueError(f"cache.scale={cfg.cache.scale} differs from upsampler.scale={cfg.upsampler.scale}")
     if cfg.stage == "image":
         return UpsamplerUNet(cfg.upsampler)
     if not cfg.init_from:
@@ -78,9 +80,11 @@ def build_upsampler(cfg: UpsamplerTrainConfig) -> UpsamplerUNet:
 
 def upsampler_loss(model: UpsamplerUNet, scheduler, high: torch.Tensor, low: torch.Tensor,
                    cfg: UpsamplerTrainConfig, generator: torch.Generator) -> torch.Tensor:
-    """high [B,T,3,H,W], low [B,T,3,H/s,W/s] -> v-prediction MSE with a noise-augmented low-res input."""
+    """high [B,T,3,H,W], low [B,T,3,H/s,W/s] -> v-prediction MSE of the scaled residual over bicubic,
+    with a noise-augmented low-res input."""
     b = high.shape[0]
-    noisy, timesteps, target = noise_clips(scheduler, high, generator, cfg.schedule.frame_correlation)
+    residual = (high - bicubic_upsample(low, cfg.upsampler.scale)) * cfg.upsampler.residual_scale
+    noisy, timesteps, target = noise_clips(scheduler, residual, generator, cfg.schedule.frame_correlation)
     level = torch.randint(0, cfg.max_noise_level + 1, (b,), generator=generator).to(low.device)
     low_noise = torch.randn(low.shape, generator=generator).to(low)
     low_aug = scheduler.add_noise(low, low_noise, level)

@@ -2,7 +2,8 @@
 
 Usage: .venv/bin/python scripts/ship_tiny.py [--version tiny-YYYYMMDD] [--only unet prediction ...]
 Round 4 (tiny-20261128-r4) shipped: --only temporal_decoder unet prediction interpolation (the
-autoencoder and the probes are unchanged since tiny-20261124).
+autoencoder and the probes are unchanged since tiny-20261124); the upsampler joined with
+--only upsampler.
 The probes of `drivesim eval report` go to drivesim/assets/eval.
 """
 
@@ -24,6 +25,7 @@ SOURCES = {
     "unet": ROOT / "runs/ldm/video/ema",
     "prediction": ROOT / "runs/ldm/prediction/ema",
     "interpolation": ROOT / "runs/ldm/interpolation/ema",
+    "upsampler": ROOT / "runs/upsampler/video/ema",
     "clip": ROOT / "runs/probes/clip",
     "box": ROOT / "runs/probes/box",
 }
@@ -36,13 +38,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "drivesim/assets/tiny")
     parser.add_argument("--only", nargs="*", choices=list(SOURCES), default=list(SOURCES))
     args = parser.parse_args()
-    latent_scale = read_config(SOURCES["unet"])["latent_scale"]
     for name in args.only:
         src = SOURCES[name]
         model = load_part(src, name)
         config = read_config(src)
         if isinstance(config.get("autoencoder"), dict):  # the calibrated latent scale travels with the AE
-            config["autoencoder"]["scaling_factor"] = latent_scale
+            config["autoencoder"]["scaling_factor"] = read_config(SOURCES["unet"])["latent_scale"]
         config.pop("format_version", None)
         config.pop("dtype", None)
         config["model_version"] = f"{args.version}/{name}"

@@ -38,7 +38,14 @@ $DS train prediction steps=1000 lr=5e-4 ema_decay=0.99 init_from=runs/ldm/video/
     latents.autoencoder=$AE out_dir=runs/ldm/prediction --quiet
 $DS train interpolation steps=600 lr=5e-4 ema_decay=0.99 init_from=runs/ldm/prediction/ema \
     latents.autoencoder=$AE fast_latents.autoencoder=$AE out_dir=runs/ldm/interpolation --quiet
-# 6. evaluation probes (unchanged since tiny-20261124; shipped in drivesim/assets/eval)
+# 6. the 4x upsampler (128x256 -> 512x1024): renders 96 procedural clips at 512x1024 once into
+#    runs/upsampler/cache (with a copy through the shipped autoencoder + temporal decoder), then
+#    an image stage on single-frame 128x256 crops and a video stage that trains only the temporal
+#    layers (spatial weights frozen) on 8-frame crops
+$DS train upsampler steps=4000 out_dir=runs/upsampler/image --quiet
+$DS train upsampler stage=video init_from=runs/upsampler/image/ema steps=800 batch_size=2 lr=5e-4 \
+    out_dir=runs/upsampler/video --quiet
+# 7. evaluation probes (unchanged since tiny-20261124; shipped in drivesim/assets/eval)
 if [ "${RETRAIN_PROBES:-0}" = 1 ]; then
   $DS train probes steps=700 out_dir=runs/probes --quiet
 fi

@@ -138,3 +138,20 @@ def test_train_image_then_video_stage_and_load(tmp_path):
     with pytest.raises(ValueError, match="cache built with"):
         train_upsampler(dataclasses.replace(base, cache=dataclasses.replace(cache, clips=3),
                                             out_dir=str(tmp_path / "other")), progress=False)
+
+
+def test_bench_upsample_rows(tmp_path):
+    from conftest import TINY_AE, save_upsampler
+
+    from drivesim.bench.upsample import bench_upsample, format_rows
+    from drivesim.models.autoencoder import AutoencoderKL
+    from drivesim.models.weights import save_checkpoint
+
+    save_checkpoint(AutoencoderKL(TINY_AE), tmp_path / "autoencoder", {"autoencoder": TINY_AE.to_dict()})
+    save_upsampler(tmp_path)
+    rows = bench_upsample(tiles=(256,), frames=2, lengths=(2, 3), steps=1, model_dir=str(tmp_path), threads=1)
+    assert [(r["variant"], r["frames"]) for r in rows] == [
+        ("bicubic", 2), ("image", 2), ("video", 2), ("video", 3), ("latent_decode", 4)]
+    assert rows[1]["temporal_radius"] == 0 and rows[2]["temporal_radius"] == 1  # one temporal level, 1 step
+    assert all(r["s_per_frame"] > 0 and r["peak_mib"] > 0 for r in rows)
+    assert "x bicubic" in format_rows(rows)

@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 import torch
+from conftest import REPO
 
 from drivesim.diffusion.schedule import ScheduleConfig
 from drivesim.models.upsampler import UpsamplerConfig, UpsamplerUNet
@@ -155,3 +156,17 @@ def test_bench_upsample_rows(tmp_path):
     assert rows[1]["temporal_radius"] == 0 and rows[2]["temporal_radius"] == 1  # one temporal level, 1 step
     assert all(r["s_per_frame"] > 0 and r["peak_mib"] > 0 for r in rows)
     assert "x bicubic" in format_rows(rows)
+
+
+SHARED_CLIP = REPO.parent / "shared" / "data" / "udacity_project_video_640x360.mp4"
+
+
+@pytest.mark.skipif(not SHARED_CLIP.exists(), reason="../shared/data not beside the repo")
+def test_cache_takes_real_clips(tmp_path):
+    from drivesim.train.upsampler_data import HighResCacheConfig, ensure_highres_cache
+
+    cfg = HighResCacheConfig(dir=str(tmp_path), clips=1, num_frames=2, size=(64, 128), autoencoder=None,
+                             real_root=str(SHARED_CLIP), real_clips=2)
+    cache = ensure_highres_cache(cfg, progress=False)
+    assert cache["high"].shape == (3, 2, 64, 128, 3) and cache["high"][1:].any()
+    assert ensure_highres_cache(cfg, progress=False)["high"].shape[0] == 3  # reopened, not rebuilt

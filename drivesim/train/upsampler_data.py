@@ -4,6 +4,8 @@ Rendering a 512x1024 frame costs ~66 ms here, about as much as a training step o
 the clips are rendered once into a uint8 .npy cache (memory-mapped when read). Each clip also
 gets a "decoded" low-resolution copy: its area-downsampled frames through the cascade's own
 autoencoder and temporal decoder, the blur and artefacts that the upsampler meets at inference.
+Real clips join the procedural ones when `real_root` names a video folder (or one video) with
+footage at least as large as `size`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class HighResCacheConfig:
     scale: int = 4
     seed: int = 2000  # held out from the LDM caches (1000) and from eval (HELD_OUT_SEED)
     autoencoder: str | None = "drivesim/assets/tiny"  # model folder for the decoded copy; None: none
+    real_root: str | None = None  # real videos (a folder or a file) added after the procedural clips
+    real_clips: int = 0  # at most this many real clips (0: all)
 
 
 def _open_new(path: Path, shape: tuple[int, ...]) -> np.memmap:
@@ -44,17 +48,23 @@ def ensure_highres_cache(cfg: HighResCacheConfig, progress: bool = True) -> dict
     """Render (once) and open the cache -> {"high": [N,T,H,W,3], "decoded": [N,T,H/s,W/s,3]} uint8."""
     root = Path(cfg.dir)
     meta_path = root / "cache.json"
-    meta = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
-    meta.pop("dir")
+    meta = _cache_meta(cfg)
     if meta_path.exists():
-        found = json.loads(meta_path.read_text())
+        found = {**_cache_meta(HighResCacheConfig()), **json.loads(meta_path.read_text())}  # newer keys
         if found != meta:
             raise ValueError(f"{root}: cache built with {found}, this run asks for {meta}; "
                              f"delete {root} or point cache.dir elsewhere")
         return _open(root, cfg)
     root.mkdir(parents=True, exist_ok=True)
     h, w = cfg.size
-    n, t = cfg.clips, cfg.num_frames
+    clips = [ProceduralClipDataset(length=cfg.clips, num_frames=cfg.num_frames, fps=cfg.fps, size=cfg.size,
+                                   seed=cfg.seed)]
+    if cfg.real_root:
+        from drivesim.data.video_folder import VideoFolderDataset
+
+        real = VideoFolderDataset(cfg.real_root, num_frames=cfg.num_frames, fps=cfg.fps, size=cfg.size)
+        clips.append(torch.utils.data.Subset(real, range(min(len(real), cfg.real_clips or len(real)))))
+    n, t = sum(len(c) for c in clips), cfg.num_frames
     parts = {"high": (n, t, h, w, 3)}
     if cfg.autoencoder:
         parts["decoded"] = (n, t, h // cfg.scale, w // cfg.scale, 3)
@@ -62,9 +72,10 @@ def ensure_highres_cache(cfg: HighResCacheConfig, progress: bool = True) -> dict
         decoder = (load_part(cfg.autoencoder, "temporal_decoder").eval()
                    if has_part(cfg.autoencoder, "temporal_decoder") else None)
     arrays = {k: _open_new(root / f".{k}.npy.tmp", shape) for k, shape in parts.items()}
-    clips = ProceduralClipDataset(length=n, num_frames=t, fps=cfg.fps, size=cfg.size, seed=cfg.seed)
-    for i in tqdm(range(n), desc=f"rendering {n} clips at {h}x{w}", disable=not progress):
-        frames, _ = clips[i]  # [T,3,H,W] in [-1,1]
+    items = ((c, i) for c in clips for i in range(len(c)))
+    for i, (dataset, j) in enumerate(tqdm(items, total=n, desc=f"caching {n} clips at {h}x{w}",
+                                          disable=not progress)):
+        frames, _ = dataset[j]  # [T,3,H,W] in [-1,1]
         arrays["high"][i] = to_uint8(frames)
         if cfg.autoencoder:
             low = F.avg_pool2d(frames, cfg.scale)
@@ -76,6 +87,13 @@ def ensure_highres_cache(cfg: HighResCacheConfig, progress: bool = True) -> dict
         os.replace(root / f".{k}.npy.tmp", root / f"{k}.npy")
     write_json_atomic(meta, meta_path)
     return _open(root, cfg)
+
+
+def _cache_meta(cfg: HighResCacheConfig) -> dict:
+    """What the cache's content depends on (JSON-normalised; `dir` is only where it lives)."""
+    meta = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
+    meta.pop("dir")
+    return meta
 
 
 def _open(root: Path, cfg: HighResCacheConfig) -> dict[str, np.ndarray]:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from drivesim.diffusion.schedule import ScheduleConfig, noise_clips, training_scheduler
+from drivesim.diffusion.schedule import ScheduleConfig, noise_clips, training_scheduler, x0_preconditioning
 from drivesim.models.model_index import load_part
 from drivesim.models.temporal_layers import spatial_parameters, temporal_parameters
 from drivesim.models.upsampler import UpsamplerConfig, UpsamplerUNet, bicubic_upsample
@@ -80,16 +80,18 @@ def build_upsampler(cfg: UpsamplerTrainConfig) -> UpsamplerUNet:
 
 def upsampler_loss(model: UpsamplerUNet, scheduler, high: torch.Tensor, low: torch.Tensor,
                    cfg: UpsamplerTrainConfig, generator: torch.Generator) -> torch.Tensor:
-    """high [B,T,3,H,W], low [B,T,3,H/s,W/s] -> v-prediction MSE of the scaled residual over bicubic,
-    with a noise-augmented low-res input."""
+    """high [B,T,3,H,W], low [B,T,3,H/s,W/s] -> MSE of the network's preconditioned x0 target (unit
+    variance at every t) for the scaled residual over bicubic, with a noise-augmented low-res input."""
     b = high.shape[0]
     residual = (high - bicubic_upsample(low, cfg.upsampler.scale)) * cfg.upsampler.residual_scale
-    noisy, timesteps, target = noise_clips(scheduler, residual, generator, cfg.schedule.frame_correlation)
+    noisy, timesteps, _ = noise_clips(scheduler, residual, generator, cfg.schedule.frame_correlation)
     level = torch.randint(0, cfg.max_noise_level + 1, (b,), generator=generator).to(low.device)
     low_noise = torch.randn(low.shape, generator=generator).to(low)
     low_aug = scheduler.add_noise(low, low_noise, level)
-    pred = model(noisy, low_aug, timesteps, level, image_only=cfg.stage == "image")
-    return torch.nn.functional.mse_loss(pred, target)
+    out = model(noisy, low_aug, timesteps, level, image_only=cfg.stage == "image")
+    alpha_bar = scheduler.alphas_cumprod[timesteps][:, None, None, None, None]
+    c_skip, c_out = x0_preconditioning(alpha_bar, cfg.upsampler.sigma_data)
+    return torch.nn.functional.mse_loss(out, (residual - c_skip * noisy) / c_out)
 
 
 def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> Path:

@@ -20,8 +20,7 @@ from drivesim.diffusion.schedule import ScheduleConfig, noise_clips, training_sc
 from drivesim.models.model_index import load_part
 from drivesim.models.temporal_layers import spatial_parameters, temporal_parameters
 from drivesim.models.upsampler import UpsamplerConfig, UpsamplerUNet, bicubic_upsample
-from drivesim.models.weights import load_checkpoint, save_checkpoint
-from drivesim.train.common import CsvLog, load_train_state, make_ema, save_train_state, seed_everything
+from drivesim.train.common import CsvLog, make_ema, optimizer_step, resume_run, save_run, seed_everything
 from drivesim.train.upsampler_data import HighResCacheConfig, ensure_highres_cache, sample_pairs
 from drivesim.utils import resolve_device
 
@@ -108,15 +107,7 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> Path:
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     ema = make_ema(model, cfg.ema_decay)
     log = CsvLog(out / "loss.csv", ["step", "loss", "seconds"])
-    step = 0
-    if (out / "last.state.pt").exists():
-        load_checkpoint(out / "last", lambda c: model)
-        ema.module.load_state_dict(load_checkpoint(out / "last_ema", lambda c: UpsamplerUNet(cfg.upsampler))
-                                   .state_dict())
-        step, extra = load_train_state(out / "last.state.pt", optimizer)
-        generator.set_state(torch.tensor(extra["generator"], dtype=torch.uint8))
-        ema.n_averaged.fill_(extra["ema_n_averaged"])
-        log.truncate_after(step)
+    step = resume_run(out, model, ema, optimizer, generator, log)
     model.to(device).train()
     ema.to(device)
     cache = ensure_highres_cache(cfg.cache, progress)
@@ -131,23 +122,13 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> Path:
         high, low = sample_pairs(cache, cfg.batch_size, frames, cfg.crop, cfg.upsampler.scale,
                                  cfg.decoded_share, rng)
         loss = upsampler_loss(model, scheduler, high.to(device), low.to(device), cfg, generator)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        optimizer.step()
-        ema.update_parameters(model)
+        optimizer_step(model, loss, optimizer, params, cfg.grad_clip, ema)
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if step % cfg.log_every == 0 or step == cfg.steps:
             log.write(step=step, loss=f"{loss.item():.6f}", seconds=f"{time.perf_counter() - start:.1f}")
         if step % cfg.save_every == 0 or step == cfg.steps:
-            config = {**meta, "step": step}
-            save_checkpoint(model, out / "last", config)
-            save_checkpoint(ema.module, out / "last_ema", config)
-            save_checkpoint(ema.module, out / "ema", config)
-            save_train_state(out / "last.state.pt", step, optimizer,
-                             {"generator": generator.get_state().tolist(),
-                              "ema_n_averaged": int(ema.n_averaged)})
+            save_run(out, model, ema, optimizer, generator, step, meta)
     bar.close()
     return out / "ema"

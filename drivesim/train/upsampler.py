@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from drivesim.diffusion.noise import mixed_noise
+from drivesim.diffusion.samplers import make_scheduler, sdedit_timesteps
 from drivesim.diffusion.schedule import ScheduleConfig, noise_clips, training_scheduler, x0_preconditioning
 from drivesim.models.model_index import load_part
 from drivesim.models.temporal_layers import spatial_parameters, temporal_parameters
@@ -40,7 +42,11 @@ class UpsamplerTrainConfig:
     # Low-res noise augmentation drawn from [0, this]; at 300 (sigma 0.65) most samples lost the
     # thin lane marks the upsampler has to sharpen, and a run learnt almost nothing in 500 steps.
     max_noise_level: int = 100
-    decoded_share: float = 0.5  # share of low-res inputs from the autoencoder's reconstruction
+    decoded_share: float = 0.3  # share of low-res inputs from the autoencoder's reconstruction
+    # Train at the timesteps of a `sample_steps`-step trailing sampler (None: all 1,000). Uniform
+    # timesteps left the t = T prediction no better than bicubic after 1,250 steps, while the same
+    # network regressing only that target beat bicubic by 1.1 dB in 400 steps.
+    sample_steps: int | None = 4
     steps: int = 3000
     batch_size: int = 8  # crops (image stage) or clips (video stage)
     lr: float = 5e-4
@@ -79,13 +85,24 @@ def build_upsampler(cfg: UpsamplerTrainConfig) -> UpsamplerUNet:
     return model
 
 
+def sampling_timesteps(schedule: ScheduleConfig, steps: int) -> torch.Tensor:
+    """The timesteps a `steps`-step DDIM sampler of this schedule visits, e.g. [999, 749, 499, 249]."""
+    return sdedit_timesteps(make_scheduler("ddim", schedule), steps, 1.0).long()
+
+
 def upsampler_loss(model: UpsamplerUNet, scheduler, high: torch.Tensor, low: torch.Tensor,
                    cfg: UpsamplerTrainConfig, generator: torch.Generator) -> torch.Tensor:
     """high [B,T,3,H,W], low [B,T,3,H/s,W/s] -> MSE of the network's preconditioned x0 target (unit
     variance at every t) for the scaled residual over bicubic, with a noise-augmented low-res input."""
     b = high.shape[0]
     residual = (high - bicubic_upsample(low, cfg.upsampler.scale)) * cfg.upsampler.residual_scale
-    noisy, timesteps, _ = noise_clips(scheduler, residual, generator, cfg.schedule.frame_correlation)
+    if cfg.sample_steps:
+        choices = sampling_timesteps(cfg.schedule, cfg.sample_steps)
+        timesteps = choices[torch.randint(len(choices), (b,), generator=generator)].to(high.device)
+        noise = mixed_noise(residual.shape, generator, cfg.schedule.frame_correlation).to(residual)
+        noisy = scheduler.add_noise(residual, noise, timesteps)
+    else:
+        noisy, timesteps, _ = noise_clips(scheduler, residual, generator, cfg.schedule.frame_correlation)
     level = torch.randint(0, cfg.max_noise_level + 1, (b,), generator=generator).to(low.device)
     low_noise = torch.randn(low.shape, generator=generator).to(low)
     low_aug = scheduler.add_noise(low, low_noise, level)

@@ -1,0 +1,117 @@
+"""Scenario files -> a Parquet clip catalog: every expanded clip (sweep x variants) runs the whole
+cascade (key frames, prediction rollout to the scenario's duration, interpolation to 30 fps,
+upsampling to its output.resolution) and is committed atomically (drivesim.export.catalog).
+
+Every scenario file is validated before any work starts. Clips already in the catalog (same
+scenario hash + seed) are skipped; a clip that fails is recorded in failed/ and retried on the
+next run. Time of day and crowdedness schedules are honoured per prediction segment: segment k
+takes the scheduled value at its first new key frame (k * new_frames / key_fps seconds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from drivesim.data.catalog import clip_ids
+from drivesim.data.labels import read_scalabel
+from drivesim.export.catalog import CatalogWriter
+from drivesim.pipelines.catalog_row import catalog_row
+from drivesim.pipelines.rollout import RolloutConfig, segments_for
+from drivesim.pipelines.rollout_job import Cascade, load_cascade, run_rollout
+from drivesim.pipelines.upsample import UpsampleSettings
+from drivesim.scenario import Scenario
+from drivesim.scenario_expand import ClipSpec, expand_paths
+from drivesim.utils import DEFAULT_MODEL_DIR
+
+logger = logging.getLogger(__name__)
+WORK = ".work"  # unfinished clips, inside the catalog (same filesystem: media are renamed, not copied)
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)  # seed and segments are set per clip
+    upsampler: str = "model"  # none | bicubic | model
+    upsample: UpsampleSettings = field(default_factory=UpsampleSettings)
+    decode_chunk: int = 7
+
+
+@dataclass
+class ClipResult:
+    clip: ClipSpec
+    status: str  # generated | skipped | failed
+    seconds: float = 0.0
+    frames: int = 0
+    error: str = ""
+
+
+def clip_config(clip: ClipSpec, base: RolloutConfig) -> RolloutConfig:
+    """The rollout of one clip: its seed, enough segments for its duration."""
+    segments = segments_for(clip.scenario.duration, base.new_frames, base.interpolate, base.key_fps)
+    return dataclasses.replace(base, seed=clip.seed, segments=segments)
+
+
+def segment_schedule(scenario: Scenario, cfg: RolloutConfig) -> tuple[list[str], list[str]]:
+    """(time_of_day, crowdedness) per segment: the scheduled values at each segment's first new key."""
+    starts = [k * cfg.new_frames / cfg.key_fps for k in range(cfg.segments)]
+    return [scenario.time_of_day_at(t) for t in starts], [scenario.crowdedness_at(t) for t in starts]
+
+
+def generate_clip(clip: ClipSpec, writer: CatalogWriter, cascade: Cascade, options: BatchOptions,
+                  work: Path, device: str = "cpu") -> ClipResult:
+    """Run the cascade for one clip and commit it, or record its failure."""
+    start = time.perf_counter()
+    cfg = clip_config(clip, options.rollout)
+    times, crowds = segment_schedule(clip.scenario, cfg)
+    named = clip.scenario.model_copy(update={"id": clip.clip_id})  # its files are named by clip id
+    try:
+        meta = run_rollout(named, work, cfg, crowdedness=crowds, time_of_day=times, progress=False,
+                           decode_chunk=options.decode_chunk, device=device, upsampler=options.upsampler,
+                           upsample=options.upsample, cascade=cascade)
+        labels = read_scalabel(work / f"{clip.clip_id}.json")
+        seconds = time.perf_counter() - start
+        writer.commit(catalog_row(clip, meta, labels, seconds), work / f"{clip.clip_id}.mp4",
+                      work / f"{clip.clip_id}.json")
+        return ClipResult(clip, "generated", seconds, meta["frames"])
+    except Exception as e:  # one bad clip must not stop the batch: it is recorded and retried next run
+        logger.warning("%s (%s, seed %d) failed: %s: %s", clip.clip_id, clip.scenario.id, clip.seed,
+                       type(e).__name__, e)
+        writer.record_failure(clip.clip_id, {"scenario_id": clip.scenario.id, "scenario_file": clip.source,
+                                             "seed": clip.seed}, e)
+        shutil.rmtree(work / clip.clip_id, ignore_errors=True)
+        return ClipResult(clip, "failed", time.perf_counter() - start, error=f"{type(e).__name__}: {e}")
+
+
+def generate_catalog(paths: list[str | Path], root: str | Path, options: BatchOptions | None = None,
+                     model_dir: str | Path = DEFAULT_MODEL_DIR, variants: int | None = None,
+                     device: str = "cpu", progress: bool = True) -> list[ClipResult]:
+    """Generate every clip the scenario files ask for into the catalog at `root` (resumable)."""
+    clips = expand_paths(paths, variants)  # raises ScenarioError before any work
+    options = options or BatchOptions()
+    out_fps = options.rollout.out_fps
+    for scenario_id in sorted({c.scenario.id for c in clips if abs(c.scenario.fps - out_fps) > 1e-6}):
+        logger.info("%s: the cascade writes %g fps; the scenario's fps is used for its length only",
+                    scenario_id, out_fps)
+    writer = CatalogWriter(root, fps=out_fps)
+    with writer.lock():
+        present = set(clip_ids(writer.root))
+        results = [ClipResult(c, "skipped") for c in clips if c.clip_id in present]
+        todo = [c for c in clips if c.clip_id not in present]
+        if results:
+            logger.info("skipping %d clip(s) already in %s", len(results), root)
+        if not todo:
+            return results
+        cascade = load_cascade(model_dir, options.rollout, options.upsampler, options.upsample, device,
+                               [c.scenario.output.resolution for c in todo])
+        work = writer.root / WORK
+        shutil.rmtree(work, ignore_errors=True)  # a killed run's leftovers (we hold the lock)
+        for clip in tqdm(todo, desc="catalog", unit="clip", disable=not progress):
+            results.append(generate_clip(clip, writer, cascade, options, work, device))
+        shutil.rmtree(work, ignore_errors=True)
+    return results

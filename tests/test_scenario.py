@@ -250,3 +250,9 @@ def test_undecodable_file_is_a_scenario_error(tmp_path):
     path.write_bytes("id: caf\xe9\n".encode("latin-1"))
     with pytest.raises(ScenarioError, match=r"latin1\.yaml: cannot read"):
         load_scenario(path)
+
+
+def test_shipped_v2_examples_are_valid(repo):
+    files = scenario_files(repo / "scenarios" / "sweeps")
+    counts = {p.stem: len(expand(load_scenario(p), str(p))) for p in files}
+    assert counts == {"city_grid": 8, "dusk_rush_hour": 3}

@@ -63,6 +63,9 @@ def test_sweep_gives_8_rows_with_the_right_conditions(sweep_catalog):
         assert row["fps"] == 30 and row["frames"] == 1 + 4 * (3 - 1)  # one segment of 3 key frames
         assert (row["height"], row["width"]) == (128, 256) and row["upsampler"] == "bicubic"
         assert row["boxes"] and max(b["frame"] for b in row["boxes"]) == row["frames"] - 1
+        hashes = json.loads(row["model_hashes"])
+        assert set(hashes) == {"temporal_decoder", "prediction", "interpolation"}
+        assert all(len(h) == 16 for h in hashes.values())
         labels = json.loads((root / row["labels_path"]).read_text())
         assert {e["attributes"]["timeofday"] for e in labels} == {"daytime" if row["time_of_day"] == "day"
                                                                   else "night"}

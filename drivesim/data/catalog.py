@@ -48,6 +48,7 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("ego_speed_kmh", pa.float64(), "ego speed"),
     ("num_agents", pa.int32(), "scripted agents in the scenario"),
     ("model_versions", pa.string(), "JSON object: model part -> version"),
+    ("model_hashes", pa.string(), "JSON object: model part -> sha256 of its weights file (16 hex digits)"),
     ("sampler", pa.string(), "key-frame sampler: dpmpp, ddim or euler"),
     ("steps", pa.int32(), "key-frame denoising steps"),
     ("interpolation_steps", pa.int32(), "interpolation denoising steps"),

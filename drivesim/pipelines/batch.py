@@ -19,9 +19,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from drivesim.data.catalog import clip_ids
+from drivesim.data.catalog import clip_ids, sha256_file
 from drivesim.data.labels import read_scalabel
 from drivesim.export.catalog import CatalogWriter
+from drivesim.models.model_index import part_prefix
+from drivesim.models.weights import checkpoint_paths
 from drivesim.pipelines.catalog_row import catalog_row
 from drivesim.pipelines.rollout import RolloutConfig, segments_for
 from drivesim.pipelines.rollout_job import Cascade, load_cascade, run_rollout
@@ -63,8 +65,15 @@ def segment_schedule(scenario: Scenario, cfg: RolloutConfig) -> tuple[list[str],
     return [scenario.time_of_day_at(t) for t in starts], [scenario.crowdedness_at(t) for t in starts]
 
 
+def model_hashes(model_dir: str | Path, cascade: Cascade) -> dict[str, str]:
+    """{part: sha256 of its weights file, 16 hex digits} of the parts the cascade runs."""
+    parts = ["temporal_decoder", "prediction"] + ["interpolation"] * (cascade.interpolation is not None) \
+        + ["upsampler"] * (cascade.upsampler is not None)
+    return {name: sha256_file(checkpoint_paths(part_prefix(model_dir, name))[0])[:16] for name in parts}
+
+
 def generate_clip(clip: ClipSpec, writer: CatalogWriter, cascade: Cascade, options: BatchOptions,
-                  work: Path, device: str = "cpu") -> ClipResult:
+                  work: Path, hashes: dict[str, str], device: str = "cpu") -> ClipResult:
     """Run the cascade for one clip and commit it, or record its failure."""
     start = time.perf_counter()
     cfg = clip_config(clip, options.rollout)
@@ -76,7 +85,7 @@ def generate_clip(clip: ClipSpec, writer: CatalogWriter, cascade: Cascade, optio
                            upsample=options.upsample, cascade=cascade)
         labels = read_scalabel(work / f"{clip.clip_id}.json")
         seconds = time.perf_counter() - start
-        writer.commit(catalog_row(clip, meta, labels, seconds), work / f"{clip.clip_id}.mp4",
+        writer.commit(catalog_row(clip, meta, labels, seconds, hashes), work / f"{clip.clip_id}.mp4",
                       work / f"{clip.clip_id}.json")
         return ClipResult(clip, "generated", seconds, meta["frames"])
     except Exception as e:  # one bad clip must not stop the batch: it is recorded and retried next run
@@ -109,9 +118,10 @@ def generate_catalog(paths: list[str | Path], root: str | Path, options: BatchOp
             return results
         cascade = load_cascade(model_dir, options.rollout, options.upsampler, options.upsample, device,
                                [c.scenario.output.resolution for c in todo])
+        hashes = model_hashes(model_dir, cascade)
         work = writer.root / WORK
         shutil.rmtree(work, ignore_errors=True)  # a killed run's leftovers (we hold the lock)
         for clip in tqdm(todo, desc="catalog", unit="clip", disable=not progress):
-            results.append(generate_clip(clip, writer, cascade, options, work, device))
+            results.append(generate_clip(clip, writer, cascade, options, work, hashes, device))
         shutil.rmtree(work, ignore_errors=True)
     return results

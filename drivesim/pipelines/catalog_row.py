@@ -11,7 +11,8 @@ from drivesim.export.catalog import box_rows
 from drivesim.scenario_expand import ClipSpec, canonical_json
 
 
-def catalog_row(clip: ClipSpec, meta: dict, labels: list[FrameLabel], seconds: float) -> dict:
+def catalog_row(clip: ClipSpec, meta: dict, labels: list[FrameLabel], seconds: float,
+                model_hashes: dict[str, str]) -> dict:
     """ClipSpec + run_rollout's metadata + the written labels -> a row dict (without media fields)."""
     s, cfg, up, diag = clip.scenario, meta["rollout"], meta["upsampler"], meta["diagnostics"]
     return {
@@ -23,6 +24,7 @@ def catalog_row(clip: ClipSpec, meta: dict, labels: list[FrameLabel], seconds: f
         "crowdedness_schedule": [c.model_dump() for c in s.schedule.crowdedness],
         "ego_speed_kmh": s.ego.speed_kmh, "num_agents": len(s.agents),
         "model_versions": json.dumps(meta["model_versions"], sort_keys=True),
+        "model_hashes": json.dumps(model_hashes, sort_keys=True),
         **{k: cfg[k] for k in ("sampler", "steps", "interpolation_steps", "guidance_scene", "guidance_boxes",
                                "guidance_context", "prediction_strength", "interpolation_strength",
                                "segments")},

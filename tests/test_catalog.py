@@ -265,10 +265,19 @@ def test_no_work_starts_until_every_file_validates(tmp_path, model_dir):
     assert not (tmp_path / "cat").exists()
     (tmp_path / "file").write_text("")
     assert main(["generate", "--scenario", str(good), "--out", str(tmp_path / "file" / "cat"), "--catalog",
-                 "--model", str(model_dir), "--quiet"]) == 2
+                 "--model", str(model_dir), "--quiet"]) == 2  # an unwritable --out
+    assert main(["generate", "--scenario", str(good), "--out", str(tmp_path / "c2"), "--catalog",
+                 "--overwrite", "--quiet"]) == 2
 
 
 def test_readme_documents_every_column(repo):
     readme = (repo / "README.md").read_text()
     for name, _, _ in PARTITION_COLUMNS + COLUMNS:
         assert f"| `{name}` |" in readme, name
+
+
+def test_a_row_must_match_the_schema(tmp_path):
+    writer = catalog_writer.CatalogWriter(tmp_path / "cat")
+    with pytest.raises(ValueError, match=r"missing \[.*'boxes'.*\], unknown \['colour'\]"):
+        writer.commit({"clip_id": "x-1", "time_of_day": "day", "colour": "red"}, tmp_path / "a",
+                      tmp_path / "b")

@@ -22,6 +22,12 @@ def cmd_generate(args) -> int:
 
     if args.catalog:
         from drivesim.cli.catalog import cmd_generate_catalog
+        from drivesim.data.catalog import CatalogError
+
+        if args.overwrite or args.keep_base:
+            raise CatalogError("--overwrite and --keep-base are for the folder mode: a catalog keeps the "
+                               "clips it has (write to a new --out to remake them) and stores the final "
+                               "video only")
 
         return cmd_generate_catalog(args)
     if len(args.scenario) > 1 or args.variants is not None:
@@ -111,12 +117,13 @@ def register(subparsers) -> None:
                           "applies to the folder mode only")
     key_fps = field_default(GenerateOptions, "key_fps")
     gen.add_argument("--max-frames", type=int, default=field_default(GenerateOptions, "max_frames"),
-                     help=f"key frames per clip ({key_fps:g} fps)")
+                     help=f"folder mode: key frames per clip ({key_fps:g} fps); --catalog makes the "
+                          "scenario's duration")
     gen.add_argument("--frame-correlation", type=float,
                      default=field_default(GenerateOptions, "frame_correlation"),
                      help=FRAME_CORRELATION_HELP)
     add_upsampler_args(gen)
-    gen.add_argument("--overwrite", action="store_true")
+    gen.add_argument("--overwrite", action="store_true", help="folder mode: remake complete clips")
     add_device(gen)
     add_quiet(gen)
     gen.set_defaults(func=cmd_generate)

@@ -29,6 +29,7 @@ from drivesim.data.catalog import (
     FRAGMENT_SCHEMA,
     INFO,
     MEDIA,
+    MEDIA_SUFFIXES,
     CatalogError,
     fragment_files,
     info,
@@ -41,6 +42,8 @@ from drivesim.data.labels import FrameLabel
 from drivesim.utils import atomic_write, write_json_atomic
 
 THUMBNAIL_WIDTH = 256
+FILLED_ON_COMMIT = {f"{kind}_{field}" for kind in MEDIA_SUFFIXES for field in ("path", "sha256")} | {
+    "mp4_bytes", "created_at", "drivesim_version"}
 
 
 def drivesim_version() -> str:
@@ -111,6 +114,10 @@ class CatalogWriter:
         """Move a finished clip's mp4 and labels into media/, write its thumbnail, then its row
         (the media fields are filled here). Returns the fragment's path."""
         clip_id = row["clip_id"]
+        expected = (set(FRAGMENT_SCHEMA.names) - FILLED_ON_COMMIT) | {"time_of_day"}
+        if set(row) != expected:
+            raise ValueError(f"catalog row of {clip_id}: missing {sorted(expected - set(row))}, unknown "
+                             f"{sorted(set(row) - expected)} (schema: drivesim.data.catalog.COLUMNS)")
         paths = {kind: self.root / media_path(clip_id, kind) for kind in ("mp4", "labels", "thumbnail")}
         os.replace(mp4, paths["mp4"])
         os.replace(labels, paths["labels"])

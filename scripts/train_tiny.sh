@@ -42,8 +42,8 @@ $DS train interpolation steps=600 lr=5e-4 ema_decay=0.99 init_from=runs/ldm/pred
 #    runs/upsampler/cache (with a copy through the shipped autoencoder + temporal decoder), then
 #    an image stage on single-frame 128x256 crops and a video stage that trains only the temporal
 #    layers (spatial weights frozen) on 8-frame crops
-$DS train upsampler steps=4000 out_dir=runs/upsampler/image --quiet
-$DS train upsampler stage=video init_from=runs/upsampler/image/ema steps=800 batch_size=2 lr=5e-4 \
+$DS train upsampler steps=3000 out_dir=runs/upsampler/image --quiet
+$DS train upsampler stage=video init_from=runs/upsampler/image/ema steps=600 batch_size=2 lr=5e-4 \
     out_dir=runs/upsampler/video --quiet
 # 7. evaluation probes (unchanged since tiny-20261124; shipped in drivesim/assets/eval)
 if [ "${RETRAIN_PROBES:-0}" = 1 ]; then

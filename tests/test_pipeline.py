@@ -107,6 +107,9 @@ def test_generate_writes_the_scenario_resolution_with_the_upsampler(model_dir, r
     assert meta["base_resolution"] == video_size(out / "day_cut_in.base.mp4") == [128, 256]
     assert meta["upsampler"]["method"] == method
     assert ("upsampler" in meta["model_versions"]) == (method == "model")
+    assert main(["eval", "pair", str(out / "day_cut_in.base.mp4"), str(out / "day_cut_in.mp4"), "--out",
+                 str(out / "pair.png")]) == 0
+    assert cv2.imread(str(out / "pair.png")).shape == (2 * 256, 2 * 512, 3)
     big, small = box_labels(out / "day_cut_in.json"), box_labels(out / "day_cut_in.base.json")
     assert len(big) == len(small) > 0
     for b, s in zip(big, small):  # the same boxes, in pixels of each video

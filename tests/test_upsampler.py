@@ -170,3 +170,20 @@ def test_cache_takes_real_clips(tmp_path):
     cache = ensure_highres_cache(cfg, progress=False)
     assert cache["high"].shape == (3, 2, 64, 128, 3) and cache["high"][1:].any()
     assert ensure_highres_cache(cfg, progress=False)["high"].shape[0] == 3  # reopened, not rebuilt
+
+
+def test_profiles_match_their_yaml_and_the_paper_one_builds_on_meta():
+    from omegaconf import OmegaConf
+
+    from drivesim.models.upsampler import upsampler_config
+
+    def profile(name: str) -> UpsamplerConfig:
+        path = REPO / "drivesim" / "configs" / "upsampler" / f"{name}.yaml"
+        return upsampler_config(OmegaConf.to_container(OmegaConf.load(path)))
+
+    assert profile("tiny") == UpsamplerConfig() and profile("paper") == UpsamplerConfig.paper()
+    with torch.device("meta"):
+        paper = UpsamplerUNet(UpsamplerConfig.paper())
+    params = lambda model: sum(p.numel() for p in model.parameters())
+    assert params(paper) > 20 * params(UpsamplerUNet(UpsamplerConfig()))
+    assert UpsamplerConfig.paper().size_multiple == 32

@@ -75,9 +75,10 @@ def _measure_latent_decode(frames: int, model_dir: str) -> dict:
 
 
 def bench_upsample(tiles: tuple[int, ...] = (256, 512, 1024), frames: int = 16,
-                   lengths: tuple[int, ...] = (16, 64), steps: int | None = None,
+                   lengths: tuple[int, ...] = (32, 96), steps: int | None = None,
                    model_dir: str | None = None, threads: int = 2) -> list[dict]:
-    """Rows for every variant x tile at `frames` frames, then the video upsampler at each length."""
+    """Rows for every variant x tile at `frames` frames, then the video upsampler at each length
+    (lengths past one window, 16 + 2 x reach frames, show whether the peak stays flat)."""
     from drivesim.pipelines.upsample import UpsampleSettings
 
     steps = steps or UpsampleSettings().steps

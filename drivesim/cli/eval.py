@@ -71,6 +71,13 @@ def cmd_eval_montage(args) -> int:
     return 0
 
 
+def cmd_eval_pair(args) -> int:
+    from drivesim.eval.montage import upsample_pair
+
+    print(upsample_pair(args.base, args.upsampled, args.out, args.frame))
+    return 0
+
+
 def cmd_eval_report(args) -> int:
     from drivesim.config import load_config, to_dataclass
     from drivesim.eval.report import EvalConfig, run_eval
@@ -93,7 +100,7 @@ def _held_out_args(parser, report) -> None:
 
 
 def register(subparsers) -> None:
-    """`eval autoencoder | upsampler | samples | montage | denoising | context | report`."""
+    """`eval autoencoder | upsampler | samples | montage | pair | denoising | context | report`."""
     ev = subparsers.add_parser("eval", help="evaluation reports")
     ev_sub = ev.add_subparsers(dest="eval_command", required=True)
 
@@ -136,6 +143,14 @@ def register(subparsers) -> None:
     ev_m.add_argument("--out", required=True, help="PNG path")
     ev_m.add_argument("--frames", type=int, default=3, help="frames per clip")
     ev_m.set_defaults(func=cmd_eval_montage)
+
+    ev_p = ev_sub.add_parser("pair", help="PNG of a base frame beside its upsampled frame (whole, centre), "
+                                         "e.g. of `drivesim generate --keep-base` outputs")
+    ev_p.add_argument("base", help="the base video, e.g. out/<id>.base.mp4")
+    ev_p.add_argument("upsampled", help="the upsampled video, e.g. out/<id>.mp4")
+    ev_p.add_argument("--out", required=True, help="PNG path")
+    ev_p.add_argument("--frame", type=int, default=0)
+    ev_p.set_defaults(func=cmd_eval_pair)
 
     ev_d = ev_sub.add_parser("denoising", help="held-out eps-MSE of image/video/prediction/interpolation "
                                               "models (fixed noise)")

@@ -87,6 +87,18 @@ def velocity(x0: torch.Tensor, eps: torch.Tensor, alpha_bar: torch.Tensor) -> to
     return alpha_bar.sqrt() * eps - (1 - alpha_bar).sqrt() * x0
 
 
+def x0_preconditioning(alpha_bar: torch.Tensor, sigma_data: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(c_skip, c_out) with x0 = c_skip x_t + c_out F (EDM, Karras et al. 2022, in VP form): c_skip x_t
+    is the best linear guess of an x0 of std sigma_data, and F's target has unit variance at every t."""
+    total = alpha_bar * sigma_data ** 2 + (1 - alpha_bar)
+    return alpha_bar.sqrt() * sigma_data ** 2 / total, ((1 - alpha_bar) / total).sqrt() * sigma_data
+
+
+def velocity_from_x0(x_t: torch.Tensor, x0: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
+    """The v that an x0 prediction at x_t implies: (sqrt(a) x_t - x0) / sqrt(1 - a); alpha_bar < 1."""
+    return (alpha_bar.sqrt() * x_t - x0) / (1 - alpha_bar).sqrt()
+
+
 def x0_and_eps(x_t: torch.Tensor, out: torch.Tensor, alpha_bar: torch.Tensor,
                prediction_type: str) -> tuple[torch.Tensor, torch.Tensor]:
     """A model output (eps or v) at x_t -> (x0, eps); v works at alpha_bar = 0, eps cannot."""

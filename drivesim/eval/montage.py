@@ -89,3 +89,29 @@ def clips_montage(folder: str | Path, out: str | Path, frames_per_clip: int = 3,
         tiles += [np.zeros_like(tiles[0])] * (frames_per_clip - len(tiles))
         rows.append(np.concatenate(tiles, axis=1))
     return _write_png(out, np.concatenate(rows, axis=0))
+
+
+
+def upsample_pair(base: str | Path, high: str | Path, out: str | Path, frame: int = 0,
+                  tile: tuple[int, int] = (256, 512)) -> Path:
+    """Frame `frame` of the base and of the upsampled video side by side (nearest-neighbour scaling,
+    each tile `tile` pixels), whole frames above and their centre quarter below -> PNG at `out`."""
+    (low,), (up,) = read_frames(base, [frame]), read_frames(high, [frame])
+    rows = []
+    for zoom, where in ((1, ""), (4, ", centre")):
+        tiles = []
+        for image, name in ((low, "base"), (up, "upsampled")):
+            title = f"{name} {image.shape[0]}x{image.shape[1]}{where}"
+            tiles.append(_tile(_centre(image, zoom, tile), np.zeros((0, 4)), title, 1))
+        rows.append(np.concatenate(tiles, axis=1))
+    return _write_png(out, np.concatenate(rows, axis=0))
+
+
+def _centre(image: np.ndarray, zoom: int, size: tuple[int, int]) -> np.ndarray:
+    """The centre 1/zoom (per side) of an image, resized to size (H,W)."""
+    h, w = image.shape[:2]
+    ch, cw = h // zoom, w // zoom
+    y, x = (h - ch) // 2, (w - cw) // 2
+    crop = image[y:y + ch, x:x + cw]
+    interpolation = cv2.INTER_NEAREST if size[0] >= ch else cv2.INTER_AREA
+    return cv2.resize(crop, (size[1], size[0]), interpolation=interpolation)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from drivesim.diffusion.samplers import denoise_loop, make_scheduler, sdedit_timesteps
-from drivesim.diffusion.schedule import ScheduleConfig
+from drivesim.diffusion.schedule import ScheduleConfig, velocity_from_x0, x0_preconditioning
 from drivesim.models.model_index import load_part, part_prefix
 from drivesim.models.upsampler import UpsamplerUNet, bicubic_upsample
 from drivesim.models.weights import read_config
@@ -35,7 +35,7 @@ class UpsampleSettings:
 
     steps: int = 4
     sampler: str = "ddim"
-    noise_level: int = 50  # low-res noise augmentation at inference (training draws 0..300)
+    noise_level: int = 25  # low-res noise augmentation at inference (training draws 0..100)
     frame_correlation: float | None = None  # share of the noise common to all frames; None: model's
     tile: int = 512  # high-res tile side in pixels (a multiple of the model's size_multiple)
     overlap: int = 64  # pixels shared by neighbouring tiles
@@ -99,8 +99,11 @@ class Upsampler:
         low_aug = scheduler.add_noise(low, low_noise.to(low), level)
 
         def denoise(x_t: torch.Tensor, t_batch: torch.Tensor) -> torch.Tensor:
-            return tiled(lambda xt, lo: self.model(xt, lo, t_batch, level, image_only=self.image_only),
-                         x_t, low_aug, cfg.scale, s.tile, s.overlap, s.blend, cfg.size_multiple)
+            out = tiled(lambda xt, lo: self.model(xt, lo, t_batch, level, image_only=self.image_only),
+                        x_t, low_aug, cfg.scale, s.tile, s.overlap, s.blend, cfg.size_multiple)
+            alpha_bar = scheduler.alphas_cumprod.to(x_t.device)[t_batch[:1]]
+            c_skip, c_out = x0_preconditioning(alpha_bar, cfg.sigma_data)
+            return velocity_from_x0(x_t, c_skip * x_t + c_out * out, alpha_bar)  # the scheduler takes v
 
         residual = denoise_loop(denoise, x, scheduler, timesteps) / cfg.residual_scale
         return (bicubic_upsample(low, cfg.scale) + residual).clamp(-1, 1)

@@ -1,4 +1,5 @@
-"""Pieces every training loop shares: seeding, EMA, CSV loss log, resumable state."""
+"""Pieces every training loop shares: seeding, EMA, CSV loss log, the optimizer step, resumable
+runs (out/last, out/last_ema, out/ema + out/last.state.pt)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from drivesim.models.weights import load_checkpoint, save_checkpoint
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -79,3 +82,40 @@ def forever(loader) -> Iterator:
     """Cycle a DataLoader endlessly (a new epoch each pass)."""
     while True:
         yield from loader
+
+
+def optimizer_step(model: nn.Module, loss: torch.Tensor, optimizer: torch.optim.Optimizer, params: list,
+                   grad_clip: float, ema: AveragedModel, frozen: list | tuple = ()) -> None:
+    """Backward, drop the gradients of `frozen`, clip, step, update the EMA."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    for p in frozen:
+        p.grad = None
+    torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+    ema.update_parameters(model)
+
+
+def save_run(out: Path, model: nn.Module, ema: AveragedModel, optimizer: torch.optim.Optimizer,
+             generator: torch.Generator, step: int, config: dict) -> None:
+    """out/last, out/last_ema and out/ema (safetensors + JSON config) and the state to resume from."""
+    config = {**config, "step": step}
+    save_checkpoint(model, out / "last", config)
+    save_checkpoint(ema.module, out / "last_ema", config)
+    save_checkpoint(ema.module, out / "ema", config)
+    save_train_state(out / "last.state.pt", step, optimizer,
+                     {"generator": generator.get_state().tolist(), "ema_n_averaged": int(ema.n_averaged)})
+
+
+def resume_run(out: Path, model: nn.Module, ema: AveragedModel, optimizer: torch.optim.Optimizer,
+               generator: torch.Generator, log: CsvLog) -> int:
+    """Restore what save_run wrote, if out holds a run -> the step to continue from (0 if none)."""
+    if not (out / "last.state.pt").exists():
+        return 0
+    load_checkpoint(out / "last", lambda c: model)
+    load_checkpoint(out / "last_ema", lambda c: ema.module)
+    step, extra = load_train_state(out / "last.state.pt", optimizer)
+    generator.set_state(torch.tensor(extra["generator"], dtype=torch.uint8))
+    ema.n_averaged.fill_(extra["ema_n_averaged"])
+    log.truncate_after(step)
+    return step

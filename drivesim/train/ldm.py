@@ -26,13 +26,13 @@ from drivesim.diffusion.schedule import ScheduleConfig, noise_clips, training_sc
 from drivesim.models.model_index import load_part
 from drivesim.models.temporal_layers import spatial_parameters, temporal_parameters
 from drivesim.models.unet import UNetConfig, VideoUNet
-from drivesim.models.weights import load_checkpoint, save_checkpoint
 from drivesim.train.common import (
     CsvLog,
     forever,
-    load_train_state,
     make_ema,
-    save_train_state,
+    optimizer_step,
+    resume_run,
+    save_run,
     seed_everything,
 )
 from drivesim.train.context_batches import (
@@ -152,14 +152,8 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
     log = CsvLog(out / "loss.csv", ["step", "loss", "lr", "seconds"])
     meta = {"stage": cfg.stage, "train_config": asdict(cfg)}
 
-    step = 0
-    if (out / "last.state.pt").exists():
-        load_checkpoint(out / "last", lambda c: model)
-        load_checkpoint(out / "last_ema", lambda c: ema.module)
-        step, extra = load_train_state(out / "last.state.pt", optimizer)
-        generator.set_state(torch.tensor(extra["generator"], dtype=torch.uint8))
-        ema.n_averaged.fill_(extra["ema_n_averaged"])
-        log.truncate_after(step)
+    step = resume_run(out, model, ema, optimizer, generator, log)
+    if step:
         logger.info("resuming %s training from step %d", cfg.stage, step)
 
     data = LatentClipDataset(ensure_latent_cache(cfg.latents))
@@ -195,14 +189,9 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
             loss = unknown_frame_mse(pred, target, context.mask)
         else:
             loss = torch.nn.functional.mse_loss(pred, target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if mixed and not image_step:  # video steps move only the temporal layers
-            for p in spatial:
-                p.grad = None
-        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        optimizer.step()
-        ema.update_parameters(model)
+        # video steps of mixed training move only the temporal layers
+        optimizer_step(model, loss, optimizer, params, cfg.grad_clip, ema,
+                       frozen=spatial if mixed and not image_step else ())
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
@@ -210,7 +199,7 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
             log.write(step=step, loss=f"{loss.item():.6f}", lr=cfg.lr,
                       seconds=f"{time.perf_counter() - start:.1f}")
         if step % cfg.save_every == 0 or step == cfg.steps:
-            _save(model, ema.module, optimizer, generator, step, out, meta, int(ema.n_averaged))
+            save_run(out, model, ema, optimizer, generator, step, {"unet": model.cfg.to_dict(), **meta})
     bar.close()
     return out / "ema"
 
@@ -230,11 +219,3 @@ def _loader(data: LatentClipDataset, cfg: LDMTrainConfig, step: int):
                               num_workers=cfg.num_workers,
                               generator=torch.Generator().manual_seed(cfg.seed + step)))
 
-
-def _save(model, ema_model, optimizer, generator, step, out: Path, meta: dict, ema_n: int) -> None:
-    config = {"unet": model.cfg.to_dict(), **meta, "step": step}
-    save_checkpoint(model, out / "last", config)
-    save_checkpoint(ema_model, out / "last_ema", config)
-    save_checkpoint(ema_model, out / "ema", config)
-    save_train_state(out / "last.state.pt", step, optimizer,
-                     {"generator": generator.get_state().tolist(), "ema_n_averaged": ema_n})

@@ -16,12 +16,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from drivesim.diffusion.schedule import ScheduleConfig, noise_clips, training_scheduler
+from drivesim.diffusion.schedule import ScheduleConfig, noise_clips, training_scheduler, x0_preconditioning
 from drivesim.models.model_index import load_part
 from drivesim.models.temporal_layers import spatial_parameters, temporal_parameters
 from drivesim.models.upsampler import UpsamplerConfig, UpsamplerUNet, bicubic_upsample
-from drivesim.models.weights import load_checkpoint, save_checkpoint
-from drivesim.train.common import CsvLog, load_train_state, make_ema, save_train_state, seed_everything
+from drivesim.train.common import CsvLog, make_ema, optimizer_step, resume_run, save_run, seed_everything
 from drivesim.train.upsampler_data import HighResCacheConfig, ensure_highres_cache, sample_pairs
 from drivesim.utils import resolve_device
 
@@ -38,7 +37,9 @@ class UpsamplerTrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     crop: tuple[int, int] = (128, 256)  # high-res crop; multiples of upsampler.size_multiple
     num_frames: int = 8  # video stage
-    max_noise_level: int = 300  # low-res noise augmentation drawn from [0, this]
+    # Low-res noise augmentation drawn from [0, this]; at 300 (sigma 0.65) most samples lost the
+    # thin lane marks the upsampler has to sharpen, and a run learnt almost nothing in 500 steps.
+    max_noise_level: int = 100
     decoded_share: float = 0.5  # share of low-res inputs from the autoencoder's reconstruction
     steps: int = 3000
     batch_size: int = 8  # crops (image stage) or clips (video stage)
@@ -80,16 +81,18 @@ def build_upsampler(cfg: UpsamplerTrainConfig) -> UpsamplerUNet:
 
 def upsampler_loss(model: UpsamplerUNet, scheduler, high: torch.Tensor, low: torch.Tensor,
                    cfg: UpsamplerTrainConfig, generator: torch.Generator) -> torch.Tensor:
-    """high [B,T,3,H,W], low [B,T,3,H/s,W/s] -> v-prediction MSE of the scaled residual over bicubic,
-    with a noise-augmented low-res input."""
+    """high [B,T,3,H,W], low [B,T,3,H/s,W/s] -> MSE of the network's preconditioned x0 target (unit
+    variance at every t) for the scaled residual over bicubic, with a noise-augmented low-res input."""
     b = high.shape[0]
     residual = (high - bicubic_upsample(low, cfg.upsampler.scale)) * cfg.upsampler.residual_scale
-    noisy, timesteps, target = noise_clips(scheduler, residual, generator, cfg.schedule.frame_correlation)
+    noisy, timesteps, _ = noise_clips(scheduler, residual, generator, cfg.schedule.frame_correlation)
     level = torch.randint(0, cfg.max_noise_level + 1, (b,), generator=generator).to(low.device)
     low_noise = torch.randn(low.shape, generator=generator).to(low)
     low_aug = scheduler.add_noise(low, low_noise, level)
-    pred = model(noisy, low_aug, timesteps, level, image_only=cfg.stage == "image")
-    return torch.nn.functional.mse_loss(pred, target)
+    out = model(noisy, low_aug, timesteps, level, image_only=cfg.stage == "image")
+    alpha_bar = scheduler.alphas_cumprod[timesteps][:, None, None, None, None]
+    c_skip, c_out = x0_preconditioning(alpha_bar, cfg.upsampler.sigma_data)
+    return torch.nn.functional.mse_loss(out, (residual - c_skip * noisy) / c_out)
 
 
 def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> Path:
@@ -106,15 +109,7 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> Path:
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     ema = make_ema(model, cfg.ema_decay)
     log = CsvLog(out / "loss.csv", ["step", "loss", "seconds"])
-    step = 0
-    if (out / "last.state.pt").exists():
-        load_checkpoint(out / "last", lambda c: model)
-        ema.module.load_state_dict(load_checkpoint(out / "last_ema", lambda c: UpsamplerUNet(cfg.upsampler))
-                                   .state_dict())
-        step, extra = load_train_state(out / "last.state.pt", optimizer)
-        generator.set_state(torch.tensor(extra["generator"], dtype=torch.uint8))
-        ema.n_averaged.fill_(extra["ema_n_averaged"])
-        log.truncate_after(step)
+    step = resume_run(out, model, ema, optimizer, generator, log)
     model.to(device).train()
     ema.to(device)
     cache = ensure_highres_cache(cfg.cache, progress)
@@ -129,23 +124,13 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> Path:
         high, low = sample_pairs(cache, cfg.batch_size, frames, cfg.crop, cfg.upsampler.scale,
                                  cfg.decoded_share, rng)
         loss = upsampler_loss(model, scheduler, high.to(device), low.to(device), cfg, generator)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        optimizer.step()
-        ema.update_parameters(model)
+        optimizer_step(model, loss, optimizer, params, cfg.grad_clip, ema)
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if step % cfg.log_every == 0 or step == cfg.steps:
             log.write(step=step, loss=f"{loss.item():.6f}", seconds=f"{time.perf_counter() - start:.1f}")
         if step % cfg.save_every == 0 or step == cfg.steps:
-            config = {**meta, "step": step}
-            save_checkpoint(model, out / "last", config)
-            save_checkpoint(ema.module, out / "last_ema", config)
-            save_checkpoint(ema.module, out / "ema", config)
-            save_train_state(out / "last.state.pt", step, optimizer,
-                             {"generator": generator.get_state().tolist(),
-                              "ema_n_averaged": int(ema.n_averaged)})
+            save_run(out, model, ema, optimizer, generator, step, meta)
     bar.close()
     return out / "ema"

@@ -281,3 +281,17 @@ def test_a_row_must_match_the_schema(tmp_path):
     with pytest.raises(ValueError, match=r"missing \[.*'boxes'.*\], unknown \['colour'\]"):
         writer.commit({"clip_id": "x-1", "time_of_day": "day", "colour": "red"}, tmp_path / "a",
                       tmp_path / "b")
+
+
+def test_model_upsampler_reaches_the_output_resolution(tmp_path):
+    from drivesim.pipelines.upsample import UpsampleSettings
+
+    models = save_cascade(tmp_path / "models", upsampler=True)
+    scenario = write_yaml(tmp_path / "u.yaml", {"id": "u", "frames": 8, "output": {"resolution": [128, 256]}})
+    options = BatchOptions(FAST.rollout, "model", UpsampleSettings(steps=1, tile=128))
+    (result,) = generate_catalog([scenario], tmp_path / "cat", options, models, progress=False)
+    assert result.status == "generated", result.error
+    (row,) = read_clips(tmp_path / "cat").to_pylist()
+    assert (row["height"], row["width"], row["base_height"], row["base_width"]) == (128, 256, 32, 64)
+    assert row["upsampler"] == "model" and row["upsampler_steps"] == 1
+    assert "upsampler" in json.loads(row["model_hashes"]) and "upsampler" in json.loads(row["model_versions"])

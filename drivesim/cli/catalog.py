@@ -127,7 +127,8 @@ def cmd_generate_catalog(args) -> int:
     options = BatchOptions(rollout, args.upsampler, upsample_settings(args))
     start = time.perf_counter()
     results = generate_catalog(args.scenario, args.out, options, args.model or DEFAULT_MODEL_DIR,
-                               variants=args.variants, device=args.device, progress=not args.quiet)
+                               variants=args.variants, device=args.device, progress=not args.quiet,
+                               backend=args.backend, workers=args.workers, ray_address=args.ray_address)
     print(summary_table(results))
     print(f"{time.perf_counter() - start:.0f} s -> {args.out}")
     return 1 if any(r.status == "failed" for r in results) else 0

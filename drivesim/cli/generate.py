@@ -6,8 +6,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from drivesim.cli.common import add_device, add_model, add_quiet, field_default
+from drivesim.cli.common import add_device, add_model, add_quiet, field_default, param_default
 from drivesim.diffusion.samplers import SAMPLERS
+from drivesim.pipelines.batch import BACKENDS, generate_catalog
 from drivesim.pipelines.generate import GenerateOptions
 from drivesim.pipelines.rollout import RolloutConfig
 from drivesim.pipelines.upsample import METHODS, UpsampleSettings
@@ -104,6 +105,12 @@ def register(subparsers) -> None:
                           "frames, rollout to the scenario's duration, 30 fps, upsampling); resumable")
     gen.add_argument("--variants", type=int, default=None,
                      help="--catalog: seeds per sweep point (overrides the files' `variants`)")
+    gen.add_argument("--backend", default=param_default(generate_catalog, "backend"), choices=BACKENDS,
+                     help="--catalog: run the clips here one by one, or as Ray tasks")
+    gen.add_argument("--workers", type=int, default=param_default(generate_catalog, "workers"),
+                     help="--backend ray: actors (each loads the models once and takes 1 CPU)")
+    gen.add_argument("--ray-address", default=None,
+                     help="--backend ray: a running cluster (HEAD:6379); default: start a local one")
     add_model(gen)
     gen.add_argument("--sampler", default=None, choices=SAMPLERS)
     add_sampling_args(gen)

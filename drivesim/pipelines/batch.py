@@ -20,7 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from drivesim.data.catalog import clip_ids, sha256_file
-from drivesim.data.labels import read_scalabel
+from drivesim.data.labels import FrameLabel, read_scalabel
 from drivesim.export.catalog import CatalogWriter
 from drivesim.models.model_index import part_prefix
 from drivesim.models.weights import checkpoint_paths
@@ -33,6 +33,7 @@ from drivesim.scenario_expand import ClipSpec, expand_paths
 from drivesim.utils import DEFAULT_MODEL_DIR
 
 logger = logging.getLogger(__name__)
+BACKENDS = ("local", "ray")
 WORK = ".work"  # unfinished clips, inside the catalog (same filesystem: media are renamed, not copied)
 
 
@@ -72,9 +73,19 @@ def model_hashes(model_dir: str | Path, cascade: Cascade) -> dict[str, str]:
     return {name: sha256_file(checkpoint_paths(part_prefix(model_dir, name))[0])[:16] for name in parts}
 
 
-def generate_clip(clip: ClipSpec, writer: CatalogWriter, cascade: Cascade, options: BatchOptions,
-                  work: Path, hashes: dict[str, str], device: str = "cpu") -> ClipResult:
-    """Run the cascade for one clip and commit it, or record its failure."""
+@dataclass
+class RenderedClip:
+    """A generated clip before its commit: run_rollout's metadata, its labels and its files."""
+    meta: dict
+    labels: list[FrameLabel]
+    seconds: float
+    mp4: Path
+    label_file: Path
+
+
+def render_clip(clip: ClipSpec, cascade: Cascade, options: BatchOptions, work: Path,
+                device: str = "cpu") -> RenderedClip:
+    """Run the cascade for one clip into `work` (<clip_id>.mp4 and .json); raises on failure."""
     start = time.perf_counter()
     cfg = clip_config(clip, options.rollout)
     times, crowds = segment_schedule(clip.scenario, cfg)
@@ -83,24 +94,55 @@ def generate_clip(clip: ClipSpec, writer: CatalogWriter, cascade: Cascade, optio
         meta = run_rollout(named, work, cfg, crowdedness=crowds, time_of_day=times, progress=False,
                            decode_chunk=options.decode_chunk, device=device, upsampler=options.upsampler,
                            upsample=options.upsample, cascade=cascade)
-        labels = read_scalabel(work / f"{clip.clip_id}.json")
-        seconds = time.perf_counter() - start
-        writer.commit(catalog_row(clip, meta, labels, seconds, hashes), work / f"{clip.clip_id}.mp4",
-                      work / f"{clip.clip_id}.json")
-        return ClipResult(clip, "generated", seconds, meta["frames"])
-    except Exception as e:  # one bad clip must not stop the batch: it is recorded and retried next run
-        logger.warning("%s (%s, seed %d) failed: %s: %s", clip.clip_id, clip.scenario.id, clip.seed,
-                       type(e).__name__, e)
-        writer.record_failure(clip.clip_id, {"scenario_id": clip.scenario.id, "scenario_file": clip.source,
-                                             "seed": clip.seed}, e)
-        shutil.rmtree(work / clip.clip_id, ignore_errors=True)
-        return ClipResult(clip, "failed", time.perf_counter() - start, error=f"{type(e).__name__}: {e}")
+    finally:
+        shutil.rmtree(work / clip.clip_id, ignore_errors=True)  # the rollout's state, if it stopped
+    label_file = work / f"{clip.clip_id}.json"
+    return RenderedClip(meta, read_scalabel(label_file), time.perf_counter() - start,
+                        work / f"{clip.clip_id}.mp4", label_file)
+
+
+def commit_clip(writer: CatalogWriter, clip: ClipSpec, rendered: RenderedClip,
+                hashes: dict[str, str]) -> ClipResult:
+    """Media into the catalog, then the clip's row."""
+    row = catalog_row(clip, rendered.meta, rendered.labels, rendered.seconds, hashes)
+    writer.commit(row, rendered.mp4, rendered.label_file)
+    return ClipResult(clip, "generated", rendered.seconds, rendered.meta["frames"])
+
+
+def fail_clip(writer: CatalogWriter, clip: ClipSpec, error: BaseException, seconds: float) -> ClipResult:
+    """Record a clip whose generation failed (it is retried on the next run)."""
+    logger.warning("%s (%s, seed %d) failed: %s: %s", clip.clip_id, clip.scenario.id, clip.seed,
+                   type(error).__name__, error)
+    writer.record_failure(clip.clip_id, {"scenario_id": clip.scenario.id, "scenario_file": clip.source,
+                                         "seed": clip.seed}, error)
+    return ClipResult(clip, "failed", seconds, error=f"{type(error).__name__}: {error}")
+
+
+def run_local(todo: list[ClipSpec], writer: CatalogWriter, options: BatchOptions, model_dir: str | Path,
+              device: str, work: Path, progress: bool) -> list[ClipResult]:
+    """Every clip in this process, one after the other, the models loaded once."""
+    cascade = load_cascade(model_dir, options.rollout, options.upsampler, options.upsample, device,
+                           [c.scenario.output.resolution for c in todo])
+    hashes = model_hashes(model_dir, cascade)
+    results = []
+    for clip in tqdm(todo, desc="catalog", unit="clip", disable=not progress):
+        start = time.perf_counter()
+        try:
+            rendered = render_clip(clip, cascade, options, work, device)
+            results.append(commit_clip(writer, clip, rendered, hashes))
+        except Exception as e:  # one bad clip must not stop the batch: it is recorded and retried next run
+            results.append(fail_clip(writer, clip, e, time.perf_counter() - start))
+    return results
 
 
 def generate_catalog(paths: list[str | Path], root: str | Path, options: BatchOptions | None = None,
                      model_dir: str | Path = DEFAULT_MODEL_DIR, variants: int | None = None,
-                     device: str = "cpu", progress: bool = True) -> list[ClipResult]:
-    """Generate every clip the scenario files ask for into the catalog at `root` (resumable)."""
+                     device: str = "cpu", progress: bool = True, backend: str = "local", workers: int = 2,
+                     ray_address: str | None = None) -> list[ClipResult]:
+    """Generate every clip the scenario files ask for into the catalog at `root` (resumable).
+    backend 'ray': one task per clip on `workers` Ray actors (a local cluster, or ray_address)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r}: use one of {BACKENDS}")
     clips = expand_paths(paths, variants)  # raises ScenarioError before any work
     options = options or BatchOptions()
     out_fps = options.rollout.out_fps
@@ -116,12 +158,15 @@ def generate_catalog(paths: list[str | Path], root: str | Path, options: BatchOp
             logger.info("skipping %d clip(s) already in %s", len(results), root)
         if not todo:
             return results
-        cascade = load_cascade(model_dir, options.rollout, options.upsampler, options.upsample, device,
-                               [c.scenario.output.resolution for c in todo])
-        hashes = model_hashes(model_dir, cascade)
         work = writer.root / WORK
         shutil.rmtree(work, ignore_errors=True)  # a killed run's leftovers (we hold the lock)
-        for clip in tqdm(todo, desc="catalog", unit="clip", disable=not progress):
-            results.append(generate_clip(clip, writer, cascade, options, work, hashes, device))
+        work.mkdir()
+        if backend == "ray":
+            from drivesim.pipelines.batch_ray import run_on_ray
+
+            done = run_on_ray(todo, writer, options, model_dir, device, work, progress, workers, ray_address)
+        else:
+            done = run_local(todo, writer, options, model_dir, device, work, progress)
         shutil.rmtree(work, ignore_errors=True)
-    return results
+    order = {c.clip_id: i for i, c in enumerate(clips)}
+    return sorted(results + done, key=lambda r: order[r.clip.clip_id])

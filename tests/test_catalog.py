@@ -311,3 +311,12 @@ def test_ray_backend_gives_the_same_rows_as_the_local_one(tmp_path, model_dir):
         key=lambda r: r["clip_id"]) for name in ("local", "ray")}
     assert rows["ray"] == rows["local"]  # mp4 and label sha256 included
     assert check_catalog(tmp_path / "ray").ok
+
+
+def test_summary_table_lists_every_clip_and_the_wall_clock_rate(sweep_catalog):
+    from drivesim.cli.catalog import summary_table
+
+    table = summary_table(sweep_catalog[2], wall_seconds=120.0)
+    lines = table.splitlines()
+    assert lines[0].split()[:3] == ["clip_id", "scenario", "time_of_day"] and len(lines) == 1 + 8 + 1
+    assert lines[-1] == "8 generated, 0 skipped, 0 failed; 4.00 clips/min"

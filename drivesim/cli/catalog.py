@@ -100,15 +100,14 @@ def cmd_compact(args) -> int:
     return 0
 
 
-def summary_table(results) -> str:
-    """The end-of-batch table: one line per clip, then the totals."""
+def summary_table(results, wall_seconds: float) -> str:
+    """The end-of-batch table: one line per clip, then the totals and clips per minute of wall time."""
     rows = [{"clip_id": r.clip.clip_id, "scenario": r.clip.scenario.id,
              "time_of_day": r.clip.scenario.time_of_day, "crowdedness": r.clip.scenario.crowdedness,
              "seed": r.clip.seed, "status": r.status,
              "frames": r.frames, "seconds": round(r.seconds, 1), "error": r.error[:60]} for r in results]
     counts = Counter(r.status for r in results)
-    generated = [r for r in results if r.status == "generated"]
-    rate = len(generated) / max(sum(r.seconds for r in generated), 1e-9) * 60 if generated else 0.0
+    rate = counts["generated"] / max(wall_seconds, 1e-9) * 60
     totals = ", ".join(f"{counts[s]} {s}" for s in ("generated", "skipped", "failed"))
     return format_table(rows, list(rows[0]) if rows else ["clip_id"]) + f"\n{totals}; {rate:.2f} clips/min"
 
@@ -129,8 +128,9 @@ def cmd_generate_catalog(args) -> int:
     results = generate_catalog(args.scenario, args.out, options, args.model or DEFAULT_MODEL_DIR,
                                variants=args.variants, device=args.device, progress=not args.quiet,
                                backend=args.backend, workers=args.workers, ray_address=args.ray_address)
-    print(summary_table(results))
-    print(f"{time.perf_counter() - start:.0f} s -> {args.out}")
+    wall = time.perf_counter() - start
+    print(summary_table(results, wall))
+    print(f"{wall:.0f} s -> {args.out}")
     return 1 if any(r.status == "failed" for r in results) else 0
 
 

@@ -29,3 +29,29 @@ def save_upsampler(folder: Path, stage: str = "video") -> None:
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+def save_cascade(folder: Path, upsampler: bool = False) -> Path:
+    """A model folder of untrained tiny parts (key frames, prediction, interpolation, temporal
+    decoder; the upsampler if asked): fast, same code paths as the shipped models."""
+    import torch
+
+    from drivesim.models.autoencoder import AutoencoderKL
+    from drivesim.models.temporal_decoder import TemporalDecoder
+    from drivesim.models.unet import VideoUNet
+    from drivesim.models.weights import save_checkpoint
+
+    torch.manual_seed(0)
+    ae = AutoencoderKL(TINY_AE)
+    video = VideoUNet(TINY_UNET)
+    predict = VideoUNet.with_context(video, context_channels=8)
+    save_checkpoint(ae, folder / "autoencoder", {"autoencoder": TINY_AE.to_dict()})
+    save_checkpoint(TemporalDecoder.from_image_autoencoder(ae), folder / "temporal_decoder",
+                    {"autoencoder": TINY_AE.to_dict()})
+    meta = {"latent_scale": 1.0, "step": 0, "train_config": {"schedule": {}}}
+    save_checkpoint(video, folder / "unet", {"unet": video.cfg.to_dict(), **meta})
+    for name in ("prediction", "interpolation"):
+        save_checkpoint(predict, folder / name, {"unet": predict.cfg.to_dict(), **meta})
+    if upsampler:
+        save_upsampler(folder)
+    return folder

@@ -81,15 +81,23 @@ def test_resolution_argument_is_checked():
 
 def test_cli_defaults_come_from_the_config_dataclasses():
     """One source of defaults: a change in GenerateOptions / RolloutConfig reaches the flags."""
+    from drivesim.cli.generate import sampling_options
     from drivesim.cli.main import build_parser
     from drivesim.pipelines.generate import GenerateOptions
     from drivesim.pipelines.rollout import RolloutConfig
 
     parser = build_parser()
     gen = parser.parse_args(["generate", "--scenario", "s", "--out", "o"])
-    assert (gen.steps, gen.guidance_scene, gen.guidance_rescale, gen.frame_correlation, gen.max_frames) == (
-        GenerateOptions.steps, GenerateOptions.guidance_scene, GenerateOptions.guidance_rescale,
-        GenerateOptions.frame_correlation, GenerateOptions.max_frames)
+    folder = sampling_options(gen, GenerateOptions)  # --catalog runs the rollout: RolloutConfig's
+    assert (folder["steps"], folder["guidance_scene"], gen.guidance_rescale, gen.frame_correlation,
+            gen.max_frames) == (GenerateOptions.steps, GenerateOptions.guidance_scene,
+                                GenerateOptions.guidance_rescale, GenerateOptions.frame_correlation,
+                                GenerateOptions.max_frames)
+    catalog = sampling_options(gen, RolloutConfig)
+    assert (catalog["guidance_scene"], catalog["guidance_boxes"], gen.interpolation_steps) == (
+        RolloutConfig.guidance_scene, RolloutConfig.guidance_boxes, RolloutConfig.interpolation_steps)
+    given = parser.parse_args(["generate", "--scenario", "s", "--out", "o", "--catalog", "--steps", "3"])
+    assert sampling_options(given, RolloutConfig)["steps"] == 3
     ro = parser.parse_args(["rollout", "s.yaml", "--out", "o"])
     for name in ("new_frames", "context_frames", "steps", "interpolation_steps", "guidance_context",
                  "prediction_strength", "interpolation_strength", "frame_correlation"):

@@ -1,13 +1,16 @@
-"""`drivesim generate`: one clip per scenario file with the key-frame video LDM."""
+"""`drivesim generate`: one clip per scenario file with the key-frame video LDM, or with --catalog
+the whole cascade per expanded clip into a Parquet catalog (drivesim.cli.catalog)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from drivesim.cli.common import add_device, add_model, add_quiet, field_default
+from drivesim.cli.common import add_device, add_model, add_quiet, field_default, param_default
 from drivesim.diffusion.samplers import SAMPLERS
+from drivesim.pipelines.batch import BACKENDS, generate_catalog
 from drivesim.pipelines.generate import GenerateOptions
+from drivesim.pipelines.rollout import RolloutConfig
 from drivesim.pipelines.upsample import METHODS, UpsampleSettings
 from drivesim.utils import DEFAULT_MODEL_DIR
 
@@ -18,19 +21,43 @@ FRAME_CORRELATION_HELP = ("shared part of the starting noise across frames (defa
 def cmd_generate(args) -> int:
     from drivesim.pipelines.generate import generate_scenarios
 
-    options = GenerateOptions(sampler=args.sampler, steps=args.steps,
-                              guidance_scene=args.guidance_scene, guidance_boxes=args.guidance_boxes,
+    if args.catalog:
+        from drivesim.cli.catalog import cmd_generate_catalog
+        from drivesim.data.catalog import CatalogError
+
+        if args.overwrite or args.keep_base:
+            raise CatalogError("--overwrite and --keep-base are for the folder mode: a catalog keeps the "
+                               "clips it has (write to a new --out to remake them) and stores the final "
+                               "video only")
+
+        return cmd_generate_catalog(args)
+    if len(args.scenario) > 1 or args.variants is not None:
+        from drivesim.scenario import ScenarioError
+
+        raise ScenarioError("several --scenario paths and --variants need --catalog; without it give one "
+                            "scenario file or folder")
+    options = GenerateOptions(**sampling_options(args, GenerateOptions),
                               max_frames=args.max_frames, overwrite=args.overwrite,
                               frame_correlation=args.frame_correlation,
                               guidance_rescale=args.guidance_rescale, upsampler=args.upsampler,
                               upsample=upsample_settings(args), keep_base=args.keep_base)
     start = time.perf_counter()
-    paths = generate_scenarios(args.scenario, args.out, options, args.model or DEFAULT_MODEL_DIR,
+    paths = generate_scenarios(args.scenario[0], args.out, options, args.model or DEFAULT_MODEL_DIR,
                                progress=not args.quiet, device=args.device)
     for p in paths:
         print(p)
     print(f"generated {len(paths)} clip(s) in {time.perf_counter() - start:.0f} s -> {args.out}")
     return 0
+
+
+SHARED_SAMPLING = ("sampler", "steps", "guidance_scene", "guidance_boxes")
+
+
+def sampling_options(args, config: type) -> dict:
+    """--sampler/--steps/--guidance-scene/--guidance-boxes of `generate`: the flag if given, else the
+    default of `config` (GenerateOptions in folder mode, RolloutConfig with --catalog)."""
+    return {name: field_default(config, name) if getattr(args, name) is None else getattr(args, name)
+            for name in SHARED_SAMPLING}
 
 
 def add_sampling_args(parser) -> None:
@@ -70,19 +97,40 @@ def upsample_settings(args) -> UpsampleSettings:
 def register(subparsers) -> None:
     """`generate`."""
     gen = subparsers.add_parser("generate", help="generate clips for scenario files with the video LDM")
-    gen.add_argument("--scenario", required=True, help="a scenario YAML file or a folder of them")
-    gen.add_argument("--out", required=True, type=Path, help="output folder")
+    gen.add_argument("--scenario", required=True, nargs="+",
+                     help="scenario YAML files, folders or globs (several need --catalog)")
+    gen.add_argument("--out", required=True, type=Path, help="output folder, or the catalog with --catalog")
+    gen.add_argument("--catalog", action="store_true",
+                     help="write a Parquet catalog: every clip of every sweep runs the whole cascade (key "
+                          "frames, rollout to the scenario's duration, 30 fps, upsampling); resumable")
+    gen.add_argument("--variants", type=int, default=None,
+                     help="--catalog: seeds per sweep point (overrides the files' `variants`)")
+    gen.add_argument("--backend", default=param_default(generate_catalog, "backend"), choices=BACKENDS,
+                     help="--catalog: run the clips here one by one, or as Ray tasks")
+    gen.add_argument("--workers", type=int, default=param_default(generate_catalog, "workers"),
+                     help="--backend ray: actors (each loads the models once and takes 1 CPU)")
+    gen.add_argument("--ray-address", default=None,
+                     help="--backend ray: a running cluster (HEAD:6379); default: start a local one")
     add_model(gen)
-    gen.add_argument("--sampler", default=field_default(GenerateOptions, "sampler"), choices=SAMPLERS)
+    gen.add_argument("--sampler", default=None, choices=SAMPLERS)
     add_sampling_args(gen)
+    # --sampler/--steps/--guidance-*: defaults of GenerateOptions, or RolloutConfig with --catalog
+    gen.set_defaults(**dict.fromkeys(SHARED_SAMPLING))
+    rollout_default = lambda name: field_default(RolloutConfig, name)
+    gen.add_argument("--interpolation-steps", type=int, default=rollout_default("interpolation_steps"),
+                     help="--catalog: interpolation denoising steps")
+    gen.add_argument("--guidance-context", type=float, default=rollout_default("guidance_context"),
+                     help="--catalog: CFG scale on the context frames (1 = none); --guidance-rescale "
+                          "applies to the folder mode only")
     key_fps = field_default(GenerateOptions, "key_fps")
     gen.add_argument("--max-frames", type=int, default=field_default(GenerateOptions, "max_frames"),
-                     help=f"key frames per clip ({key_fps:g} fps)")
+                     help=f"folder mode: key frames per clip ({key_fps:g} fps); --catalog makes the "
+                          "scenario's duration")
     gen.add_argument("--frame-correlation", type=float,
                      default=field_default(GenerateOptions, "frame_correlation"),
                      help=FRAME_CORRELATION_HELP)
     add_upsampler_args(gen)
-    gen.add_argument("--overwrite", action="store_true")
+    gen.add_argument("--overwrite", action="store_true", help="folder mode: remake complete clips")
     add_device(gen)
     add_quiet(gen)
     gen.set_defaults(func=cmd_generate)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drivesim.cli import bench, data, generate, rollout, scenario, train, world
+from drivesim.cli import bench, catalog, data, generate, rollout, scenario, train, world
 from drivesim.cli import eval as evaluate  # the `eval` command group
 from drivesim.cli.common import configure_logging
 
-COMMAND_GROUPS = (world, scenario, generate, rollout, train, evaluate, bench, data)
+COMMAND_GROUPS = (world, scenario, generate, rollout, catalog, train, evaluate, bench, data)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,13 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `drivesim` console script."""
+    from drivesim.data.catalog import CatalogError
     from drivesim.scenario import ScenarioError
 
     args = build_parser().parse_args(argv)
     configure_logging()
     try:
         return args.func(args)
-    except ScenarioError as e:
+    except (ScenarioError, CatalogError) as e:
         print(e, file=sys.stderr)
         return 2
     except KeyboardInterrupt:

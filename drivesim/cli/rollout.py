@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 
 from drivesim.cli.common import add_device, add_model, add_quiet, field_default, param_default
 from drivesim.cli.generate import FRAME_CORRELATION_HELP, add_upsampler_args, upsample_settings
-from drivesim.pipelines.rollout import FACTOR, RolloutConfig
+from drivesim.pipelines.rollout import FACTOR, RolloutConfig, segments_for
 from drivesim.pipelines.rollout_job import run_rollout
 from drivesim.utils import DEFAULT_MODEL_DIR
 
 DEFAULT_SECONDS = 10.0
-
-
-def segments_for(seconds: float, new_frames: int, interpolate: bool) -> int:
-    """Segments for a clip of `seconds`: K key frames give FACTOR (K - 1) + 1 output frames
-    at key_fps * FACTOR (K at key_fps without interpolation)."""
-    key_fps = field_default(RolloutConfig, "key_fps")
-    if interpolate:
-        out_frames = math.ceil(seconds * key_fps * FACTOR)
-        keys = math.ceil((out_frames + FACTOR - 1) / FACTOR)
-    else:
-        keys = math.ceil(seconds * key_fps)
-    return max(1, math.ceil(keys / new_frames))
 
 
 def cmd_rollout(args) -> int:

@@ -7,6 +7,7 @@ import sys
 
 def cmd_scenario_validate(args) -> int:
     from drivesim.scenario import ScenarioError, load_scenario, scenario_files
+    from drivesim.scenario_expand import expand
 
     failed = 0
     for target in args.paths:
@@ -19,9 +20,10 @@ def cmd_scenario_validate(args) -> int:
         for path in files:
             try:
                 s = load_scenario(path)
+                clips = len(expand(s, str(path)))
                 print(f"ok  {path}: {s.id} ({s.time_of_day}, {s.crowdedness}, {s.num_frames} frames "
                       f"@ {s.fps:g} fps, {s.output.resolution[0]}x{s.output.resolution[1]}, "
-                      f"{len(s.agents)} agent(s))")
+                      f"{len(s.agents)} agent(s)" + (f", {clips} clips" if clips > 1 else "") + ")")
             except ScenarioError as e:
                 print(e, file=sys.stderr)
                 failed += 1

@@ -1,5 +1,5 @@
 """Conditions along a rollout: per-frame boxes from a world's tracks at the output frame rate,
-scene conditions per segment (crowdedness may change along a scenario)."""
+scene conditions per segment (time of day and crowdedness may change along a scenario)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,17 @@ from drivesim.data.conditions import clip_conditions
 from drivesim.data.labels import FrameLabel
 from drivesim.scenario import Scenario
 from drivesim.world import World
+from drivesim.world.labels import BDD_TIME_OF_DAY
 
 
 class RolloutConditions:
     """labels: one FrameLabel per output frame (output frame f = key frame f / factor)."""
 
-    def __init__(self, labels: list[FrameLabel], size: tuple[int, int], time_of_day: str,
+    def __init__(self, labels: list[FrameLabel], size: tuple[int, int], time_of_day: str | list[str],
                  crowdedness: str | list[str], key_fps: float, factor: int = 4,
                  keys_per_segment: int = 6, ego_speed: float | None = None):
-        self.labels, self.size, self.time_of_day = labels, tuple(size), time_of_day
+        self.labels, self.size = labels, tuple(size)
+        self.time_of_day = [time_of_day] if isinstance(time_of_day, str) else list(time_of_day)
         self.crowdedness = [crowdedness] if isinstance(crowdedness, str) else list(crowdedness)
         self.key_fps, self.factor, self.keys_per_segment = key_fps, factor, keys_per_segment
         self.ego_speed = ego_speed
@@ -28,25 +30,39 @@ class RolloutConditions:
     @classmethod
     def from_scenario(cls, scenario: Scenario, key_frames: int, key_fps: float = 7.5, factor: int = 4,
                       keys_per_segment: int = 6, crowdedness: list[str] | None = None,
-                      size: tuple[int, int] | None = None) -> RolloutConditions:
+                      size: tuple[int, int] | None = None,
+                      time_of_day: list[str] | None = None) -> RolloutConditions:
         """The scenario's world laid out for key_frames key frames (boxes at key_fps * factor), in
-        pixels of `size` (H,W): the video actually written (default: the scenario's resolution)."""
+        pixels of `size` (H,W): the video actually written (default: the scenario's resolution).
+        crowdedness / time_of_day: per segment (the last repeats); the labels' attributes follow them."""
         size = tuple(size or scenario.output.resolution)
         spec = dataclasses.replace(scenario.to_world_spec(), num_frames=key_frames * factor + 1,
                                    fps=key_fps * factor, height=size[0], width=size[1])
-        return cls(list(World(spec).labels()), size, scenario.time_of_day,
-                   crowdedness or scenario.crowdedness, key_fps, factor, keys_per_segment,
-                   scenario.ego.speed_kmh / 3.6)
+        track = cls(list(World(spec).labels()), size, time_of_day or scenario.time_of_day,
+                    crowdedness or scenario.crowdedness, key_fps, factor, keys_per_segment,
+                    scenario.ego.speed_kmh / 3.6)
+        for frame, label in enumerate(track.labels):
+            key = frame // factor
+            label.attributes.update(timeofday=BDD_TIME_OF_DAY[track.time_of_day_at(key)],
+                                    crowdedness=track.crowdedness_at(key))
+        return track
+
+    def _segment_value(self, values: list[str], key: int) -> str:
+        return values[min(key // self.keys_per_segment, len(values) - 1)]
 
     def crowdedness_at(self, key: int) -> str:
         """Crowdedness of the segment holding key frame `key` (the last entry repeats)."""
-        return self.crowdedness[min(key // self.keys_per_segment, len(self.crowdedness) - 1)]
+        return self._segment_value(self.crowdedness, key)
+
+    def time_of_day_at(self, key: int) -> str:
+        """Time of day of the segment holding key frame `key` (the last entry repeats)."""
+        return self._segment_value(self.time_of_day, key)
 
     def _clip(self, out_frames: list[int], fps: float, key: int) -> dict[str, torch.Tensor]:
         if out_frames[-1] >= len(self.labels):
             raise ValueError(f"frame {out_frames[-1]} is past the laid-out track ({len(self.labels)} frames)")
         boxes = [self.labels[f].boxes for f in out_frames]
-        return clip_conditions(boxes, self.size, self.time_of_day, self.crowdedness_at(key), fps,
+        return clip_conditions(boxes, self.size, self.time_of_day_at(key), self.crowdedness_at(key), fps,
                                self.ego_speed)
 
     def key_conditions(self, keys: list[int]) -> dict[str, torch.Tensor]:

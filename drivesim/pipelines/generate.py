@@ -72,6 +72,10 @@ def generate_scenarios(path: str | Path, out_dir: str | Path, options: GenerateO
                        device: str = "cpu") -> list[Path]:
     """Generate one clip per scenario file (skipping complete ones); returns mp4 paths."""
     scenarios = [load_scenario(p) for p in scenario_files(path)]  # validate all before work
+    for s in scenarios:
+        if s.sweep is not None or s.variants > 1 or s.schedule.time_of_day or s.schedule.crowdedness:
+            logger.warning("%s: sweep, variants and schedule need `drivesim generate --catalog`; this makes "
+                           "one clip at the starting conditions", s.id)
     todo = [s for s in scenarios if options.overwrite or not is_generated(out_dir, s.id)]
     if len(todo) < len(scenarios):
         logger.info("skipping %d complete clip(s) in %s", len(scenarios) - len(todo), out_dir)

@@ -15,6 +15,7 @@ not grow with length, and the state after any segment can be saved and resumed.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -56,6 +57,18 @@ class RolloutConfig:
     @property
     def out_fps(self) -> float:
         return self.key_fps * (FACTOR if self.interpolate else 1)
+
+
+def segments_for(seconds: float, new_frames: int, interpolate: bool,
+                 key_fps: float = RolloutConfig.key_fps) -> int:
+    """Segments for a clip of `seconds`: K key frames give FACTOR (K - 1) + 1 output frames
+    at key_fps * FACTOR (K at key_fps without interpolation)."""
+    if interpolate:
+        out_frames = math.ceil(seconds * key_fps * FACTOR)
+        keys = math.ceil((out_frames + FACTOR - 1) / FACTOR)
+    else:
+        keys = math.ceil(seconds * key_fps)
+    return max(1, math.ceil(keys / new_frames))
 
 
 @dataclass

@@ -33,9 +33,9 @@ from drivesim.pipelines.rollout import (
     load_rollout_state,
     save_rollout_state,
 )
-from drivesim.pipelines.upsample import StreamingUpsampler, UpsampleSettings, output_frames
+from drivesim.pipelines.upsample import StreamingUpsampler, Upsampler, UpsampleSettings, output_frames
 from drivesim.pipelines.video_ldm import VideoLDMPipeline
-from drivesim.scenario import load_scenario
+from drivesim.scenario import Scenario, load_scenario
 from drivesim.utils import DEFAULT_MODEL_DIR, to_uint8, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -53,37 +53,64 @@ def load_rollout_pipelines(model_dir: Path,
     return prediction, interpolation
 
 
-def run_rollout(scenario_path: str | Path, out_dir: str | Path, cfg: RolloutConfig,
-                model_dir: str | Path = DEFAULT_MODEL_DIR, crowdedness: list[str] | None = None,
-                progress: bool = True, decode_chunk: int = 7, device: str = "cpu", upsampler: str = "model",
-                upsample: UpsampleSettings | None = None, keep_base: bool = False) -> dict:
-    """Generate (or resume) the rollout; returns the metadata written beside the mp4.
-    decode_chunk: output frames per temporal-decoder call (memory vs speed; same frames).
-    upsampler: none | bicubic | model, how the base video reaches the scenario's output.resolution
-    (the model streams: frames leave it with a lag, in fixed memory)."""
-    scenario = load_scenario(scenario_path)
-    out_dir, model_dir = Path(out_dir), Path(model_dir)
-    work = out_dir / scenario.id
-    state_path = work / "state"
-    prediction, interpolation = load_rollout_pipelines(model_dir, cfg.interpolate)
+@dataclasses.dataclass
+class Cascade:
+    """The loaded models of a rollout (a batch loads them once for all its clips)."""
+    prediction: VideoLDMPipeline
+    interpolation: VideoLDMPipeline | None
+    upsampler: Upsampler | None
+
+
+def load_cascade(model_dir: str | Path, cfg: RolloutConfig, upsampler: str = "model",
+                 upsample: UpsampleSettings | None = None, device: str = "cpu",
+                 output_sizes: list[tuple[int, int]] = ()) -> Cascade:
+    """The rollout's models on `device`; the upsampler model only when upsampler == 'model' and
+    one of output_sizes (H,W) differs from the base video's size."""
+    prediction, interpolation = load_rollout_pipelines(Path(model_dir), cfg.interpolate)
     for pipe in (prediction, interpolation):
         if pipe is not None:
             pipe.to(device)
+    base_size = prediction.output_size(cfg.latent_size)
+    needed = any(tuple(size) != base_size for size in output_sizes)
+    model = load_upsampler(model_dir, upsampler, upsample or UpsampleSettings(), needed=needed)
+    if model is not None:
+        model.to(device)
+    return Cascade(prediction, interpolation, model)
+
+
+def run_rollout(scenario_path: str | Path | Scenario, out_dir: str | Path, cfg: RolloutConfig,
+                model_dir: str | Path = DEFAULT_MODEL_DIR, crowdedness: list[str] | None = None,
+                progress: bool = True, decode_chunk: int = 7, device: str = "cpu", upsampler: str = "model",
+                upsample: UpsampleSettings | None = None, keep_base: bool = False,
+                time_of_day: list[str] | None = None, cascade: Cascade | None = None) -> dict:
+    """Generate (or resume) the rollout; returns the metadata written beside the mp4.
+    decode_chunk: output frames per temporal-decoder call (memory vs speed; same frames).
+    upsampler: none | bicubic | model, how the base video reaches the scenario's output.resolution
+    (the model streams: frames leave it with a lag, in fixed memory).
+    crowdedness / time_of_day: per segment (the last repeats); cascade: models already loaded."""
+    scenario = scenario_path if isinstance(scenario_path, Scenario) else load_scenario(scenario_path)
+    out_dir, model_dir = Path(out_dir), Path(model_dir)
+    work = out_dir / scenario.id
+    state_path = work / "state"
+    if cascade is None:
+        cascade = load_cascade(model_dir, cfg, upsampler, upsample, device, [scenario.output.resolution])
+    prediction, interpolation, model = cascade.prediction, cascade.interpolation, cascade.upsampler
     rollout = Rollout(prediction, interpolation, cfg, decode_chunk)
     key_frames = cfg.segments * cfg.new_frames
     base_size = prediction.output_size(cfg.latent_size)
     size = base_size if upsampler == "none" else tuple(scenario.output.resolution)  # the video written
     if upsampler == "none":
         warn_resolution(scenario, base_size)
-    model = load_upsampler(model_dir, upsampler, upsample or UpsampleSettings(), needed=size != base_size)
-    if model is not None:
-        model.to(device)
+    if upsampler == "model" and size != base_size and model is None:
+        raise ValueError(f"{scenario.id}: upsampler='model' at {size}, but the cascade has no upsampler")
+    if upsampler != "model":
+        model = None
     track = RolloutConditions.from_scenario(scenario, key_frames, cfg.key_fps, FACTOR, cfg.new_frames,
-                                            crowdedness, base_size)
+                                            crowdedness, base_size, time_of_day)
     versions = prediction.versions | (interpolation.versions if interpolation else {})
     config = json.loads(json.dumps({  # JSON-normalised, to compare with a saved state
         "rollout": dataclasses.asdict(cfg), "scenario": scenario.model_dump(mode="json"),
-        "crowdedness_by_segment": crowdedness, "keep_base": keep_base,
+        "crowdedness_by_segment": crowdedness, "time_of_day_by_segment": time_of_day, "keep_base": keep_base,
         "upsampler": upsampler_meta(upsampler, model, cfg.seed),
         "model_versions": versions | ({"upsampler": model.version} if model else {})}))
     state = RolloutState()
@@ -103,6 +130,9 @@ def run_rollout(scenario_path: str | Path, out_dir: str | Path, cfg: RolloutConf
         stream.load_state(state.upsampler)
     for segment in rollout.run(track, state):
         base, frames = segment.frames, segment.frames
+        if base.numel() and not torch.isfinite(base).all():
+            raise FloatingPointError(f"{scenario.id}: segment {segment.index} decoded to NaN/inf frames; "
+                                     "nothing of it was written")
         if stream is not None:
             frames = stream.push(base) if base.numel() else torch.empty(0)
             if segment.index == cfg.segments:  # the final flush
@@ -121,7 +151,7 @@ def run_rollout(scenario_path: str | Path, out_dir: str | Path, cfg: RolloutConf
     frames = concat_mp4(sorted(parts.glob("part-*.mp4")), video)
     for name, at in [(scenario.id, size)] + [(f"{scenario.id}.base", base_size)] * keep_base:
         at_size = track if at == base_size else RolloutConditions.from_scenario(
-            scenario, key_frames, cfg.key_fps, FACTOR, cfg.new_frames, crowdedness, at)
+            scenario, key_frames, cfg.key_fps, FACTOR, cfg.new_frames, crowdedness, at, time_of_day)
         laid_out = at_size.labels[:frames] if cfg.interpolate else at_size.labels[::FACTOR][:frames]
         labels = [FrameLabel(i, lab.boxes, lab.attributes) for i, lab in enumerate(laid_out)]
         write_json_atomic(to_scalabel(labels, name), out_dir / f"{name}.json")

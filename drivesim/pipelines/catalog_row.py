@@ -1,0 +1,38 @@
+"""One catalog row from a finished rollout: the clip's ids and conditions, the settings and
+model versions it was made with, its video's size and its diagnostics (schema:
+drivesim.data.catalog.COLUMNS; the media fields are filled when the clip is committed)."""
+
+from __future__ import annotations
+
+import json
+
+from drivesim.data.labels import FrameLabel
+from drivesim.export.catalog import box_rows
+from drivesim.scenario_expand import ClipSpec, canonical_json
+
+
+def catalog_row(clip: ClipSpec, meta: dict, labels: list[FrameLabel], seconds: float,
+                model_hashes: dict[str, str]) -> dict:
+    """ClipSpec + run_rollout's metadata + the written labels -> a row dict (without media fields)."""
+    s, cfg, up, diag = clip.scenario, meta["rollout"], meta["upsampler"], meta["diagnostics"]
+    return {
+        "clip_id": clip.clip_id, "scenario_id": s.id, "scenario_hash": clip.scenario_hash,
+        "seed": clip.seed, "variant": clip.variant, "scenario_file": clip.source,
+        "scenario_json": canonical_json(s, exclude=()),
+        "time_of_day": s.time_of_day, "crowdedness": s.crowdedness,
+        "time_of_day_schedule": [c.model_dump() for c in s.schedule.time_of_day],
+        "crowdedness_schedule": [c.model_dump() for c in s.schedule.crowdedness],
+        "ego_speed_kmh": s.ego.speed_kmh, "num_agents": len(s.agents),
+        "model_versions": json.dumps(meta["model_versions"], sort_keys=True),
+        "model_hashes": json.dumps(model_hashes, sort_keys=True),
+        **{k: cfg[k] for k in ("sampler", "steps", "interpolation_steps", "guidance_scene", "guidance_boxes",
+                               "guidance_context", "prediction_strength", "interpolation_strength",
+                               "segments")},
+        "upsampler": up["method"], "upsampler_steps": up.get("steps"),
+        "upsampler_noise_level": up.get("noise_level"),
+        "height": meta["resolution"][0], "width": meta["resolution"][1],
+        "base_height": meta["base_resolution"][0], "base_width": meta["base_resolution"][1],
+        "fps": meta["fps"], "frames": meta["frames"], "generation_seconds": seconds,
+        "seam_ratio": diag["seam_ratio"], "flicker": diag["within"],
+        "drift_per_min": diag["brightness_slope_per_min"], "boxes": box_rows(labels),
+    }

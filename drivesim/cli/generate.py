@@ -85,7 +85,7 @@ def add_upsample_settings_args(parser) -> None:
     d = lambda name: field_default(UpsampleSettings, name)
     parser.add_argument("--upsample-steps", type=int, default=d("steps"), help="upsampler denoising steps")
     parser.add_argument("--upsample-noise", type=int, default=d("noise_level"),
-                        help="noise augmentation level of the base video (0-999; the model trained on 0-100)")
+                        help="noise augmentation level of the base video (0-999; the model trained on 0-20)")
     parser.add_argument("--tile", type=int, default=d("tile"),
                         help="upsampler tile side in output pixels (memory vs speed)")
 

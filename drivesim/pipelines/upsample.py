@@ -35,7 +35,7 @@ class UpsampleSettings:
 
     steps: int = 4
     sampler: str = "ddim"
-    noise_level: int = 25  # low-res noise augmentation at inference (training draws 0..100)
+    noise_level: int = 10  # low-res noise augmentation at inference (sigma 0.1; training draws 0..20)
     frame_correlation: float | None = None  # share of the noise common to all frames; None: model's
     tile: int = 512  # high-res tile side in pixels (a multiple of the model's size_multiple)
     overlap: int = 64  # pixels shared by neighbouring tiles

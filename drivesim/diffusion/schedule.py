@@ -87,11 +87,13 @@ def velocity(x0: torch.Tensor, eps: torch.Tensor, alpha_bar: torch.Tensor) -> to
     return alpha_bar.sqrt() * eps - (1 - alpha_bar).sqrt() * x0
 
 
-def x0_preconditioning(alpha_bar: torch.Tensor, sigma_data: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(c_skip, c_out) with x0 = c_skip x_t + c_out F (EDM, Karras et al. 2022, in VP form): c_skip x_t
-    is the best linear guess of an x0 of std sigma_data, and F's target has unit variance at every t."""
+def x0_preconditioning(alpha_bar: torch.Tensor, sigma_data: float):
+    """(c_in, c_skip, c_out): x0 = c_skip x_t + c_out F(c_in x_t) (EDM, Karras et al. 2022, in VP form).
+    c_skip x_t is the best linear guess of an x0 of std sigma_data, F's target has unit variance at
+    every t, and c_in scales the input by its signal (0 at zero SNR, where x_t is pure noise)."""
     total = alpha_bar * sigma_data ** 2 + (1 - alpha_bar)
-    return alpha_bar.sqrt() * sigma_data ** 2 / total, ((1 - alpha_bar) / total).sqrt() * sigma_data
+    c_in = (alpha_bar / total).sqrt()
+    return c_in, alpha_bar.sqrt() * sigma_data ** 2 / total, ((1 - alpha_bar) / total).sqrt() * sigma_data
 
 
 def velocity_from_x0(x_t: torch.Tensor, x0: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:

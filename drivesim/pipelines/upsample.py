@@ -99,10 +99,10 @@ class Upsampler:
         low_aug = scheduler.add_noise(low, low_noise.to(low), level)
 
         def denoise(x_t: torch.Tensor, t_batch: torch.Tensor) -> torch.Tensor:
-            out = tiled(lambda xt, lo: self.model(xt, lo, t_batch, level, image_only=self.image_only),
-                        x_t, low_aug, cfg.scale, s.tile, s.overlap, s.blend, cfg.size_multiple)
             alpha_bar = scheduler.alphas_cumprod.to(x_t.device)[t_batch[:1]]
-            c_skip, c_out = x0_preconditioning(alpha_bar, cfg.sigma_data)
+            c_in, c_skip, c_out = x0_preconditioning(alpha_bar, cfg.sigma_data)
+            out = tiled(lambda xt, lo: self.model(xt, lo, t_batch, level, image_only=self.image_only),
+                        c_in * x_t, low_aug, cfg.scale, s.tile, s.overlap, s.blend, cfg.size_multiple)
             return velocity_from_x0(x_t, c_skip * x_t + c_out * out, alpha_bar)  # the scheduler takes v
 
         residual = denoise_loop(denoise, x, scheduler, timesteps) / cfg.residual_scale

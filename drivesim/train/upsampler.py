@@ -107,9 +107,9 @@ def upsampler_loss(model: UpsamplerUNet, scheduler, high: torch.Tensor, low: tor
     level = torch.randint(0, cfg.max_noise_level + 1, (b,), generator=generator).to(low.device)
     low_noise = torch.randn(low.shape, generator=generator).to(low)
     low_aug = scheduler.add_noise(low, low_noise, level)
-    out = model(noisy, low_aug, timesteps, level, image_only=cfg.stage == "image")
-    alpha_bar = scheduler.alphas_cumprod[timesteps][:, None, None, None, None]
-    c_skip, c_out = x0_preconditioning(alpha_bar, cfg.upsampler.sigma_data)
+    alpha_bar = scheduler.alphas_cumprod.to(high.device)[timesteps][:, None, None, None, None]
+    c_in, c_skip, c_out = x0_preconditioning(alpha_bar, cfg.upsampler.sigma_data)
+    out = model(c_in * noisy, low_aug, timesteps, level, image_only=cfg.stage == "image")
     return torch.nn.functional.mse_loss(out, (residual - c_skip * noisy) / c_out)
 
 

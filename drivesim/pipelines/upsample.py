@@ -33,7 +33,9 @@ logger = logging.getLogger(__name__)
 class UpsampleSettings:
     """How the model upsampler samples; defaults meet <= 2 s per 512x1024 frame on 2 CPU cores."""
 
-    steps: int = 4
+    # The shipped tiny upsampler: 1 step (its x0 guess at t = T) beats bicubic, 2 and 4 steps fall
+    # below it (held-out frame, AE-decoded input: 24.89 / 24.40 / 23.71 dB vs bicubic 24.74).
+    steps: int = 1
     sampler: str = "ddim"
     noise_level: int = 10  # low-res noise augmentation at inference (sigma 0.1; training draws 0..20)
     frame_correlation: float | None = None  # share of the noise common to all frames; None: model's

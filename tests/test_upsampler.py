@@ -110,6 +110,8 @@ def test_bicubic_and_method_names():
     assert upsample_video(low, "none") is low
     with pytest.raises(ValueError, match="use one of"):
         upsample_video(low, "lanczos")
+    with pytest.raises(ValueError, match="noise_level=2000"):
+        UpsampleSettings(noise_level=2000)
     with pytest.raises(ValueError, match="multiples of 4"):
         run(random_model(), torch.randn(1, 1, 3, 30, 64), torch.randn(1, 1, 3, 15, 32))
 

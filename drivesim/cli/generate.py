@@ -91,7 +91,11 @@ def add_upsample_settings_args(parser) -> None:
 
 
 def upsample_settings(args) -> UpsampleSettings:
-    return UpsampleSettings(steps=args.upsample_steps, noise_level=args.upsample_noise, tile=args.tile)
+    """The --upsample-* flags as settings; a bad value exits with its message (no traceback)."""
+    try:
+        return UpsampleSettings(steps=args.upsample_steps, noise_level=args.upsample_noise, tile=args.tile)
+    except ValueError as e:
+        raise SystemExit(f"drivesim: {e}") from None
 
 
 def register(subparsers) -> None:

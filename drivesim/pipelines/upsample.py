@@ -44,6 +44,16 @@ class UpsampleSettings:
     blend: int = 32  # width of the linear ramp inside the overlap
     chunk: int = 16  # output frames per temporal window
 
+    def __post_init__(self):
+        problems = [f"{name}={getattr(self, name)}: {rule}" for name, ok, rule in (
+            ("steps", self.steps >= 1, "use 1 or more"),
+            ("noise_level", 0 <= self.noise_level < 1000, "use a timestep in 0..999"),
+            ("tile", self.tile > 0, "use a positive number of pixels"),
+            ("blend", 0 <= self.blend <= self.overlap, "use 0..overlap"),
+            ("chunk", self.chunk >= 1, "use 1 or more")) if not ok]
+        if problems:
+            raise ValueError("upsampler settings: " + "; ".join(problems))
+
 
 def frame_noise(seed: int, index: int, stream: int, shape: tuple[int, ...]) -> torch.Tensor:
     """N(0, I) of `shape` for global frame `index`, the same in any window or chunking."""

@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from drivesim.data.procedural import ProceduralClipDataset
 from drivesim.metrics import psnr, reference_flicker, warped_reference_flicker
-from drivesim.models.model_index import has_part, load_part
+from drivesim.models.model_index import load_reconstructor
+from drivesim.models.temporal_decoder import reconstruct_frames
 from drivesim.pipelines.upsample import Upsampler, UpsampleSettings, bicubic_upsample, upsample_video
 from drivesim.utils import HELD_OUT_SEED, resolve_device
 
@@ -40,13 +41,9 @@ def low_res_input(frames: torch.Tensor, kind: str, model_dir: str, scale: int, p
     low = F.avg_pool2d(frames, scale)
     if kind == "area":
         return low
-    if "ae" not in parts:
-        parts["ae"] = load_part(model_dir, "autoencoder").eval()
-        has_td = has_part(model_dir, "temporal_decoder")
-        parts["td"] = load_part(model_dir, "temporal_decoder").eval() if has_td else None
-    z = parts["ae"].encode(low).mode()
-    decoded = parts["td"].decode_chunked(z[None])[0] if parts["td"] is not None else parts["ae"].decode(z)
-    return decoded.clamp(-1, 1)
+    if "pair" not in parts:
+        parts["pair"] = load_reconstructor(model_dir)
+    return reconstruct_frames(*parts["pair"], low)
 
 
 @torch.no_grad()

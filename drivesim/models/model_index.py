@@ -109,3 +109,10 @@ def write_model_index(folder: str | Path, parts: dict[str, str],
     path = Path(folder) / MODEL_INDEX
     write_json_atomic(index, path, indent=2)
     return path
+
+
+def load_reconstructor(folder: str | Path):
+    """(autoencoder, temporal decoder or None) of a model folder, in eval mode: the pair that
+    reconstruct_frames sends frames through."""
+    td = load_part(folder, "temporal_decoder").eval() if has_part(folder, "temporal_decoder") else None
+    return load_part(folder, "autoencoder").eval(), td

@@ -87,3 +87,11 @@ def load_temporal_decoder(prefix) -> TemporalDecoder:
     from drivesim.models.weights import load_checkpoint
 
     return load_checkpoint(prefix, lambda c: TemporalDecoder(AutoencoderConfig.from_dict(c["autoencoder"])))
+
+
+@torch.no_grad()
+def reconstruct_frames(ae: AutoencoderKL, td: TemporalDecoder | None, frames: torch.Tensor) -> torch.Tensor:
+    """frames [T,3,H,W] in [-1,1] -> through the encoder and the temporal decoder (else the image
+    decoder), clamped to [-1,1]: the blur a generated video gets from the decoder."""
+    z = ae.encode(frames).mode()
+    return (td.decode_chunked(z[None])[0] if td is not None else ae.decode(z)).clamp(-1, 1)

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from drivesim.data.procedural import ProceduralClipDataset
-from drivesim.models.model_index import has_part, load_part
+from drivesim.models.model_index import load_reconstructor
+from drivesim.models.temporal_decoder import reconstruct_frames
 from drivesim.utils import to_uint8, write_json_atomic
 
 
@@ -68,9 +69,7 @@ def ensure_highres_cache(cfg: HighResCacheConfig, progress: bool = True) -> dict
     parts = {"high": (n, t, h, w, 3)}
     if cfg.autoencoder:
         parts["decoded"] = (n, t, h // cfg.scale, w // cfg.scale, 3)
-        ae = load_part(cfg.autoencoder, "autoencoder").eval()
-        decoder = (load_part(cfg.autoencoder, "temporal_decoder").eval()
-                   if has_part(cfg.autoencoder, "temporal_decoder") else None)
+        reconstructor = load_reconstructor(cfg.autoencoder)
     arrays = {k: _open_new(root / f".{k}.npy.tmp", shape) for k, shape in parts.items()}
     items = ((c, i) for c in clips for i in range(len(c)))
     for i, (dataset, j) in enumerate(tqdm(items, total=n, desc=f"caching {n} clips at {h}x{w}",
@@ -79,9 +78,7 @@ def ensure_highres_cache(cfg: HighResCacheConfig, progress: bool = True) -> dict
         arrays["high"][i] = to_uint8(frames)
         if cfg.autoencoder:
             low = F.avg_pool2d(frames, cfg.scale)
-            z = ae.encode(low).mode()
-            decoded = decoder(z[None])[0] if decoder is not None else ae.decode(z)
-            arrays["decoded"][i] = to_uint8(decoded.clamp(-1, 1))
+            arrays["decoded"][i] = to_uint8(reconstruct_frames(*reconstructor, low))
     for k, array in arrays.items():
         array.flush()
         os.replace(root / f".{k}.npy.tmp", root / f"{k}.npy")

@@ -2,8 +2,8 @@
 
 Image stage: encoder + decoder on random crops of single frames, L1 + SSIM + KL, and a 2D
 patch discriminator (hinge) with the adaptive weight once `disc_start` steps have passed.
-Temporal stage: only the decoder's temporal layers train (encoder and spatial decoder are
-frozen, so the latent space of the image LDM does not move), on crops of clips, against a
+Temporal stage: the decoder's temporal layers train (the encoder is frozen, so the latent
+space of the image LDM does not move; `train_spatial` also fine-tunes the decoder's own weights), on crops of clips, against a
 3D-conv video discriminator that also sees frame-shuffled real clips as fakes, plus an L1
 on consecutive-frame differences (a flicker penalty: per-frame reconstruction errors that
 change from frame to frame are what the eye sees as flicker).
@@ -55,6 +55,7 @@ class AETrainConfig:
     kl_weight: float = 1e-6
     ssim_weight: float = 0.5
     motion_weight: float = 1.0  # temporal stage: L1 between frame differences of recon and input
+    train_spatial: bool = False  # temporal stage: also fine-tune the image decoder's own weights
     disc_weight: float = 0.5
     disc_start: int = 500
     disc_lr: float = 2e-4
@@ -117,9 +118,10 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
         disc = VideoPatchDiscriminator3D()
         for p in ae.parameters():
             p.requires_grad_(False)
-        params = [p for n, p in model.named_parameters() if is_temporal(n)]
+        trains = lambda name: cfg.train_spatial or is_temporal(name)  # noqa: E731
+        params = [p for n, p in model.named_parameters() if trains(n)]
         for n, p in model.named_parameters():
-            p.requires_grad_(is_temporal(n))
+            p.requires_grad_(trains(n))
         last_layer = model.temporal_up[-1].conv1.weight
     else:
         raise ValueError(f"stage={cfg.stage!r}: use 'image' or 'temporal'")

@@ -3,10 +3,11 @@
 Image stage: encoder + decoder on random crops of single frames, L1 + SSIM + KL, and a 2D
 patch discriminator (hinge) with the adaptive weight once `disc_start` steps have passed.
 Temporal stage: the decoder's temporal layers train (the encoder is frozen, so the latent
-space of the image LDM does not move; `train_spatial` also fine-tunes the decoder's own weights), on crops of clips, against a
-3D-conv video discriminator that also sees frame-shuffled real clips as fakes, plus an L1
-on consecutive-frame differences (a flicker penalty: per-frame reconstruction errors that
-change from frame to frame are what the eye sees as flicker).
+space of the image LDM does not move; `train_spatial` also fine-tunes the decoder's own
+weights), on crops of clips, against a 3D-conv video discriminator that also sees
+frame-shuffled real clips as fakes, plus an L1 on consecutive-frame differences (a flicker
+penalty: per-frame reconstruction errors that change from frame to frame are what the eye
+sees as flicker).
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
         disc = VideoPatchDiscriminator3D()
         for p in ae.parameters():
             p.requires_grad_(False)
-        trains = lambda name: cfg.train_spatial or is_temporal(name)  # noqa: E731
+        trains = lambda name: cfg.train_spatial or is_temporal(name)
         params = [p for n, p in model.named_parameters() if trains(n)]
         for n, p in model.named_parameters():
             p.requires_grad_(trains(n))

@@ -6,8 +6,6 @@ the encoder never changes during LDM training, so latents are computed once.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from drivesim.data.conditions import PER_FRAME_KEYS
+from drivesim.utils import atomic_write
 
 COND_KEYS = ("time_of_day", "crowdedness", "boxes", "box_class", "box_track", "box_mask",
              "boxes_known", "ego_speed", "fps")
@@ -25,44 +24,41 @@ COND_KEYS = ("time_of_day", "crowdedness", "boxes", "box_class", "box_track", "b
 @torch.no_grad()
 def build_latent_cache(dataset: Dataset, encode: Callable[[torch.Tensor], torch.Tensor],
                        path: str | Path, batch_size: int = 4, num_workers: int = 0,
-                       meta: dict[str, str] | None = None) -> Path:
-    """Encode every clip (frames [T,3,H,W]) -> file with latents [N,T,C,h,w] + conditions."""
+                       meta: dict[str, str] | None = None, key: str = "latents") -> Path:
+    """Encode every clip (frames [T,3,H,W]) -> file with `key` [N,T,C,h,w] (fp16) + conditions."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("latents", *COND_KEYS)}
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in (key, *COND_KEYS)}
     for frames, cond in tqdm(loader, desc=f"encoding {len(dataset)} clips", unit="batch"):
         b, t = frames.shape[:2]
         latents = encode(frames.flatten(0, 1)).unflatten(0, (b, t))
-        parts["latents"].append(latents.to(torch.float16))
+        parts[key].append(latents.to(torch.float16))
         for k in COND_KEYS:
             parts[k].append(cond[k])
     tensors = {k: torch.cat(v).contiguous() for k, v in parts.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={k: str(v) for k, v in (meta or {}).items()})
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    metadata = {k: str(v) for k, v in (meta or {}).items()}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     return path
 
 
 class LatentClipDataset(Dataset):
-    """Items of a latent cache: (latents [T,C,h,w] float32, condition dict)."""
+    """Items of a latent cache: (latents [T,C,h,w] float32, condition dict); `key` names the
+    stored tensor (a cache of reconstructed frames stores "frames")."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, key: str = "latents"):
         self.tensors = load_file(str(path))
-        self.length = self.tensors["latents"].shape[0]
+        self.key = key
+        self.length = self.tensors[key].shape[0]
         # LDM latent scale: unit variance for the diffusion model (Rombach et al. 2022, sec. 3).
-        self.scale = float(1.0 / self.tensors["latents"].float().std())
+        self.scale = float(1.0 / self.tensors[key].float().std())
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cond = {k: self.tensors[k][index] for k in COND_KEYS}
-        return self.tensors["latents"][index].float(), cond
+        return self.tensors[self.key][index].float(), cond
 
 
 def pick_frames(latents: torch.Tensor, cond: dict[str, torch.Tensor],

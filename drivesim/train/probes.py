@@ -3,6 +3,8 @@
 ClipProbe learns time of day, crowdedness, ego motion per frame and "are the frames shuffled" from
 clips at the key-frame rate and at 30 fps; BoxProbe learns car / no car on crops of real
 boxes vs random boxes that miss every car. Labels are exact (the procedural world).
+With `reconstruct_with`, a share of the batches are clips after the autoencoder round trip
+(train/probe_data.py), so the probes judge content, not the decoder's blur.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from drivesim.models.discriminators import shuffle_frames
 from drivesim.models.probes import BoxProbe, ClipProbe, ProbeConfig
 from drivesim.models.weights import load_checkpoint, save_checkpoint
 from drivesim.train.common import CsvLog, load_train_state, save_train_state, seed_everything
+from drivesim.train.probe_data import reconstructed_loaders
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,9 @@ class ProbeTrainConfig:
     lr: float = 1e-3
     min_box_height: float = 8.0  # pixels at `size`: smaller cars are not probed
     boxes_per_clip: int = 4
+    reconstruct_with: str | None = None  # model folder: also train on clips through its decoders
+    reconstructed_clips: int = 96  # per fps, round-tripped once into out_dir
+    reconstructed_share: float = 0.5  # of the batches
     log_every: int = 10
     save_every: int = 200
     seed: int = 0
@@ -112,11 +118,17 @@ def train_probes(cfg: ProbeTrainConfig, progress: bool = True) -> Path:
                                       seed=cfg.seed + 1 + i) for i, fps in enumerate(cfg.fps)]
     loaders = [iter(DataLoader(InfiniteProceduralClips(d, start=step * cfg.batch_size),
                                batch_size=cfg.batch_size)) for d in datasets]
+    recon_loaders = (reconstructed_loaders(datasets, cfg.reconstruct_with, cfg.reconstructed_clips,
+                                           cfg.batch_size, out, cfg.seed + step)
+                     if cfg.reconstruct_with else None)
     meta = {"probe": cfg.probe.to_dict(), "train_config": asdict(cfg)}
     start = time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=step, desc="train probes", disable=not progress)
     while step < cfg.steps:
-        frames, cond = next(loaders[step % len(loaders)])
+        source = loaders
+        if recon_loaders and float(torch.rand((), generator=generator)) < cfg.reconstructed_share:
+            source = recon_loaders
+        frames, cond = next(source[step % len(loaders)])
         clip_loss = clip_losses(clip_probe, frames, cond, generator)
         crops, boxes, labels = box_samples(frames, cond, cfg, generator)
         box_loss = F.binary_cross_entropy_with_logits(box_probe(crops, boxes), labels)

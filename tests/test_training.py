@@ -53,6 +53,18 @@ def test_autoencoder_then_ldm_stages(tmp_path):
     assert read_config(video_ckpt)["step"] == 3
 
 
+def test_temporal_stage_with_train_spatial_tunes_the_decoder_too(tmp_path):
+    ae = train_autoencoder(AETrainConfig(out_dir=str(tmp_path / "ae"), autoencoder=TINY_AE, steps=1,
+                                         batch_size=2, crop=(32, 64), size=(64, 128)), progress=False)
+    td = train_autoencoder(AETrainConfig(
+        stage="temporal", init_from=str(ae), out_dir=str(tmp_path / "td"), autoencoder=TINY_AE, steps=2,
+        batch_size=1, num_frames=3, crop=(32, 64), size=(64, 128), disc_start=100, train_spatial=True),
+        progress=False)
+    before, after = read_tensors(f"{ae}.safetensors"), read_tensors(f"{td}.safetensors")
+    changed = [k for k, v in after.items() if not is_temporal(k) and not torch.equal(v, before[k])]
+    assert any(k.startswith("decoder.") for k in changed)
+
+
 def test_train_configs_compose():
     from drivesim.eval.report import EvalConfig
     from drivesim.train.probes import ProbeTrainConfig

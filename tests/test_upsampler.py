@@ -189,3 +189,21 @@ def test_profiles_match_their_yaml_and_the_paper_one_builds_on_meta():
     params = lambda model: sum(p.numel() for p in model.parameters())
     assert params(paper) > 20 * params(UpsamplerUNet(UpsamplerConfig()))
     assert UpsamplerConfig.paper().size_multiple == 32
+
+
+def test_motion_weight_adds_a_frame_difference_term():
+    from drivesim.diffusion.schedule import training_scheduler
+    from drivesim.train.upsampler import UpsamplerTrainConfig, upsampler_loss
+
+    model = random_model()
+    high, low = torch.randn(2, 3, 3, 32, 64), torch.randn(2, 3, 3, 16, 32)
+
+    def loss(weight):
+        cfg = UpsamplerTrainConfig(stage="video", upsampler=SMALL, motion_weight=weight)
+        with torch.no_grad():
+            return float(upsampler_loss(model, training_scheduler(cfg.schedule), high, low, cfg,
+                                        torch.Generator().manual_seed(0)))
+
+    base, one, two = loss(0.0), loss(1.0), loss(2.0)
+    assert one > base
+    assert two - base == pytest.approx(2 * (one - base), rel=1e-4)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from drivesim.diffusion.noise import mixed_noise
@@ -48,6 +49,9 @@ class UpsamplerTrainConfig:
     # timesteps left the t = T prediction no better than bicubic after 1,250 steps, while the same
     # network regressing only that target beat bicubic by 1.1 dB in 400 steps.
     sample_steps: int | None = 4
+    # Video stage: weight of an MSE on consecutive-frame differences of the prediction against
+    # the target's (a flicker penalty, as the temporal decoder's motion loss).
+    motion_weight: float = 0.0
     steps: int = 3000
     batch_size: int = 8  # crops (image stage) or clips (video stage)
     lr: float = 5e-4
@@ -94,7 +98,8 @@ def sampling_timesteps(schedule: ScheduleConfig, steps: int) -> torch.Tensor:
 def upsampler_loss(model: UpsamplerUNet, scheduler, high: torch.Tensor, low: torch.Tensor,
                    cfg: UpsamplerTrainConfig, generator: torch.Generator) -> torch.Tensor:
     """high [B,T,3,H,W], low [B,T,3,H/s,W/s] -> MSE of the network's preconditioned x0 target (unit
-    variance at every t) for the scaled residual over bicubic, with a noise-augmented low-res input."""
+    variance at every t) for the scaled residual over bicubic, with a noise-augmented low-res input
+    (+ motion_weight * the same MSE on consecutive-frame differences)."""
     b = high.shape[0]
     residual = (high - bicubic_upsample(low, cfg.upsampler.scale)) * cfg.upsampler.residual_scale
     if cfg.sample_steps:
@@ -110,7 +115,11 @@ def upsampler_loss(model: UpsamplerUNet, scheduler, high: torch.Tensor, low: tor
     alpha_bar = scheduler.alphas_cumprod.to(high.device)[timesteps][:, None, None, None, None]
     c_in, c_skip, c_out = x0_preconditioning(alpha_bar, cfg.upsampler.sigma_data)
     out = model(c_in * noisy, low_aug, timesteps, level, image_only=cfg.stage == "image")
-    return torch.nn.functional.mse_loss(out, (residual - c_skip * noisy) / c_out)
+    target = (residual - c_skip * noisy) / c_out
+    loss = F.mse_loss(out, target)
+    if cfg.motion_weight and out.shape[1] > 1:  # c_out is one per clip: frame differences of x0
+        loss = loss + cfg.motion_weight * F.mse_loss(out.diff(dim=1), target.diff(dim=1))
+    return loss
 
 
 def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> Path:

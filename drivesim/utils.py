@@ -7,7 +7,8 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,16 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def timed(totals: dict[str, float], stage: str) -> Iterator[None]:
+    """Add the wall time of the `with` body to totals[stage] (seconds)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        totals[stage] = totals.get(stage, 0.0) + time.perf_counter() - start
 
 
 def write_json_atomic(obj, path: str | Path, indent: int | None = None) -> None:

@@ -32,8 +32,9 @@ def measure(segments: int, steps: int, interpolation_steps: int, model_dir: str 
         meta = run_rollout(scenario, out, cfg, model_dir or DEFAULT_MODEL_DIR, progress=False,
                            upsampler=upsampler)
         seconds = time.perf_counter() - start
+    stages = {f"{k}_s_per_frame": v / meta["frames"] for k, v in meta["stage_seconds_this_run"].items()}
     return {"peak_mib": peak_rss_kib() / 1024, "above_start_mib": (peak_rss_kib() - rest) / 1024,
-            "frames": meta["frames"], "s_per_frame": seconds / meta["frames"], "seconds": seconds}
+            "frames": meta["frames"], "s_per_frame": seconds / meta["frames"], "seconds": seconds, **stages}
 
 
 def bench_rollout(segments: tuple[int, ...] = (1, 5, 20), steps: int = 20, interpolation_steps: int = 10,
@@ -49,9 +50,15 @@ def bench_rollout(segments: tuple[int, ...] = (1, 5, 20), steps: int = 20, inter
     return rows
 
 
+STAGES = ("key_frames", "interpolation", "decode", "upsample", "write")
+
+
 def format_rows(rows: list[dict]) -> str:
-    lines = [f"{'segments':>8} {'frames':>6} {'peak MiB':>9} {'ratio':>6} {'s/frame':>8} {'total s':>8}"]
+    """A table: length, peak memory, s/frame in all and per stage (of output frames)."""
+    lines = [f"{'segments':>8} {'frames':>6} {'peak MiB':>9} {'ratio':>6} {'s/frame':>8} {'total s':>8} "
+             + " ".join(f"{s:>13}" for s in STAGES)]
     for r in rows:
         lines.append(f"{r['segments']:>8} {r['frames']:>6} {r['peak_mib']:>9.0f} {r['peak_ratio']:>6.3f} "
-                     f"{r['s_per_frame']:>8.3f} {r['seconds']:>8.0f}")
+                     f"{r['s_per_frame']:>8.3f} {r['seconds']:>8.0f} "
+                     + " ".join(f"{r.get(f'{s}_s_per_frame', 0.0):>13.3f}" for s in STAGES))
     return "\n".join(lines)

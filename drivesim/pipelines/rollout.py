@@ -28,6 +28,7 @@ from drivesim.diffusion.guidance import GuidanceScales
 from drivesim.pipelines.conditions_track import RolloutConditions
 from drivesim.pipelines.streaming_decode import StreamingDecoder
 from drivesim.pipelines.video_ldm import VideoLDMPipeline
+from drivesim.utils import timed
 
 FACTOR = 4  # interpolation T -> 4T
 INTERPOLATION_STAGE = 2  # 4T -> 16T step: the key-frame rate (7.5 fps) to 30 fps
@@ -140,6 +141,7 @@ class Rollout:
                 raise ValueError(f"{name}={getattr(cfg, name)}: must be in (0, 1] (1 = pure noise)")
         self.prediction, self.interpolation, self.cfg = prediction, interpolation, cfg
         self.decode_chunk = decode_chunk  # speed vs memory only: the frames do not depend on it
+        self.stage_seconds: dict[str, float] = {}  # wall time per stage in this process
         self.guidance = GuidanceScales(cfg.guidance_scene, cfg.guidance_boxes, context=cfg.guidance_context)
 
     def segment_seed(self, index: int) -> int:
@@ -194,26 +196,31 @@ class Rollout:
         if state.decoder is not None:
             decoder.load_state(state.decoder)
         for index in range(state.next_segment, cfg.segments):
-            window = self.key_segment(index, track, state.context)
+            with timed(self.stage_seconds, "key_frames"):
+                window = self.key_segment(index, track, state.context)
             new = window[:, -cfg.new_frames:]
             first_key = index * cfg.new_frames
             if not cfg.interpolate:
                 out = new
             elif index == 0:
-                fine = self.interpolate(new, 0, track, self.segment_seed(index) + 2)
+                with timed(self.stage_seconds, "interpolation"):
+                    fine = self.interpolate(new, 0, track, self.segment_seed(index) + 2)
                 out = torch.cat([new[:, :1], fine], 1)
             else:  # from the previous segment's last key to this segment's last key
                 keys = torch.cat([state.context[:, -1:], new], 1)
-                out = self.interpolate(keys, first_key - 1, track, self.segment_seed(index) + 2)
+                with timed(self.stage_seconds, "interpolation"):
+                    out = self.interpolate(keys, first_key - 1, track, self.segment_seed(index) + 2)
             first_out = decoder.emitted
-            frames = decoder.push(out)
+            with timed(self.stage_seconds, "decode"):
+                frames = decoder.push(out)
             state.out_frames += out.shape[1]
             state.context = window[:, -cfg.context_frames:].clone()
             state.next_segment = index + 1
             state.decoder = decoder.state()
             yield Segment(index, window, cfg.new_frames, frames, first_out)
         first_out = decoder.emitted
-        frames = decoder.flush()
+        with timed(self.stage_seconds, "decode"):
+            frames = decoder.flush()
         state.decoder = decoder.state()
         yield Segment(cfg.segments, torch.empty(0), 0, frames, first_out)
 

@@ -36,7 +36,7 @@ from drivesim.pipelines.rollout import (
 from drivesim.pipelines.upsample import StreamingUpsampler, Upsampler, UpsampleSettings, output_frames
 from drivesim.pipelines.video_ldm import VideoLDMPipeline
 from drivesim.scenario import Scenario, load_scenario
-from drivesim.utils import DEFAULT_MODEL_DIR, to_uint8, write_json_atomic
+from drivesim.utils import DEFAULT_MODEL_DIR, timed, to_uint8, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -128,22 +128,25 @@ def run_rollout(scenario_path: str | Path | Scenario, out_dir: str | Path, cfg: 
     stream = StreamingUpsampler(model, cfg.seed) if model is not None else None
     if stream is not None and state.upsampler is not None:
         stream.load_state(state.upsampler)
+    seconds = rollout.stage_seconds
     for segment in rollout.run(track, state):
         base, frames = segment.frames, segment.frames
         if base.numel() and not torch.isfinite(base).all():
             raise FloatingPointError(f"{scenario.id}: segment {segment.index} decoded to NaN/inf frames; "
                                      "nothing of it was written")
-        if stream is not None:
-            frames = stream.push(base) if base.numel() else torch.empty(0)
-            if segment.index == cfg.segments:  # the final flush
-                frames = torch.cat([f for f in (frames, stream.flush()) if f.numel()], 1)
-            state.upsampler = stream.state()
-        elif base.numel():
-            frames = output_frames(base, size, upsampler)
-        if frames.numel():
-            write_mp4(parts / f"part-{segment.index:05d}.mp4", to_uint8(frames[0]), cfg.out_fps)
-        if keep_base and base.numel():
-            write_mp4(parts / f"base-{segment.index:05d}.mp4", to_uint8(base[0]), cfg.out_fps)
+        with timed(seconds, "upsample"):
+            if stream is not None:
+                frames = stream.push(base) if base.numel() else torch.empty(0)
+                if segment.index == cfg.segments:  # the final flush
+                    frames = torch.cat([f for f in (frames, stream.flush()) if f.numel()], 1)
+                state.upsampler = stream.state()
+            elif base.numel():
+                frames = output_frames(base, size, upsampler)
+        with timed(seconds, "write"):
+            if frames.numel():
+                write_mp4(parts / f"part-{segment.index:05d}.mp4", to_uint8(frames[0]), cfg.out_fps)
+            if keep_base and base.numel():
+                write_mp4(parts / f"base-{segment.index:05d}.mp4", to_uint8(base[0]), cfg.out_fps)
         save_rollout_state(state_path, state, cfg, config)
         bar.update(1)
     bar.close()
@@ -160,7 +163,8 @@ def run_rollout(scenario_path: str | Path | Scenario, out_dir: str | Path, cfg: 
     diagnostics = rollout_diagnostics(str(video), cfg.out_fps, rollout.segment_starts())
     meta = {"scenario_id": scenario.id, "seed": cfg.seed, **config, "fps": cfg.out_fps, "frames": frames,
             "resolution": list(size), "base_resolution": list(base_size), "diagnostics": diagnostics,
-            "seconds_this_run": time.perf_counter() - start}
+            "seconds_this_run": time.perf_counter() - start,
+            "stage_seconds_this_run": {k: round(v, 3) for k, v in seconds.items()}}
     write_json_atomic(meta, out_dir / f"{scenario.id}.meta.json")
     shutil.rmtree(work)
     return meta

@@ -13,6 +13,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -82,12 +83,14 @@ def run_rollout(scenario_path: str | Path | Scenario, out_dir: str | Path, cfg: 
                 model_dir: str | Path = DEFAULT_MODEL_DIR, crowdedness: list[str] | None = None,
                 progress: bool = True, decode_chunk: int = 7, device: str = "cpu", upsampler: str = "model",
                 upsample: UpsampleSettings | None = None, keep_base: bool = False,
-                time_of_day: list[str] | None = None, cascade: Cascade | None = None) -> dict:
+                time_of_day: list[str] | None = None, cascade: Cascade | None = None,
+                on_segment: Callable[[int, int], None] | None = None) -> dict:
     """Generate (or resume) the rollout; returns the metadata written beside the mp4.
     decode_chunk: output frames per temporal-decoder call (memory vs speed; same frames).
     upsampler: none | bicubic | model, how the base video reaches the scenario's output.resolution
     (the model streams: frames leave it with a lag, in fixed memory).
-    crowdedness / time_of_day: per segment (the last repeats); cascade: models already loaded."""
+    crowdedness / time_of_day: per segment (the last repeats); cascade: models already loaded.
+    on_segment(done, total): called after each of the segments + 1 steps (the last flushes)."""
     scenario = scenario_path if isinstance(scenario_path, Scenario) else load_scenario(scenario_path)
     out_dir, model_dir = Path(out_dir), Path(model_dir)
     work = out_dir / scenario.id
@@ -149,6 +152,8 @@ def run_rollout(scenario_path: str | Path | Scenario, out_dir: str | Path, cfg: 
                 write_mp4(parts / f"base-{segment.index:05d}.mp4", to_uint8(base[0]), cfg.out_fps)
         save_rollout_state(state_path, state, cfg, config)
         bar.update(1)
+        if on_segment is not None:
+            on_segment(segment.index + 1, cfg.segments + 1)
     bar.close()
     video = out_dir / f"{scenario.id}.mp4"
     frames = concat_mp4(sorted(parts.glob("part-*.mp4")), video)

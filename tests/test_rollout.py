@@ -221,14 +221,14 @@ def test_rollout_command_resumes_after_interruption(cascade_dir, repo, tmp_path,
 
 
 def test_bench_rollout_rows(cascade_dir, repo):
-    from drivesim.bench.rollout import bench_rollout, format_rows
+    from drivesim.bench.rollout import STAGES, bench_rollout, format_rows
 
     rows = bench_rollout((1, 2), steps=1, interpolation_steps=1, model_dir=str(cascade_dir),
                          scenario=str(repo / "scenarios" / "day_cut_in.yaml"), threads=1, upsampler="bicubic")
     assert [r["frames"] for r in rows] == [1 + 4 * 5, 1 + 4 * 11]
     assert rows[0]["peak_ratio"] == 1.0 and rows[1]["peak_mib"] > 0
     for r in rows:  # every stage ran and took time; together they fit in the whole run
-        stages = [r[f"{s}_s_per_frame"] for s in ("key_frames", "interpolation", "decode", "upsample", "write")]
+        stages = [r[f"{s}_s_per_frame"] for s in STAGES]
         assert all(v > 0 for v in stages) and sum(stages) <= r["s_per_frame"]
     assert "ratio" in format_rows(rows) and "interpolation" in format_rows(rows)
 
@@ -278,3 +278,26 @@ def test_eval_context_reports_every_strength(cascade_dir, tmp_path):
     assert report["prediction s=1"]["step_real"] == report["prediction s=0.5"]["step_real"]
     a, b = report["interpolation s=1"], report["interpolation s=0.5"]
     assert a["latent_mse_linear_blend"] == b["latent_mse_linear_blend"] and a["latent_mse"] != b["latent_mse"]
+
+
+def test_shared_cascade_writes_each_clip_at_its_own_size(cascade_dir, repo, tmp_path):
+    """One cascade with the upsampler loaded: a base-size clip is not upsampled, a 256x512 one is
+    upsampled by the model and resized, and the labels match each video."""
+    from drivesim.data.labels import read_scalabel
+    from drivesim.pipelines.rollout import RolloutConfig
+    from drivesim.pipelines.rollout_job import load_cascade, run_rollout
+    from drivesim.scenario import load_scenario
+
+    cfg = RolloutConfig(segments=1, new_frames=3, steps=1, interpolation_steps=1)
+    base = load_scenario(repo / "scenarios" / "day_cut_in.yaml")
+    cascade = load_cascade(cascade_dir, cfg, "model", None, "cpu", [(512, 1024)])
+    assert cascade.upsampler is not None
+    for size in ((128, 256), (256, 512)):
+        scenario = base.model_copy(update={"id": f"clip{size[0]}",
+                                           "output": base.output.model_copy(update={"resolution": size})})
+        meta = run_rollout(scenario, tmp_path, cfg, cascade=cascade, progress=False)
+        frames = read_frames(tmp_path / f"clip{size[0]}.mp4")
+        assert meta["resolution"] == list(size) and frames[0].shape == (*size, 3)
+        assert meta["upsampler"]["method"] == ("none" if size == (128, 256) else "model")
+        labels = read_scalabel(tmp_path / f"clip{size[0]}.json")
+        assert len(labels) == len(frames)

@@ -106,8 +106,10 @@ def run_rollout(scenario_path: str | Path | Scenario, out_dir: str | Path, cfg: 
         warn_resolution(scenario, base_size)
     if upsampler == "model" and size != base_size and model is None:
         raise ValueError(f"{scenario.id}: upsampler='model' at {size}, but the cascade has no upsampler")
-    if upsampler != "model":
-        model = None
+    if upsampler != "model" or (size[0] <= base_size[0] and size[1] <= base_size[1]):
+        model = None  # a shared cascade's upsampler only serves clips larger than the base
+    if upsampler == "model" and size == base_size:
+        upsampler = "none"  # what was done, for the metadata
     track = RolloutConditions.from_scenario(scenario, key_frames, cfg.key_fps, FACTOR, cfg.new_frames,
                                             crowdedness, base_size, time_of_day)
     versions = prediction.versions | (interpolation.versions if interpolation else {})
@@ -143,6 +145,8 @@ def run_rollout(scenario_path: str | Path | Scenario, out_dir: str | Path, cfg: 
                 if segment.index == cfg.segments:  # the final flush
                     frames = torch.cat([f for f in (frames, stream.flush()) if f.numel()], 1)
                 state.upsampler = stream.state()
+                if frames.numel():  # the model's 4x to the asked size, when that is not 4x
+                    frames = output_frames(frames, size, "bicubic")
             elif base.numel():
                 frames = output_frames(base, size, upsampler)
         with timed(seconds, "write"):

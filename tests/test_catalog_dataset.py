@@ -210,6 +210,7 @@ def test_reads_a_schema_version_1_catalog(catalog, tmp_path):
 def test_bench_dataloader_reports_clips_per_second(catalog):
     from drivesim.bench.dataloader import bench_dataloader, format_rows
 
-    rows = bench_dataloader(catalog, workers=(0,), batch_size=2, num_frames=2, fps=15, size=(16, 32), epochs=1)
+    rows = bench_dataloader(catalog, workers=(0,), batch_size=2, num_frames=2, fps=15, size=(16, 32),
+                            epochs=1)
     assert [(r["dataset"], r["workers"], r["clips"]) for r in rows] == [("map", 0, 8), ("stream", 0, 8)]
     assert all(r["clips_per_s"] > 0 for r in rows) and "clips/s" in format_rows(rows)

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 DEMO_OUT ?= outputs/demo
 
-.PHONY: install demo world-demo test lint clean
+.PHONY: install browser demo world-demo test lint clean
 
 install: $(VENV)/.installed
 
@@ -14,8 +14,24 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,preview]'
 	touch $@
+
+# Headless Chromium for the preview's browser tests: Debian's chromium + chromium-driver through apt
+# when missing (as root, or with passwordless sudo). Nothing downloads a browser at run time; where
+# they cannot be installed the browser tests skip and say why.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "make: no chromium/chromedriver and no apt-get: the browser tests will skip" >&2; \
+	elif [ "$$(id -u)" != 0 ] && ! sudo -n true 2>/dev/null; then \
+	  echo "make: no chromium/chromedriver; as root run: apt-get install chromium chromium-driver" >&2; \
+	else \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	  echo "make: installing Debian's chromium and chromium-driver (browser tests)" >&2; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
 
 demo: install
 	$(BIN)/drivesim generate --scenario scenarios --out $(DEMO_OUT)
@@ -23,7 +39,7 @@ demo: install
 world-demo: install
 	$(BIN)/drivesim world render --scenario scenarios --out outputs/world
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q
 
 lint: install

@@ -11,12 +11,12 @@ import torch
 from drivesim.utils import atomic_write, to_uint8
 
 
-def draw_boxes(frame: np.ndarray, boxes: np.ndarray, colour=(255, 200, 0)) -> np.ndarray:
-    """uint8 [H,W,3] + normalised xyxy boxes [N,4] -> copy with 1-px box outlines."""
+def draw_boxes(frame: np.ndarray, boxes: np.ndarray, colour=(255, 200, 0), thickness: int = 1) -> np.ndarray:
+    """uint8 [H,W,3] + normalised xyxy boxes [N,4] -> copy with box outlines `thickness` px wide."""
     out = frame.copy()
     h, w = out.shape[:2]
     for x1, y1, x2, y2 in boxes:
-        cv2.rectangle(out, (int(x1 * w), int(y1 * h)), (int(x2 * w) - 1, int(y2 * h) - 1), colour, 1)
+        cv2.rectangle(out, (int(x1 * w), int(y1 * h)), (int(x2 * w) - 1, int(y2 * h) - 1), colour, thickness)
     return out
 
 

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,9 +84,10 @@ class RenderedClip:
     label_file: Path
 
 
-def render_clip(clip: ClipSpec, cascade: Cascade, options: BatchOptions, work: Path,
-                device: str = "cpu") -> RenderedClip:
-    """Run the cascade for one clip into `work` (<clip_id>.mp4 and .json); raises on failure."""
+def render_clip(clip: ClipSpec, cascade: Cascade, options: BatchOptions, work: Path, device: str = "cpu",
+                on_segment: Callable[[int, int], None] | None = None) -> RenderedClip:
+    """Run the cascade for one clip into `work` (<clip_id>.mp4 and .json); raises on failure.
+    on_segment(done, total): progress after each rollout segment (run_rollout)."""
     start = time.perf_counter()
     cfg = clip_config(clip, options.rollout)
     times, crowds = segment_schedule(clip.scenario, cfg)
@@ -93,7 +95,7 @@ def render_clip(clip: ClipSpec, cascade: Cascade, options: BatchOptions, work: P
     try:
         meta = run_rollout(named, work, cfg, crowdedness=crowds, time_of_day=times, progress=False,
                            decode_chunk=options.decode_chunk, device=device, upsampler=options.upsampler,
-                           upsample=options.upsample, cascade=cascade)
+                           upsample=options.upsample, cascade=cascade, on_segment=on_segment)
     finally:
         shutil.rmtree(work / clip.clip_id, ignore_errors=True)  # the rollout's state, if it stopped
     label_file = work / f"{clip.clip_id}.json"

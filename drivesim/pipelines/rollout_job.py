@@ -13,6 +13,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -83,12 +84,14 @@ def run_rollout(scenario_path: str | Path | Scenario, out_dir: str | Path, cfg: 
                 progress: bool = True, decode_chunk: int = 7, device: str = "cpu", upsampler: str = "model",
                 upsample: UpsampleSettings | None = None, keep_base: bool = False,
                 time_of_day: list[str] | None = None, cascade: Cascade | None = None,
+                on_segment: Callable[[int, int], None] | None = None,
                 track: RolloutConditions | None = None, context: torch.Tensor | None = None) -> dict:
     """Generate (or resume) the rollout; returns the metadata written beside the mp4.
     decode_chunk: output frames per temporal-decoder call (memory vs speed; same frames).
     upsampler: none | bicubic | model, how the base video reaches the scenario's output.resolution
     (the model streams: frames leave it with a lag, in fixed memory).
     crowdedness / time_of_day: per segment (the last repeats); cascade: models already loaded.
+    on_segment(done, total): called after each of the segments + 1 steps (the last flushes).
     track: the conditions per output frame at the base size instead of the scenario's world (its
     labels are written, scaled to the video); context [1,c,4,h,w]: the first c key latents (a real
     clip's, encoded) instead of a generated first frame (drivesim augment)."""
@@ -156,6 +159,8 @@ def run_rollout(scenario_path: str | Path | Scenario, out_dir: str | Path, cfg: 
                 write_mp4(parts / f"base-{segment.index:05d}.mp4", to_uint8(base[0]), cfg.out_fps)
         save_rollout_state(state_path, state, cfg, config)
         bar.update(1)
+        if on_segment is not None:
+            on_segment(segment.index + 1, cfg.segments + 1)
     bar.close()
     video = out_dir / f"{scenario.id}.mp4"
     frames = concat_mp4(sorted(parts.glob("part-*.mp4")), video)

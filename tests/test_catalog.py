@@ -15,7 +15,15 @@ import yaml
 from conftest import REPO, save_cascade
 
 from drivesim.cli import main
-from drivesim.data.catalog import COLUMNS, INFO, PARTITION_COLUMNS, clip_ids, fragment_files, read_clips
+from drivesim.data.catalog import (
+    CATALOG_SCHEMA_VERSION,
+    COLUMNS,
+    INFO,
+    PARTITION_COLUMNS,
+    clip_ids,
+    fragment_files,
+    read_clips,
+)
 from drivesim.data.catalog_check import check_catalog
 from drivesim.export import catalog as catalog_writer
 from drivesim.pipelines import batch
@@ -82,7 +90,7 @@ def test_catalog_reads_with_pandas_and_pyarrow_filters(sweep_catalog):
     table = night.to_table(filter=(ds.field("time_of_day") == "night") & (ds.field("crowdedness") == "light"))
     assert table.num_rows == 2 and set(table.column("seed").to_pylist()) == {1, 2}
     info = json.loads((root / INFO).read_text())
-    assert info["schema_version"] == 1 and info["fps"] == 30
+    assert info["schema_version"] == CATALOG_SCHEMA_VERSION == 2 and info["fps"] == 30
     assert list(info["features"]) == [n for n, _, _ in PARTITION_COLUMNS + COLUMNS]
 
 

@@ -50,8 +50,17 @@ def cmd_bench_upsample(args) -> int:
     return 0
 
 
+def cmd_bench_dataloader(args) -> int:
+    from drivesim.bench.dataloader import bench_dataloader, format_rows
+
+    rows = bench_dataloader(args.catalog, tuple(args.workers), args.batch_size, args.num_frames, args.fps,
+                            args.size, args.stride, args.epochs)
+    print(format_rows(rows))
+    return 0
+
+
 def register(subparsers) -> None:
-    """`bench world | rollout | upsample | unet | decode`."""
+    """`bench world | rollout | upsample | unet | decode | dataloader`."""
     bench = subparsers.add_parser("bench", help="speed and memory benchmarks")
     sub = bench.add_subparsers(dest="bench_command", required=True)
 
@@ -106,3 +115,18 @@ def register(subparsers) -> None:
     decode.add_argument("--full-up-to", type=int, default=param_default(bench_decode, "full_up_to"),
                         help="also decode whole clips at once up to this length")
     decode.set_defaults(func=cmd_bench_decode)
+
+    from drivesim.bench.dataloader import bench_dataloader
+
+    dl = sub.add_parser("dataloader", help="DataLoader clips/s from a catalog (map-style and stream)")
+    dl.add_argument("catalog", help="catalog folder")
+    dl.add_argument("--workers", type=int, nargs="+",
+                    default=list(param_default(bench_dataloader, "workers")))
+    dl.add_argument("--batch-size", type=int, default=param_default(bench_dataloader, "batch_size"))
+    dl.add_argument("--num-frames", type=int, default=param_default(bench_dataloader, "num_frames"))
+    dl.add_argument("--fps", type=float, default=param_default(bench_dataloader, "fps"))
+    dl.add_argument("--size", type=resolution, default=param_default(bench_dataloader, "size"), help="HxW")
+    dl.add_argument("--stride", type=float, default=param_default(bench_dataloader, "stride_s"),
+                    help="seconds between clip windows")
+    dl.add_argument("--epochs", type=int, default=param_default(bench_dataloader, "epochs"))
+    dl.set_defaults(func=cmd_bench_dataloader)

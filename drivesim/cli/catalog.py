@@ -24,23 +24,11 @@ def format_table(rows: list[dict], columns: tuple[str, ...] | list[str]) -> str:
 
 
 def parse_filters(filters: list[str]):
-    """['time_of_day=night', 'seed=3'] -> a pyarrow dataset expression (values typed by the schema)."""
-    import pyarrow as pa
-    import pyarrow.dataset as ds
+    """['time_of_day=night', 'crowdedness>=moderate'] -> a pyarrow dataset expression (all of them;
+    values typed by the schema, crowdedness ordered; drivesim.data.catalog_query)."""
+    from drivesim.data.catalog_query import catalog_filter
 
-    from drivesim.data.catalog import COLUMNS, PARTITION_COLUMNS, CatalogError
-
-    types = {n: t for n, t, _ in PARTITION_COLUMNS + COLUMNS}
-    expr = None
-    for text in filters:
-        name, sep, value = text.partition("=")
-        if not sep or name not in types:
-            raise CatalogError(f"--where {text!r}: write COLUMN=VALUE with a column of: {', '.join(types)}")
-        typed = int(value) if pa.types.is_integer(types[name]) else \
-            float(value) if pa.types.is_floating(types[name]) else value
-        term = ds.field(name) == typed
-        expr = term if expr is None else expr & term
-    return expr
+    return catalog_filter(filters or None)
 
 
 def cmd_ls(args) -> int:
@@ -141,7 +129,8 @@ def register(subparsers) -> None:
     ls = sub.add_parser("ls", help="one line per clip")
     ls.add_argument("catalog", type=Path)
     ls.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
-                    help="keep rows where COLUMN equals VALUE (repeat to combine)")
+                    help="keep rows where COLUMN equals VALUE, or compares (==, !=, >=, <=, >, <; "
+                         "crowdedness>=moderate); repeat to combine")
     ls.set_defaults(func=cmd_ls)
     show = sub.add_parser("show", help="the catalog's summary, or one clip's row")
     show.add_argument("catalog", type=Path)

@@ -35,6 +35,7 @@ class VideoFolderDataConfig:
     image_mode: bool = False
     crowdedness: str | None = None
     max_boxes: int = MAX_BOXES
+    source_fps: float | None = None  # image sequences whose labels give no frame rate
 
 
 DATA_CONFIGS = {"procedural": ProceduralDataConfig, "video_folder": VideoFolderDataConfig}

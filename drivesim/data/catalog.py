@@ -20,7 +20,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-CATALOG_SCHEMA_VERSION = 1
+CATALOG_SCHEMA_VERSION = 2
+# Versions this drivesim reads: 2 added the augment columns (source_clip_id ... labels_complete) at the
+# end; rows of version 1 read them as null (boxes_known null = true: scenario boxes are always known).
+READABLE_SCHEMA_VERSIONS = (1, 2)
 CLIPS, MEDIA, FAILED, INFO = "clips", "media", "failed", "meta/info.json"
 MEDIA_SUFFIXES = {"mp4": ".mp4", "labels": ".json", "thumbnail": ".png"}
 
@@ -81,6 +84,18 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("created_at", pa.timestamp("us", tz="UTC"), "when the row was written"),
     ("drivesim_version", pa.string(), "package version that wrote the row"),
     ("boxes", pa.list_(_box), "per-frame boxes in pixels of the video (the conditioning layout)"),
+    # schema_version 2: augmented variants of real clips (`drivesim augment`); null for scenario clips
+    ("source_clip_id", pa.string(), "augment: id of the clip the variant was made from (null: scenario)"),
+    ("source_path", pa.string(), "augment: the source video, frame folder or `catalog#clip_id`"),
+    ("source_start_s", pa.float64(), "augment: where in the source the variant starts, seconds"),
+    ("augment_changes", pa.string(), "augment: JSON object condition -> {from, to} of what was changed"),
+    ("context_frames", pa.int32(), "augment: source frames encoded as the prediction context"),
+    ("context_strength", pa.float64(), "augment: SDEdit strength that moved the context to the new "
+                                       "conditions (0 = the source frames as they are)"),
+    ("boxes_known", pa.bool_(), "false when the source had no box annotations (`boxes` empty = unknown, "
+                                "not no cars); null in version-1 rows = true"),
+    ("labels_complete", pa.bool_(), "false when the boxes are unknown or the conditions may add cars that "
+                                    "have no box (crowdedness raised above the source's)"),
 ]
 
 FRAGMENT_SCHEMA = pa.schema([pa.field(n, t, metadata={"doc": d}) for n, t, d in COLUMNS],
@@ -119,14 +134,16 @@ def read_info(root: str | Path) -> dict:
         raise CatalogError(f"{root}: not a drivesim catalog (no {INFO})") from None
     except json.JSONDecodeError as e:
         raise CatalogError(f"{path}: not valid JSON ({e})") from None
-    if meta.get("schema_version") != CATALOG_SCHEMA_VERSION:
+    if meta.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
         raise CatalogError(f"{path}: catalog schema_version {meta.get('schema_version')!r}; this drivesim "
-                           f"reads version {CATALOG_SCHEMA_VERSION}")
+                           f"reads versions {', '.join(map(str, READABLE_SCHEMA_VERSIONS))} (a newer catalog "
+                           "needs a newer drivesim)")
     return meta
 
 
 def open_clips(root: str | Path) -> ds.Dataset:
-    """The catalog's clip rows as a pyarrow dataset (partition columns included)."""
+    """The catalog's clip rows as a pyarrow dataset (partition columns included; columns an older
+    schema version lacks read as null)."""
     read_info(root)
     schema = pa.unify_schemas([FRAGMENT_SCHEMA, PARTITIONING.schema])
     return ds.dataset(Path(root) / CLIPS, schema=schema, format="parquet", partitioning=PARTITIONING)

@@ -1,11 +1,12 @@
 """Real driving videos with BDD100K/Scalabel labels as a streaming clip dataset.
 
 A folder (searched recursively) of videos, each with a same-stem `.json` Scalabel video
-label file beside it (optional). Clips are indexed from container metadata only; a clip is
-decoded by seeking to the keyframe before it and decoding forward just far enough, so a
-long video is never read into memory. Frames are resampled to the target fps (nearest
-source frame), centre-cropped to 1:2 (H:W) and resized. A clip that runs past the end of
-the video repeats its last decoded frame.
+label file beside it (optional), and of image sequences (one folder of frames per clip, or the
+BDD100K MOT layout: drivesim.data.frame_folders), sampled the same way. Clips are indexed from
+container metadata only; a clip is decoded by seeking to the keyframe before it and decoding
+forward just far enough, so a long video is never read into memory. Frames are resampled to the
+target fps (nearest source frame), centre-cropped to 1:2 (H:W) and resized. A clip that runs
+past the end of the video repeats its last decoded frame.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from drivesim.data.conditions import (
     crowdedness_of_count,
     to_image_conditions,
 )
+from drivesim.data.frame_folders import FrameSequence, find_frame_folders, probe_frame_folder
 from drivesim.data.labels import TIME_OF_DAY_FROM_BDD, FrameLabel, read_scalabel
 from drivesim.data.procedural import frames_to_tensor
 
@@ -47,6 +49,10 @@ class VideoInfo:
     @property
     def duration_s(self) -> float:
         return self.num_frames / self.fps
+
+    def read_frames(self, indices: list[int]) -> list[np.ndarray]:
+        """RGB uint8 frames at the given indices (decoding from the seek point only)."""
+        return decode_frames(self.path, indices, self.fps)
 
 
 def probe_video(path: Path) -> VideoInfo:
@@ -98,27 +104,36 @@ def decode_frames(path: Path, indices: list[int], fps: float) -> list[np.ndarray
     return [got[i] for i in indices]
 
 
+def find_sources(root: str | Path, source_fps: float | None = None) -> list[VideoInfo | FrameSequence]:
+    """Every clip under root: video files (+ same-stem labels) and image-sequence folders (frame rate
+    source_fps, else from their labels); root may also be one video file or one frame folder."""
+    root = Path(root)
+    if root.is_file():
+        return [probe_video(root)]
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such video folder or file")
+    videos = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES
+                    and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    sources = [probe_video(p) for p in videos]
+    sources += [probe_frame_folder(f, source_fps) for f in find_frame_folders(root, VIDEO_SUFFIXES)]
+    if not sources:
+        raise FileNotFoundError(f"{root}: no videos ({', '.join(VIDEO_SUFFIXES)}) and no folders of frame "
+                                "images (.jpg/.png) in this folder")
+    return sources
+
+
 class VideoFolderDataset(Dataset):
-    """Clips [T,3,H,W] in [-1,1] (image mode: [3,H,W]) + conditions from real videos."""
+    """Clips [T,3,H,W] in [-1,1] (image mode: [3,H,W]) + conditions from real videos or frame folders."""
 
     def __init__(self, root: str | Path, num_frames: int = 8, fps: float = 30.0,
                  size: tuple[int, int] = (128, 256), stride_s: float = 1.0, image_mode: bool = False,
-                 max_boxes: int = MAX_BOXES, crowdedness: str | None = None):
-        root = Path(root)
-        if root.is_file():
-            paths = [root]
-        elif root.is_dir():
-            paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
-        else:
-            raise FileNotFoundError(f"{root}: no such video folder or file")
-        if not paths:
-            raise FileNotFoundError(f"{root}: no videos ({', '.join(VIDEO_SUFFIXES)}) in this folder")
+                 max_boxes: int = MAX_BOXES, crowdedness: str | None = None, source_fps: float | None = None):
         if crowdedness not in (None, *CROWDEDNESS):
             raise ValueError(f"crowdedness={crowdedness!r}: use one of {CROWDEDNESS} or None")
         self.num_frames = 1 if image_mode else num_frames
         self.fps, self.size, self.image_mode = fps, tuple(size), image_mode
         self.max_boxes, self.crowdedness = max_boxes, crowdedness
-        self.videos = [probe_video(p) for p in paths]
+        self.videos = find_sources(root, source_fps)
         self.index: list[tuple[int, float]] = []
         for v, info in enumerate(self.videos):
             n = num_clips(info.duration_s, self.num_frames, fps, stride_s)
@@ -141,7 +156,7 @@ class VideoFolderDataset(Dataset):
         info = self.videos[v]
         indices = [min(j, info.num_frames - 1)
                    for j in resample_indices(info.fps, self.fps, start_s, self.num_frames)]
-        raw = decode_frames(info.path, indices, info.fps)
+        raw = info.read_frames(indices)
         crop = center_crop_to_aspect(*raw[0].shape[:2], aspect_w_over_h=self.size[1] / self.size[0])
         y0, y1, x0, x1 = crop
         out = np.stack([cv2.resize(f[y0:y1, x0:x1], (self.size[1], self.size[0]),

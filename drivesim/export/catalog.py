@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from drivesim.data.catalog import (
+    CATALOG_SCHEMA_VERSION,
     CLIPS,
     FAILED,
     FRAGMENT_SCHEMA,
@@ -85,7 +86,9 @@ class CatalogWriter:
         except OSError as e:
             raise CatalogError(f"{root}: cannot write the catalog there ({e.strerror}); "
                                "choose a writable --out folder") from None
-        read_info(self.root)
+        old = read_info(self.root)
+        if old["schema_version"] < CATALOG_SCHEMA_VERSION:  # the new columns are additive: old rows read null
+            write_json_atomic(info(old.get("fps")), self.root / INFO, indent=2)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

@@ -47,6 +47,15 @@ class RolloutConditions:
                                     crowdedness=track.crowdedness_at(key))
         return track
 
+    def at_size(self, size: tuple[int, int]) -> RolloutConditions:
+        """The same track with its boxes scaled to pixels of `size` (H,W)."""
+        sy, sx = size[0] / self.size[0], size[1] / self.size[1]
+        scale = lambda b: dataclasses.replace(b, x1=b.x1 * sx, y1=b.y1 * sy, x2=b.x2 * sx, y2=b.y2 * sy)
+        labels = [FrameLabel(lab.frame_index, None if lab.boxes is None else [scale(b) for b in lab.boxes],
+                             dict(lab.attributes)) for lab in self.labels]
+        return RolloutConditions(labels, size, self.time_of_day, self.crowdedness, self.key_fps, self.factor,
+                                 self.keys_per_segment, self.ego_speed)
+
     def _segment_value(self, values: list[str], key: int) -> str:
         return values[min(key // self.keys_per_segment, len(values) - 1)]
 
@@ -62,8 +71,10 @@ class RolloutConditions:
         if out_frames[-1] >= len(self.labels):
             raise ValueError(f"frame {out_frames[-1]} is past the laid-out track ({len(self.labels)} frames)")
         boxes = [self.labels[f].boxes for f in out_frames]
+        if any(b is None for b in boxes):  # unknown boxes (an unannotated source): the boxes-free branch
+            boxes = None
         return clip_conditions(boxes, self.size, self.time_of_day_at(key), self.crowdedness_at(key), fps,
-                               self.ego_speed)
+                               self.ego_speed, num_frames=len(out_frames))
 
     def key_conditions(self, keys: list[int]) -> dict[str, torch.Tensor]:
         """Batched (B=1) conditions of key frames `keys`."""

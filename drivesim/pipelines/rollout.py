@@ -2,9 +2,10 @@
 prediction model, optional 4x interpolation, streaming temporal decoding.
 
 Segment 0: one box-conditioned image-LDM frame (the prediction UNet with image_only), then
-the prediction model fills the segment from that 1 context frame. Segment k > 0: the last
-`context_frames` key latents of the previous segment are the context (kept exactly), with
-classifier-free guidance on the context. New key frames start from the last context frame
+the prediction model fills the segment from that 1 context frame; or, when the state starts
+with context latents (drivesim augment: a real clip's first frames), from those frames.
+Segment k > 0: the last `context_frames` key latents of the previous segment are the context
+(kept exactly), with classifier-free guidance on the context. New key frames start from the last context frame
 and interpolated frames from the linear blend of their key frames, noised part of the way
 (SDEdit, `*_strength`): from pure noise the tiny models lose the scene at every segment
 border (measured in the README). Each segment adds `new_frames` key frames, so N
@@ -85,7 +86,7 @@ class Segment:
 class RolloutState:
     """What the next segment needs: resumable after any segment."""
     next_segment: int = 0
-    context: torch.Tensor | None = None  # [1,c,4,h,w] last key latents
+    context: torch.Tensor | None = None  # [1,c,4,h,w] last key latents (before segment 0: given first keys)
     decoder: dict | None = None
     out_frames: int = 0  # output (fine) frames passed to the decoder so far
     upsampler: dict | None = None  # the streaming upsampler's buffer (rollout_job)
@@ -151,7 +152,9 @@ class Rollout:
         """Key latents [1,F,4,h,w] of segment `index` (F = context + new frames)."""
         cfg, seed = self.cfg, self.segment_seed(index)
         first_key = index * cfg.new_frames
-        if index == 0:  # a box-conditioned first frame, then the segment from 1 context frame
+        if index == 0 and context is not None:  # given first key frames (e.g. a real clip's, encoded)
+            keys = list(range(cfg.new_frames))
+        elif index == 0:  # a box-conditioned first frame, then the segment from 1 context frame
             first = self.prediction(track.key_conditions([0]), 1, latent_size=cfg.latent_size,
                                     sampler=cfg.sampler, steps=cfg.steps, guidance=self.guidance, seed=seed,
                                     decode=False, frame_correlation=cfg.frame_correlation).latents

@@ -84,13 +84,17 @@ def run_rollout(scenario_path: str | Path | Scenario, out_dir: str | Path, cfg: 
                 progress: bool = True, decode_chunk: int = 7, device: str = "cpu", upsampler: str = "model",
                 upsample: UpsampleSettings | None = None, keep_base: bool = False,
                 time_of_day: list[str] | None = None, cascade: Cascade | None = None,
-                on_segment: Callable[[int, int], None] | None = None) -> dict:
+                on_segment: Callable[[int, int], None] | None = None,
+                track: RolloutConditions | None = None, context: torch.Tensor | None = None) -> dict:
     """Generate (or resume) the rollout; returns the metadata written beside the mp4.
     decode_chunk: output frames per temporal-decoder call (memory vs speed; same frames).
     upsampler: none | bicubic | model, how the base video reaches the scenario's output.resolution
     (the model streams: frames leave it with a lag, in fixed memory).
     crowdedness / time_of_day: per segment (the last repeats); cascade: models already loaded.
-    on_segment(done, total): called after each of the segments + 1 steps (the last flushes)."""
+    on_segment(done, total): called after each of the segments + 1 steps (the last flushes).
+    track: the conditions per output frame at the base size instead of the scenario's world (its
+    labels are written, scaled to the video); context [1,c,4,h,w]: the first c key latents (a real
+    clip's, encoded) instead of a generated first frame (drivesim augment)."""
     scenario = scenario_path if isinstance(scenario_path, Scenario) else load_scenario(scenario_path)
     out_dir, model_dir = Path(out_dir), Path(model_dir)
     work = out_dir / scenario.id
@@ -110,15 +114,18 @@ def run_rollout(scenario_path: str | Path | Scenario, out_dir: str | Path, cfg: 
         model = None  # a shared cascade's upsampler only serves clips larger than the base
     if upsampler == "model" and size == base_size:
         upsampler = "none"  # what was done, for the metadata
-    track = RolloutConditions.from_scenario(scenario, key_frames, cfg.key_fps, FACTOR, cfg.new_frames,
-                                            crowdedness, base_size, time_of_day)
+    given_track = track is not None
+    if track is None:
+        track = RolloutConditions.from_scenario(scenario, key_frames, cfg.key_fps, FACTOR, cfg.new_frames,
+                                                crowdedness, base_size, time_of_day)
     versions = prediction.versions | (interpolation.versions if interpolation else {})
     config = json.loads(json.dumps({  # JSON-normalised, to compare with a saved state
         "rollout": dataclasses.asdict(cfg), "scenario": scenario.model_dump(mode="json"),
         "crowdedness_by_segment": crowdedness, "time_of_day_by_segment": time_of_day, "keep_base": keep_base,
-        "upsampler": upsampler_meta(upsampler, model, cfg.seed),
+        "upsampler": upsampler_meta(upsampler, model, cfg.seed), "given_track": given_track,
+        "given_context": None if context is None else list(context.shape),
         "model_versions": versions | ({"upsampler": model.version} if model else {})}))
-    state = RolloutState()
+    state = RolloutState(context=context)
     if checkpoint_paths(state_path)[0].exists():
         state, saved = load_rollout_state(state_path)
         if {k: saved.get(k) for k in config} != config:
@@ -162,8 +169,9 @@ def run_rollout(scenario_path: str | Path | Scenario, out_dir: str | Path, cfg: 
     video = out_dir / f"{scenario.id}.mp4"
     frames = concat_mp4(sorted(parts.glob("part-*.mp4")), video)
     for name, at in [(scenario.id, size)] + [(f"{scenario.id}.base", base_size)] * keep_base:
-        at_size = track if at == base_size else RolloutConditions.from_scenario(
-            scenario, key_frames, cfg.key_fps, FACTOR, cfg.new_frames, crowdedness, at, time_of_day)
+        at_size = track if at == base_size else track.at_size(at) if given_track else \
+            RolloutConditions.from_scenario(scenario, key_frames, cfg.key_fps, FACTOR, cfg.new_frames,
+                                            crowdedness, at, time_of_day)
         laid_out = at_size.labels[:frames] if cfg.interpolate else at_size.labels[::FACTOR][:frames]
         labels = [FrameLabel(i, lab.boxes, lab.attributes) for i, lab in enumerate(laid_out)]
         write_json_atomic(to_scalabel(labels, name), out_dir / f"{name}.json")

@@ -4,6 +4,9 @@ Usage: .venv/bin/python scripts/ship_tiny.py [--version tiny-YYYYMMDD] [--only u
 Round 4 (tiny-20261128-r4) shipped: --only temporal_decoder unet prediction interpolation (the
 autoencoder and the probes are unchanged since tiny-20261124); the upsampler joined with
 --only upsampler.
+Round 6 (tiny-20261128-r6): --only temporal_decoder prediction clip box, with --source
+temporal_decoder=runs/autoencoder/td_joint/final prediction=runs/ldm/prediction3/ema
+clip=runs/probes_recon2/clip box=runs/probes_recon2/box.
 The probes of `drivesim eval report` go to drivesim/assets/eval.
 """
 
@@ -37,13 +40,21 @@ def main() -> None:
     parser.add_argument("--version", default=f"tiny-{datetime.date.today():%Y%m%d}")
     parser.add_argument("--out", type=Path, default=ROOT / "drivesim/assets/tiny")
     parser.add_argument("--only", nargs="*", choices=list(SOURCES), default=list(SOURCES))
+    parser.add_argument("--source", action="append", default=[], metavar="PART=PREFIX",
+                        help="take PART from this checkpoint prefix (relative to the repo) instead")
     args = parser.parse_args()
+    sources = dict(SOURCES)
+    for item in args.source:
+        name, sep, prefix = item.partition("=")
+        if not sep or name not in SOURCES:
+            parser.error(f"--source {item!r}: write PART=PREFIX with PART one of {', '.join(SOURCES)}")
+        sources[name] = ROOT / prefix
     for name in args.only:
-        src = SOURCES[name]
+        src = sources[name]
         model = load_part(src, name)
         config = read_config(src)
         if isinstance(config.get("autoencoder"), dict):  # the calibrated latent scale travels with the AE
-            config["autoencoder"]["scaling_factor"] = read_config(SOURCES["unet"])["latent_scale"]
+            config["autoencoder"]["scaling_factor"] = read_config(sources["unet"])["latent_scale"]
         config.pop("format_version", None)
         config.pop("dtype", None)
         config["model_version"] = f"{args.version}/{name}"

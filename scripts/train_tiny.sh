@@ -27,6 +27,12 @@ $DS train autoencoder stage=temporal init_from=$AE steps=1000 batch_size=2 disc_
     motion_weight=10 out_dir=runs/autoencoder/temporal3 --quiet
 $DS train autoencoder stage=temporal init_from=$AE steps=1400 batch_size=2 disc_start=1000000 \
     motion_weight=20 lr=1e-3 out_dir=runs/autoencoder/temporal3 --quiet
+#    round 6: then the whole decoder (its own weights too, encoder frozen) at motion weight 20,
+#    lr 2e-4, to step TD_STEPS (resumed once at 2000 with a fresh optimizer)
+$DS train autoencoder stage=temporal init_from=$AE steps=2000 batch_size=2 disc_start=1000000 \
+    motion_weight=20 lr=2e-4 train_spatial=true out_dir=runs/autoencoder/temporal3 --quiet
+$DS train autoencoder stage=temporal init_from=$AE steps=${TD_STEPS:-2200} batch_size=2 disc_start=1000000 \
+    motion_weight=20 lr=2e-4 train_spatial=true out_dir=runs/autoencoder/temporal3 --quiet
 # 3. image LDM on single latent frames (builds the latent cache of 500 procedural clips first)
 $DS train image-ldm steps=2500 batch_size=12 lr=4e-4 ema_decay=0.995 latents.autoencoder=$AE \
     out_dir=runs/ldm/image --quiet
@@ -34,7 +40,7 @@ $DS train image-ldm steps=2500 batch_size=12 lr=4e-4 ema_decay=0.995 latents.aut
 $DS train video-ldm steps=1000 lr=5e-4 ema_decay=0.99 init_from=runs/ldm/image/ema \
     latents.autoencoder=$AE out_dir=runs/ldm/video --quiet
 # 5. prediction model (0/1/2 context frames), then the interpolation model (stage 1 + 2)
-$DS train prediction steps=1000 lr=5e-4 ema_decay=0.99 init_from=runs/ldm/video/ema \
+$DS train prediction steps=3000 lr=5e-4 ema_decay=0.99 init_from=runs/ldm/video/ema \
     latents.autoencoder=$AE out_dir=runs/ldm/prediction --quiet
 $DS train interpolation steps=600 lr=5e-4 ema_decay=0.99 init_from=runs/ldm/prediction/ema \
     latents.autoencoder=$AE fast_latents.autoencoder=$AE out_dir=runs/ldm/interpolation --quiet
@@ -45,8 +51,9 @@ $DS train interpolation steps=600 lr=5e-4 ema_decay=0.99 init_from=runs/ldm/pred
 $DS train upsampler steps=3000 out_dir=runs/upsampler/image --quiet
 $DS train upsampler stage=video init_from=runs/upsampler/image/ema steps=600 batch_size=2 lr=5e-4 \
     out_dir=runs/upsampler/video --quiet
-# 7. evaluation probes (unchanged since tiny-20261124; shipped in drivesim/assets/eval)
-if [ "${RETRAIN_PROBES:-0}" = 1 ]; then
-  $DS train probes steps=700 out_dir=runs/probes --quiet
-fi
+# 7. evaluation probes (round 6): half of the batches are procedural clips after the shipped
+#    autoencoder + temporal decoder (round 4's) round trip, so they judge content, not blur;
+#    800 steps, then resumed to 2000
+$DS train probes out_dir=runs/probes reconstruct_with=drivesim/assets/tiny steps=800 --quiet
+$DS train probes out_dir=runs/probes reconstruct_with=drivesim/assets/tiny steps=2000 --quiet
 echo "all stages done; ship with: .venv/bin/python scripts/ship_tiny.py --version tiny-YYYYMMDD"

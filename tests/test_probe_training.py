@@ -28,3 +28,15 @@ def test_probes_train_on_reconstructed_clips(tmp_path):
     torch.testing.assert_close(frames, expected, atol=2e-3, rtol=0)  # stored in fp16
     assert not torch.allclose(frames, clip, atol=0.05)  # the round trip changed the frames
     assert int(cond["crowdedness"]) == int(clip_cond["crowdedness"])
+
+
+def test_a_reconstructed_cache_built_another_way_is_refused(tmp_path):
+    import dataclasses
+
+    import pytest
+
+    cfg = ProbeTrainConfig(out_dir=str(tmp_path), size=(64, 128), num_frames=3, steps=1, batch_size=2,
+                           reconstruct_with=str(DEFAULT_MODEL_DIR), reconstructed_clips=1)  # 1-clip batches
+    train_probes(cfg, progress=False)
+    with pytest.raises(ValueError, match="was built with"):
+        train_probes(dataclasses.replace(cfg, steps=2, reconstructed_clips=3), progress=False)

@@ -22,15 +22,24 @@ from drivesim.train.latent_cache import LatentClipDataset, build_latent_cache
 def reconstructed_cache(dataset: ProceduralClipDataset, model_dir: str | Path, clips: int,
                         path: Path) -> Path:
     """Round-trip the first `clips` items through the model folder's decoders once -> cache file
-    with frames [N,T,3,H,W] (fp16, [-1,1]) + conditions; reused when it exists."""
+    with frames [N,T,3,H,W] (fp16, [-1,1]) + conditions; reused when it was built the same way."""
+    built_with = {"reconstructed_with": str(model_dir), "clips": str(clips),
+                  "clip_shape": str([dataset.num_frames, 3, *dataset.size]), "seed": str(dataset.seed)}
     if path.exists():
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            found = {k: (f.metadata() or {}).get(k) for k in built_with}
+        if found != built_with:
+            raise ValueError(f"{path} was built with {found}, this run asks for {built_with}: "
+                             "delete the file or use another out_dir")
         return path
     from drivesim.models.model_index import load_reconstructor
     from drivesim.models.temporal_decoder import reconstruct_frames
 
     ae, td = load_reconstructor(model_dir)
     return build_latent_cache(Subset(dataset, range(clips)), lambda f: reconstruct_frames(ae, td, f),
-                              path, batch_size=1, meta={"reconstructed_with": str(model_dir)},
+                              path, batch_size=1, meta=built_with,
                               key="frames")
 
 

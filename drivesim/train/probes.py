@@ -91,7 +91,8 @@ def clip_losses(probe: ClipProbe, frames: torch.Tensor, cond: dict, generator: t
     b = frames.shape[0]
     shuffled = torch.arange(b) % 2 == 1
     frames = frames.clone()
-    frames[shuffled] = torch.stack([shuffle_frames(v, generator, dim=0) for v in frames[shuffled]])
+    if shuffled.any():  # a batch of one clip (the end of a small cache) has none
+        frames[shuffled] = torch.stack([shuffle_frames(v, generator, dim=0) for v in frames[shuffled]])
     out = probe(frames)
     return (F.cross_entropy(out["time_of_day"], cond["time_of_day"], ignore_index=-1)
             + F.cross_entropy(out["crowdedness"], cond["crowdedness"], ignore_index=-1)

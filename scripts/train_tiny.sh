@@ -3,7 +3,9 @@
 # Every stage resumes from runs/<stage>/last if interrupted; re-run the script to continue.
 # Round 4 (tiny-20261128-r4): zero-terminal-SNR v-prediction schedule, AdaGN resnets, scene
 # tokens, rasterised box layout, joint drop-all dropout, mixed-noise prior (0.5) in the video
-# stages; every LDM stage retrained from scratch. Earlier rounds: git history of this file.
+# stages; every LDM stage retrained from scratch. Round 6 (tiny-20261128-r6): the whole temporal
+# decoder fine-tuned after its temporal layers, prediction to 3,000 steps, probes trained with the
+# decoder round trip. Earlier rounds: git history of this file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DS=.venv/bin/drivesim

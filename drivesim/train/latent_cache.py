@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
@@ -40,6 +41,12 @@ def build_latent_cache(dataset: Dataset, encode: Callable[[torch.Tensor], torch.
     metadata = {k: str(v) for k, v in (meta or {}).items()}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     return path
+
+
+def cache_metadata(path: str | Path) -> dict[str, str]:
+    """The `meta` a cache file was built with (its safetensors header), without loading tensors."""
+    with safe_open(str(path), "pt") as f:
+        return f.metadata() or {}
 
 
 class LatentClipDataset(Dataset):

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Subset
 
 from drivesim.data.procedural import ProceduralClipDataset
 from drivesim.train.common import forever
-from drivesim.train.latent_cache import LatentClipDataset, build_latent_cache
+from drivesim.train.latent_cache import LatentClipDataset, build_latent_cache, cache_metadata
 
 
 def reconstructed_cache(dataset: ProceduralClipDataset, model_dir: str | Path, clips: int,
@@ -26,10 +26,8 @@ def reconstructed_cache(dataset: ProceduralClipDataset, model_dir: str | Path, c
     built_with = {"reconstructed_with": str(model_dir), "clips": str(clips),
                   "clip_shape": str([dataset.num_frames, 3, *dataset.size]), "seed": str(dataset.seed)}
     if path.exists():
-        from safetensors import safe_open
-
-        with safe_open(str(path), "pt") as f:
-            found = {k: (f.metadata() or {}).get(k) for k in built_with}
+        saved = cache_metadata(path)
+        found = {k: saved.get(k) for k in built_with}
         if found != built_with:
             raise ValueError(f"{path} was built with {found}, this run asks for {built_with}: "
                              "delete the file or use another out_dir")
@@ -39,8 +37,7 @@ def reconstructed_cache(dataset: ProceduralClipDataset, model_dir: str | Path, c
 
     ae, td = load_reconstructor(model_dir)
     return build_latent_cache(Subset(dataset, range(clips)), lambda f: reconstruct_frames(ae, td, f),
-                              path, batch_size=1, meta=built_with,
-                              key="frames")
+                              path, batch_size=1, meta=built_with, key="frames")
 
 
 def reconstructed_loaders(datasets: list[ProceduralClipDataset], model_dir: str | Path, clips: int,

@@ -58,15 +58,19 @@ def server(tmp_path_factory):
     previewer.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def browser():
+    """A fresh headless Chromium per test: no test navigates away from a page an earlier one used
+    (CI once hung 2 x 120 s in driver.get after a file upload; a page load now fails within 60 s)."""
     binary, driver_path = chromium()
     options = webdriver.ChromeOptions()
     options.binary_location = binary
+    options.page_load_strategy = "eager"  # DOMContentLoaded; Page waits for the layout image itself
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1500,1200",
                 "--autoplay-policy=no-user-gesture-required", "--mute-audio"):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.set_page_load_timeout(60)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     yield driver
     driver.quit()
@@ -192,7 +196,7 @@ def test_over_limit_request_is_refused_with_a_message(server, browser):
     assert "Traceback" not in browser.page_source
 
 
-def test_yaml_upload_shows_errors_and_loads_the_scene(server, browser, tmp_path):
+def test_bad_yaml_upload_shows_the_error(server, browser, tmp_path):
     page = Page(browser, server[0])
     upload = browser.find_element(By.CSS_SELECTOR, "#yaml-upload input[type=file]")
     bad = tmp_path / "broken.yaml"
@@ -201,7 +205,9 @@ def test_yaml_upload_shows_errors_and_loads_the_scene(server, browser, tmp_path)
     message = page.wait_status("Error")
     assert "broken.yaml" in message and "leaves the frame" in message, message
     page.screenshot("5-bad-yaml")
-    page.driver.get(server[0])
+
+
+def test_yaml_upload_loads_the_scene_and_saves_it(server, browser):
     page = Page(browser, server[0])
     upload = browser.find_element(By.CSS_SELECTOR, "#yaml-upload input[type=file]")
     upload.send_keys(str(REPO / "scenarios" / "day_box_track.yaml"))

@@ -77,10 +77,13 @@ class AutoencoderKL(nn.Module):
         """[B,4,h,w] unscaled latents -> [B,3,8h,8w]."""
         return self.decoder(self.post_quant_conv(z))
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
-        """[B,3,H,W] -> (reconstruction [B,3,H,W], posterior)."""
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                noise: torch.Tensor | None = None):
+        """[B,3,H,W] -> (reconstruction [B,3,H,W], posterior); the latent sample uses `noise`
+        [B,4,H/8,W/8] if given, else draws it with `generator`."""
         posterior = self.encode(x)
-        return self.decode(posterior.sample(generator)), posterior
+        z = posterior.sample(generator) if noise is None else posterior.mean + posterior.std * noise
+        return self.decode(z), posterior
 
 
 def load_autoencoder(prefix) -> AutoencoderKL:

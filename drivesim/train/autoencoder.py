@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import BatchSampler, ConcatDataset, DataLoader, Dataset, RandomSampler
 from tqdm import tqdm
 
 from drivesim.data.procedural import ProceduralClipDataset
@@ -36,7 +36,18 @@ from drivesim.models.temporal_layers import is_temporal
 from drivesim.models.weights import load_checkpoint, read_config, save_checkpoint
 from drivesim.train.ae_losses import adaptive_gan_weight, motion_loss, reconstruction_loss
 from drivesim.train.common import CsvLog, forever, seed_everything
-from drivesim.utils import resolve_device
+from drivesim.train.distributed import (
+    RankBatches,
+    average_gradients,
+    barrier,
+    close_ranks,
+    gather_rows,
+    init_ranks,
+    mean_over_ranks,
+    sync_gradients,
+    wrap,
+)
+from drivesim.utils import autocast, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +76,8 @@ class AETrainConfig:
     log_every: int = 10
     save_every: int = 250
     seed: int = 0
-    device: str = "cpu"  # cpu | cuda (fp32); data and random draws stay on the CPU
+    grad_accum: int = 1  # micro-batches per optimizer step (batch_size is the global batch)
+    device: str = "cpu"  # cpu | cuda (bf16 autocast); data and random draws stay on the CPU
 
 
 def _frames_dataset(cfg: AETrainConfig, image_mode: bool) -> Dataset:
@@ -100,11 +112,14 @@ def _save(model, disc, step, out: Path, cfg: AETrainConfig, name: str) -> None:
 
 
 def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
-    """Run one stage; resumes from out_dir/last; returns the checkpoint prefix."""
+    """Run one stage (one process, or every rank under torchrun); resumes from out_dir/last;
+    returns the checkpoint prefix."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    ranks, device = init_ranks(cfg.device, cfg.grad_accum)
+    ranks.check_batch(cfg.batch_size)
     generator = seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = resolve_device(device)
     image = cfg.stage == "image"
     if image:
         model: torch.nn.Module = AutoencoderKL(cfg.autoencoder)
@@ -131,66 +146,95 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
         ae.to(device)
     opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9))
-    log = CsvLog(out / "loss.csv", ["step", "rec", "kl", "g", "d", "gan_weight", "seconds"])
+    fields = ["step", "rec", "kl", "g", "d", "gan_weight", "seconds"]
+    log = CsvLog(out / "loss.csv", fields) if ranks.is_main else None
     step = 0
     if (out / "last.json").exists():
         load_checkpoint(out / "last", lambda c: model)
         load_checkpoint(out / "last_disc", lambda c: disc)
         step = int(read_config(out / "last")["step"])
-        log.truncate_after(step)
+        if log:
+            log.truncate_after(step)
         generator.manual_seed(cfg.seed + step)
-        logger.info("resuming %s autoencoder training from step %d (optimizer state reset)", cfg.stage, step)
+        if ranks.is_main:
+            logger.info("resuming %s autoencoder training from step %d (optimizer state reset)",
+                        cfg.stage, step)
 
-    loader = forever(DataLoader(_frames_dataset(cfg, image), batch_size=cfg.batch_size,
-                                shuffle=True, num_workers=0,
-                                generator=torch.Generator().manual_seed(cfg.seed + step)))
+    data = _frames_dataset(cfg, image)
+    order = RandomSampler(data, generator=torch.Generator().manual_seed(cfg.seed + step))
+    batches = RankBatches(BatchSampler(order, cfg.batch_size, drop_last=True), ranks)
+    loader = forever(DataLoader(data, batch_sampler=batches, num_workers=0))
+    net = wrap(model, ranks)
     start = time.perf_counter()
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.stage} AE", disable=not progress)
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.stage} AE",
+               disable=not (progress and ranks.is_main))
     while step < cfg.steps:
-        frames, _ = next(loader)
-        x = random_crop(frames, cfg.crop, generator).to(device)
+        frames, _ = gather_rows(next(loader), ranks)  # the global batch
+        frames = random_crop(frames, cfg.crop, generator)
+        noise = None
+        if image:  # the posterior samples of the global batch, drawn as one process would
+            b, _, h, w = frames.shape
+            noise = torch.randn((b, cfg.autoencoder.latent_channels, h // 8, w // 8), generator=generator)
         use_gan = step >= cfg.disc_start
-        if image:
-            recon, posterior = model(x, generator)
-            kl = posterior.kl().mean()
-            fake, real = recon, x
-        else:
-            with torch.no_grad():
-                z = ae.encode(x.flatten(0, 1)).mode().unflatten(0, x.shape[:2])
-            recon = model(z)
-            kl = torch.zeros(())
-            fake = recon.transpose(1, 2).contiguous()  # [B,3,T,H,W]
-            real = x.transpose(1, 2).contiguous()
-        rec = reconstruction_loss(recon.flatten(0, -4), x.flatten(0, -4), cfg.ssim_weight)
-        if not image and cfg.motion_weight:
-            rec = rec + cfg.motion_weight * motion_loss(recon, x)
-        loss = rec + cfg.kl_weight * kl
-        g_loss, weight = torch.zeros(()), torch.zeros(())
-        if use_gan:
-            g_loss = hinge_g_loss(disc(fake))
-            weight = adaptive_gan_weight(rec, g_loss, last_layer) * cfg.disc_weight
-            loss = loss + weight * g_loss
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        fakes, reals = [], []
+        logged = torch.zeros(4)  # rec, kl, g, gan weight: this rank's mean over its micro-batches
+        for micro in range(ranks.grad_accum):
+            rows = ranks.micro_rows(micro, cfg.batch_size)
+            x = frames[rows].to(device)
+            with sync_gradients(net, ranks, micro):
+                if image:
+                    with autocast(device):
+                        recon, posterior = net(x, noise=noise[rows].to(device))
+                    recon = recon.float()
+                    kl = posterior.kl().float().mean()
+                    fake, real = recon, x
+                else:
+                    with torch.no_grad():
+                        z = ae.encode(x.flatten(0, 1)).mode().unflatten(0, x.shape[:2])
+                    with autocast(device):
+                        recon = net(z).float()
+                    kl = torch.zeros((), device=device)
+                    fake = recon.transpose(1, 2).contiguous()  # [B,3,T,H,W]
+                    real = x.transpose(1, 2).contiguous()
+                rec = reconstruction_loss(recon.flatten(0, -4), x.flatten(0, -4), cfg.ssim_weight)
+                if not image and cfg.motion_weight:
+                    rec = rec + cfg.motion_weight * motion_loss(recon, x)
+                loss = rec + cfg.kl_weight * kl
+                g_loss, weight = torch.zeros((), device=device), torch.zeros((), device=device)
+                if use_gan:  # the adaptive weight is each rank's own (its rows' gradients)
+                    g_loss = hinge_g_loss(disc(fake))
+                    weight = adaptive_gan_weight(rec, g_loss, last_layer) * cfg.disc_weight
+                    loss = loss + weight * g_loss
+                (loss / ranks.grad_accum).backward()
+            fakes.append(fake.detach())
+            reals.append(real)
+            logged += torch.stack([rec, kl, g_loss, weight]).detach().float().cpu() / ranks.grad_accum
         opt.step()
         d_loss = torch.zeros(())
         if use_gan:
-            fakes = fake.detach()
+            fake, real = torch.cat(fakes), torch.cat(reals)
             if not image:  # temporal order matters: a shuffled real clip is a fake too
-                fakes = torch.cat([fakes, shuffle_frames(real, generator)])
-            d_loss = hinge_d_loss(disc(real), disc(fakes))
+                fake = torch.cat([fake, shuffle_frames(real, generator)])
+            d_loss = hinge_d_loss(disc(real), disc(fake))
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
+            average_gradients(disc, ranks)
             opt_d.step()
         step += 1
+        rec_, kl_, g_, w_ = (mean_over_ranks(v, ranks) for v in logged)
+        d_ = mean_over_ranks(d_loss, ranks)
         bar.update(1)
-        bar.set_postfix(rec=f"{rec.item():.4f}", d=f"{d_loss.item():.3f}")
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            log.write(step=step, rec=f"{rec.item():.5f}", kl=f"{kl.item():.2f}",
-                      g=f"{g_loss.item():.4f}", d=f"{d_loss.item():.4f}",
-                      gan_weight=f"{weight.item():.4f}", seconds=f"{time.perf_counter() - start:.0f}")
+        bar.set_postfix(rec=f"{rec_:.4f}", d=f"{d_:.3f}")
+        if log and (step % cfg.log_every == 0 or step == cfg.steps):
+            log.write(step=step, rec=f"{rec_:.5f}", kl=f"{kl_:.2f}", g=f"{g_:.4f}", d=f"{d_:.4f}",
+                      gan_weight=f"{w_:.4f}", seconds=f"{time.perf_counter() - start:.0f}")
         if step % cfg.save_every == 0 or step == cfg.steps:
-            _save(model, disc, step, out, cfg, "last")
+            if ranks.is_main:
+                _save(model, disc, step, out, cfg, "last")
+            barrier(ranks)
     bar.close()
-    _save(model, disc, step, out, cfg, "final")
+    if ranks.is_main:
+        _save(model, disc, step, out, cfg, "final")
+    close_ranks(ranks)
     return out / "final"

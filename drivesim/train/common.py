@@ -84,11 +84,9 @@ def forever(loader) -> Iterator:
         yield from loader
 
 
-def optimizer_step(model: nn.Module, loss: torch.Tensor, optimizer: torch.optim.Optimizer, params: list,
-                   grad_clip: float, ema: AveragedModel, frozen: list | tuple = ()) -> None:
-    """Backward, drop the gradients of `frozen`, clip, step, update the EMA."""
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+def apply_gradients(model: nn.Module, optimizer: torch.optim.Optimizer, params: list, grad_clip: float,
+                    ema: AveragedModel, frozen: list | tuple = ()) -> None:
+    """After every micro-batch's backward: drop the gradients of `frozen`, clip, step, update the EMA."""
     for p in frozen:
         p.grad = None
     torch.nn.utils.clip_grad_norm_(params, grad_clip)
@@ -108,7 +106,7 @@ def save_run(out: Path, model: nn.Module, ema: AveragedModel, optimizer: torch.o
 
 
 def resume_run(out: Path, model: nn.Module, ema: AveragedModel, optimizer: torch.optim.Optimizer,
-               generator: torch.Generator, log: CsvLog) -> int:
+               generator: torch.Generator, log: CsvLog | None) -> int:
     """Restore what save_run wrote, if out holds a run -> the step to continue from (0 if none)."""
     if not (out / "last.state.pt").exists():
         return 0
@@ -117,5 +115,6 @@ def resume_run(out: Path, model: nn.Module, ema: AveragedModel, optimizer: torch
     step, extra = load_train_state(out / "last.state.pt", optimizer)
     generator.set_state(torch.tensor(extra["generator"], dtype=torch.uint8))
     ema.n_averaged.fill_(extra["ema_n_averaged"])
-    log.truncate_after(step)
+    if log is not None:  # None on ranks other than 0
+        log.truncate_after(step)
     return step

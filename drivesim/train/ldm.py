@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 from tqdm import tqdm
 
 from conditioners import ConditionDropout
@@ -28,9 +28,9 @@ from drivesim.models.temporal_layers import spatial_parameters, temporal_paramet
 from drivesim.models.unet import UNetConfig, VideoUNet
 from drivesim.train.common import (
     CsvLog,
+    apply_gradients,
     forever,
     make_ema,
-    optimizer_step,
     resume_run,
     save_run,
     seed_everything,
@@ -40,6 +40,18 @@ from drivesim.train.context_batches import (
     interpolation_context,
     prediction_context,
     random_window,
+)
+from drivesim.train.distributed import (
+    RankBatches,
+    Ranks,
+    barrier,
+    close_ranks,
+    gather_rows,
+    init_ranks,
+    mean_over_ranks,
+    sync_gradients,
+    take_rows,
+    wrap,
 )
 from drivesim.train.latent_cache import LatentClipDataset, build_latent_cache, pick_frames
 from drivesim.utils import autocast, resolve_device
@@ -81,6 +93,7 @@ class LDMTrainConfig:
     lr: float = 3e-4
     weight_decay: float = 0.0
     grad_clip: float = 1.0
+    grad_accum: int = 1  # micro-batches per optimizer step (batch_size is the global batch)
     ema_decay: float = 0.999
     gradient_checkpointing: bool = False
     # Video stage only: every N-th step is an image batch (one frame per clip, image_only)
@@ -132,41 +145,52 @@ def ensure_latent_cache(cfg: LatentCacheConfig) -> Path:
 
 
 def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
-    """Train per cfg; resumes from out_dir/last if present; returns the final checkpoint path."""
+    """Train per cfg (one process, or every rank under torchrun); resumes from out_dir/last if
+    present; returns the final checkpoint path."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    generator = seed_everything(cfg.seed)  # on the CPU: the same draws on any device
-    device = resolve_device(cfg.device)
+    ranks, device = init_ranks(cfg.device, cfg.grad_accum)
+    ranks.check_batch(cfg.batch_size)
+    generator = seed_everything(cfg.seed)  # on the CPU: the same draws on any device and rank
+    device = resolve_device(device)
     model = build_model(cfg).to(device).train()
     model.gradient_checkpointing = cfg.gradient_checkpointing
     params = spatial_parameters(model) if cfg.stage == "image" else temporal_parameters(model)
     mixed = cfg.stage == "video" and cfg.image_batch_every > 0
-    if mixed:
-        spatial = spatial_parameters(model)
-        for p in spatial:
-            p.requires_grad_(True)
-        params = params + spatial
+    spatial = spatial_parameters(model) if mixed else []
+    params = params + spatial
+    trained = {id(p) for p in params}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in trained)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = make_ema(model, cfg.ema_decay)
     scheduler = training_scheduler(cfg.schedule)
-    log = CsvLog(out / "loss.csv", ["step", "loss", "lr", "seconds"])
+    log = CsvLog(out / "loss.csv", ["step", "loss", "lr", "seconds"]) if ranks.is_main else None
     meta = {"stage": cfg.stage, "train_config": asdict(cfg)}
 
     step = resume_run(out, model, ema, optimizer, generator, log)
-    if step:
+    if step and ranks.is_main:
         logger.info("resuming %s training from step %d", cfg.stage, step)
 
-    data = LatentClipDataset(ensure_latent_cache(cfg.latents))
+    if ranks.is_main:
+        ensure_latent_cache(cfg.latents)
+        if cfg.stage == "interpolation" and cfg.fast_latents is not None:
+            ensure_latent_cache(cfg.fast_latents)
+    barrier(ranks)
+    data = LatentClipDataset(cfg.latents.path)
     meta["latent_scale"] = data.scale
     meta["autoencoder"] = cfg.latents.autoencoder
-    loaders = [_loader(data, cfg, step)]
+    loaders = [_loader(data, cfg, step, ranks)]
     if cfg.stage == "interpolation" and cfg.fast_latents is not None:
-        loaders.append(_loader(LatentClipDataset(ensure_latent_cache(cfg.fast_latents)), cfg, step))
+        loaders.append(_loader(LatentClipDataset(cfg.fast_latents.path), cfg, step, ranks))
+    # image steps of mixed training skip the temporal layers
+    net = wrap(model, ranks, find_unused=mixed)
     start = time.perf_counter()
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.stage}-ldm", disable=not progress)
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.stage}-ldm",
+               disable=not (progress and ranks.is_main))
     while step < cfg.steps:
         which = step % len(loaders)  # interpolation: alternate stage 1 and stage 2 batches
-        latents, cond = next(loaders[which])
+        latents, cond = gather_rows(next(loaders[which]), ranks)  # the global batch
         latents = latents * data.scale  # one scale for every cache: the model's latent space
         image_step = cfg.stage == "image" or (mixed and (step + 1) % cfg.image_batch_every == 0)
         if image_step:
@@ -178,44 +202,61 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
             latents, cond = random_window(latents, cond, INTERPOLATION_FACTOR + 1, generator)
             context = interpolation_context(latents, 1 + which, generator, cfg.context_drop)
         cond = cfg.dropout(cond, generator)
-        latents, cond = latents.to(device), {k: v.to(device) for k, v in cond.items()}
-        if context is not None:
-            context = context.to(device)
         noisy, timesteps, target = noise_clips(scheduler, latents, generator,
                                                0.0 if image_step else cfg.schedule.frame_correlation)
-        with autocast(device):
-            pred = model(noisy, timesteps, cond, image_only=image_step, context=context).float()
-        if context is not None and not cfg.known_frames_in_loss:
-            loss = unknown_frame_mse(pred, target, context.mask)
-        else:
-            loss = torch.nn.functional.mse_loss(pred, target)
+        # the context loss averages over the unknown frames of the whole global batch
+        unknown = None if context is None or cfg.known_frames_in_loss else (1 - context.mask).sum()
+        optimizer.zero_grad(set_to_none=True)
+        step_loss = torch.zeros(())
+        for micro in range(ranks.grad_accum):
+            rows = ranks.micro_rows(micro, cfg.batch_size)
+            x, t, y = (v[rows].to(device) for v in (noisy, timesteps, target))
+            c = {k: v[rows].to(device) for k, v in cond.items()}
+            ctx = None if context is None else take_rows(context, rows).to(device)
+            with sync_gradients(net, ranks, micro):
+                with autocast(device):
+                    pred = net(x, t, c, image_only=image_step, context=ctx).float()
+                if unknown is not None:
+                    loss = unknown_frame_mse(pred, y, ctx.mask, unknown / ranks.shards)
+                else:
+                    loss = torch.nn.functional.mse_loss(pred, y)
+                (loss / ranks.grad_accum).backward()
+            step_loss += loss.detach().cpu() / ranks.grad_accum
         # video steps of mixed training move only the temporal layers
-        optimizer_step(model, loss, optimizer, params, cfg.grad_clip, ema,
-                       frozen=spatial if mixed and not image_step else ())
+        apply_gradients(model, optimizer, params, cfg.grad_clip, ema,
+                        frozen=spatial if mixed and not image_step else ())
         step += 1
+        step_loss = mean_over_ranks(step_loss, ranks)
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            log.write(step=step, loss=f"{loss.item():.6f}", lr=cfg.lr,
+        bar.set_postfix(loss=f"{step_loss:.4f}")
+        if log and (step % cfg.log_every == 0 or step == cfg.steps):
+            log.write(step=step, loss=f"{step_loss:.6f}", lr=cfg.lr,
                       seconds=f"{time.perf_counter() - start:.1f}")
         if step % cfg.save_every == 0 or step == cfg.steps:
-            save_run(out, model, ema, optimizer, generator, step, {"unet": model.cfg.to_dict(), **meta})
+            if ranks.is_main:
+                save_run(out, model, ema, optimizer, generator, step, {"unet": model.cfg.to_dict(), **meta})
+            barrier(ranks)
     bar.close()
+    close_ranks(ranks)
     return out / "ema"
 
 
-def unknown_frame_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """pred, target [B,T,C,h,w], mask [B,T] (1 = known) -> MSE over the unknown frames only."""
+def unknown_frame_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                      unknown_frames: torch.Tensor | float | None = None) -> torch.Tensor:
+    """pred, target [B,T,C,h,w], mask [B,T] (1 = known) -> MSE over the unknown frames only, per
+    unknown frame of these rows, or of `unknown_frames` (a shard's share of the global batch's)."""
     per_frame = (pred - target).pow(2).mean(dim=(2, 3, 4))
     weight = 1 - mask.to(per_frame.dtype)
-    return (per_frame * weight).sum() / weight.sum().clamp(min=1)
+    total = weight.sum() if unknown_frames is None else torch.as_tensor(unknown_frames, dtype=weight.dtype)
+    return (per_frame * weight).sum() / total.to(weight.device).clamp(min=1e-6)
 
 
-def _loader(data: LatentClipDataset, cfg: LDMTrainConfig, step: int):
+def _loader(data: LatentClipDataset, cfg: LDMTrainConfig, step: int, ranks: Ranks):
+    """Endless batches of this rank's rows of each global batch (the same global batches at any
+    world size: one shuffle order, seeded by seed + step)."""
     if len(data) < cfg.batch_size:  # drop_last would leave an empty, endlessly cycling loader
         raise ValueError(f"latent cache has {len(data)} clips, fewer than batch_size={cfg.batch_size}: "
                          "lower batch_size or build the cache with more clips")
-    return forever(DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                              num_workers=cfg.num_workers,
-                              generator=torch.Generator().manual_seed(cfg.seed + step)))
-
+    order = RandomSampler(data, generator=torch.Generator().manual_seed(cfg.seed + step))
+    batches = RankBatches(BatchSampler(order, cfg.batch_size, drop_last=True), ranks)
+    return forever(DataLoader(data, batch_sampler=batches, num_workers=cfg.num_workers))

@@ -12,10 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Subset
 
 from drivesim.data.procedural import ProceduralClipDataset
 from drivesim.train.common import forever
+from drivesim.train.distributed import RankBatches, Ranks
 from drivesim.train.latent_cache import LatentClipDataset, build_latent_cache, cache_metadata
 
 
@@ -41,11 +42,18 @@ def reconstructed_cache(dataset: ProceduralClipDataset, model_dir: str | Path, c
 
 
 def reconstructed_loaders(datasets: list[ProceduralClipDataset], model_dir: str | Path, clips: int,
-                          batch_size: int, out: Path, seed: int) -> list:
-    """One endless shuffled loader of reconstructed clips per dataset (fps)."""
+                          batch_size: int, out: Path, seed: int, ranks: Ranks | None = None) -> list:
+    """One endless shuffled loader of reconstructed clips per dataset (fps): this rank's rows of
+    each global batch (with several ranks, only whole batches)."""
+    ranks = ranks or Ranks()
+    if ranks.world > 1 and clips < batch_size:
+        raise ValueError(f"reconstructed_clips={clips} is below batch_size={batch_size}: with "
+                         f"{ranks.world} ranks every batch must be whole; raise reconstructed_clips")
     loaders = []
     for data in datasets:
         path = reconstructed_cache(data, model_dir, clips, out / f"reconstructed_{data.fps:g}fps.safetensors")
-        loaders.append(forever(DataLoader(LatentClipDataset(path, key="frames"), batch_size=batch_size,
-                                          shuffle=True, generator=torch.Generator().manual_seed(seed))))
+        cache = LatentClipDataset(path, key="frames")
+        order = RandomSampler(cache, generator=torch.Generator().manual_seed(seed))
+        batches = BatchSampler(order, batch_size, drop_last=ranks.world > 1)
+        loaders.append(forever(DataLoader(cache, batch_sampler=RankBatches(batches, ranks))))
     return loaders

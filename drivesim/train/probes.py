@@ -18,12 +18,24 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from drivesim.data.procedural import InfiniteProceduralClips, ProceduralClipDataset
+from drivesim.data.procedural import ProceduralClipDataset
 from drivesim.models.discriminators import shuffle_frames
 from drivesim.models.probes import BoxProbe, ClipProbe, ProbeConfig
 from drivesim.models.weights import load_checkpoint, save_checkpoint
 from drivesim.train.common import CsvLog, load_train_state, save_train_state, seed_everything
+from drivesim.train.distributed import (
+    RankBatches,
+    barrier,
+    close_ranks,
+    gather_rows,
+    init_ranks,
+    mean_over_ranks,
+    sequential_batches,
+    sync_gradients,
+    wrap,
+)
 from drivesim.train.probe_data import reconstructed_loaders
+from drivesim.utils import autocast, resolve_device
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,8 @@ class ProbeTrainConfig:
     log_every: int = 10
     save_every: int = 200
     seed: int = 0
+    grad_accum: int = 1  # micro-batches per optimizer step (batch_size is the global batch)
+    device: str = "cpu"  # cpu | cuda (bf16 autocast)
 
 
 def box_samples(frames: torch.Tensor, cond: dict, cfg: ProbeTrainConfig, generator: torch.Generator):
@@ -86,67 +100,112 @@ def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return inter / (area(a)[:, None] + area(b)[None] - inter).clamp(min=1e-12)
 
 
-def clip_losses(probe: ClipProbe, frames: torch.Tensor, cond: dict, generator: torch.Generator):
-    """Multi-task loss; half of each batch is frame-shuffled (its order label is 1)."""
-    b = frames.shape[0]
-    shuffled = torch.arange(b) % 2 == 1
+def shuffle_half(frames: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B,T,3,H,W] -> (a copy whose odd clips have their frames shuffled, shuffled [B] bool)."""
+    shuffled = torch.arange(frames.shape[0]) % 2 == 1
     frames = frames.clone()
     if shuffled.any():  # a batch of one clip (the end of a small cache) has none
         frames[shuffled] = torch.stack([shuffle_frames(v, generator, dim=0) for v in frames[shuffled]])
-    out = probe(frames)
-    return (F.cross_entropy(out["time_of_day"], cond["time_of_day"], ignore_index=-1)
-            + F.cross_entropy(out["crowdedness"], cond["crowdedness"], ignore_index=-1)
-            + F.mse_loss(out["speed"], cond["ego_speed"] / cond["fps"] / 2)  # metres per frame
-            + F.binary_cross_entropy_with_logits(out["shuffled"], shuffled.float()))
+    return frames, shuffled
+
+
+def clip_losses(probe: ClipProbe, frames: torch.Tensor, shuffled: torch.Tensor, cond: dict,
+                rows: slice = slice(None), shards: int = 1) -> torch.Tensor:
+    """Multi-task loss of a batch [B,T,3,H,W] from shuffle_half. The probe sees `rows`; each term is
+    their sum over the whole batch's count x shards, so the mean over equal shards is the batch's loss."""
+    out = probe(frames[rows])
+    part = {k: v[rows] for k, v in cond.items()}
+
+    def labelled(key: str) -> torch.Tensor:
+        total = (cond[key] != -1).sum().clamp(min=1)
+        return F.cross_entropy(out[key], part[key], ignore_index=-1, reduction="sum") / total
+
+    speed = cond["ego_speed"] / cond["fps"] / 2  # metres per frame
+    return shards * (labelled("time_of_day") + labelled("crowdedness")
+                     + F.mse_loss(out["speed"], speed[rows], reduction="sum") / speed.numel()
+                     + F.binary_cross_entropy_with_logits(out["shuffled"], shuffled[rows].float(),
+                                                          reduction="sum") / len(shuffled))
+
+
+def box_loss(probe: BoxProbe, crops: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor,
+             rows: slice = slice(None), shards: int = 1) -> torch.Tensor:
+    """Car / no car BCE on `rows` of box_samples' N crops, as a share of the mean over all N."""
+    logits = probe(crops[rows], boxes[rows])
+    return shards * F.binary_cross_entropy_with_logits(logits, labels[rows], reduction="sum") / len(labels)
 
 
 def train_probes(cfg: ProbeTrainConfig, progress: bool = True) -> Path:
-    """Train both probes; resumes from out_dir/last; returns the out_dir (clip.*, box.*)."""
+    """Train both probes (one process, or every rank under torchrun); resumes from out_dir/last;
+    returns the out_dir (clip.*, box.*)."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    ranks, device = init_ranks(cfg.device, cfg.grad_accum)
+    ranks.check_batch(cfg.batch_size)
+    device = resolve_device(device)
     generator = seed_everything(cfg.seed)
-    clip_probe, box_probe = ClipProbe(cfg.probe), BoxProbe(cfg.probe)
+    clip_probe, box_probe = ClipProbe(cfg.probe).to(device), BoxProbe(cfg.probe).to(device)
     optimizer = torch.optim.AdamW([*clip_probe.parameters(), *box_probe.parameters()], lr=cfg.lr)
-    log = CsvLog(out / "loss.csv", ["step", "clip_loss", "box_loss", "seconds"])
+    log = CsvLog(out / "loss.csv", ["step", "clip_loss", "box_loss", "seconds"]) if ranks.is_main else None
     step = 0
     if (out / "last.state.pt").exists():
         load_checkpoint(out / "clip", lambda c: clip_probe)
         load_checkpoint(out / "box", lambda c: box_probe)
         step, extra = load_train_state(out / "last.state.pt", optimizer)
         generator.set_state(torch.tensor(extra["generator"], dtype=torch.uint8))
-        log.truncate_after(step)
+        if log:
+            log.truncate_after(step)
     datasets = [ProceduralClipDataset(num_frames=cfg.num_frames, fps=fps, size=cfg.size,
                                       seed=cfg.seed + 1 + i) for i, fps in enumerate(cfg.fps)]
-    loaders = [iter(DataLoader(InfiniteProceduralClips(d, start=step * cfg.batch_size),
-                               batch_size=cfg.batch_size)) for d in datasets]
-    recon_loaders = (reconstructed_loaders(datasets, cfg.reconstruct_with, cfg.reconstructed_clips,
-                                           cfg.batch_size, out, cfg.seed + step)
-                     if cfg.reconstruct_with else None)
+    in_order = lambda d: RankBatches(sequential_batches(len(d), cfg.batch_size, start=step * cfg.batch_size),
+                                     ranks)
+    loaders = [iter(DataLoader(d, batch_sampler=in_order(d))) for d in datasets]
+    recon_loaders = None
+    if cfg.reconstruct_with:
+        if ranks.is_main:
+            reconstructed_loaders(datasets, cfg.reconstruct_with, cfg.reconstructed_clips, cfg.batch_size,
+                                  out, cfg.seed + step, ranks)  # builds the caches once
+        barrier(ranks)
+        recon_loaders = reconstructed_loaders(datasets, cfg.reconstruct_with, cfg.reconstructed_clips,
+                                              cfg.batch_size, out, cfg.seed + step, ranks)
+    nets = wrap(clip_probe, ranks), wrap(box_probe, ranks)
     meta = {"probe": cfg.probe.to_dict(), "train_config": asdict(cfg)}
     start = time.perf_counter()
-    bar = tqdm(total=cfg.steps, initial=step, desc="train probes", disable=not progress)
+    bar = tqdm(total=cfg.steps, initial=step, desc="train probes", disable=not (progress and ranks.is_main))
     while step < cfg.steps:
         source = loaders
         if recon_loaders and float(torch.rand((), generator=generator)) < cfg.reconstructed_share:
             source = recon_loaders
-        frames, cond = next(source[step % len(loaders)])
-        clip_loss = clip_losses(clip_probe, frames, cond, generator)
+        frames, cond = gather_rows(next(source[step % len(loaders)]), ranks)  # the global batch
+        frames, shuffled = shuffle_half(frames, generator)
         crops, boxes, labels = box_samples(frames, cond, cfg, generator)
-        box_loss = F.binary_cross_entropy_with_logits(box_probe(crops, boxes), labels)
+        frames, cond = frames.to(device), {k: v.to(device) for k, v in cond.items()}
+        crops, boxes, labels, shuffled = (v.to(device) for v in (crops, boxes, labels, shuffled))
         optimizer.zero_grad(set_to_none=True)
-        (clip_loss + box_loss).backward()
+        logged = torch.zeros(2)
+        for micro in range(ranks.grad_accum):
+            with sync_gradients(nets[0], ranks, micro), sync_gradients(nets[1], ranks, micro):
+                with autocast(device):
+                    clip = clip_losses(nets[0], frames, shuffled, cond, ranks.micro_rows(micro, len(frames)),
+                                       ranks.shards)
+                    box = box_loss(nets[1], crops, boxes, labels, ranks.micro_rows(micro, len(labels)),
+                                   ranks.shards)
+                (clip + box).div(ranks.grad_accum).backward()
+            logged += torch.stack([clip, box]).detach().float().cpu() / ranks.grad_accum
         optimizer.step()
         step += 1
+        clip_, box_ = (mean_over_ranks(v, ranks) for v in logged)
         bar.update(1)
-        bar.set_postfix(clip=f"{clip_loss.item():.3f}", box=f"{box_loss.item():.3f}")
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            log.write(step=step, clip_loss=f"{clip_loss.item():.5f}", box_loss=f"{box_loss.item():.5f}",
+        bar.set_postfix(clip=f"{clip_:.3f}", box=f"{box_:.3f}")
+        if log and (step % cfg.log_every == 0 or step == cfg.steps):
+            log.write(step=step, clip_loss=f"{clip_:.5f}", box_loss=f"{box_:.5f}",
                       seconds=f"{time.perf_counter() - start:.1f}")
         if step % cfg.save_every == 0 or step == cfg.steps:
-            save_checkpoint(clip_probe, out / "clip", {**meta, "step": step})
-            save_checkpoint(box_probe, out / "box", {**meta, "step": step})
-            save_train_state(out / "last.state.pt", step, optimizer,
-                             {"generator": generator.get_state().tolist()})
+            if ranks.is_main:
+                save_checkpoint(clip_probe, out / "clip", {**meta, "step": step})
+                save_checkpoint(box_probe, out / "box", {**meta, "step": step})
+                save_train_state(out / "last.state.pt", step, optimizer,
+                                 {"generator": generator.get_state().tolist()})
+            barrier(ranks)
     bar.close()
+    close_ranks(ranks)
     return out
-

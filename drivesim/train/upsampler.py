@@ -19,13 +19,22 @@ from tqdm import tqdm
 
 from drivesim.diffusion.noise import mixed_noise
 from drivesim.diffusion.samplers import make_scheduler, sdedit_timesteps
-from drivesim.diffusion.schedule import ScheduleConfig, noise_clips, training_scheduler, x0_preconditioning
+from drivesim.diffusion.schedule import ScheduleConfig, training_scheduler, x0_preconditioning
 from drivesim.models.model_index import load_part
 from drivesim.models.temporal_layers import spatial_parameters, temporal_parameters
 from drivesim.models.upsampler import UpsamplerConfig, UpsamplerUNet, bicubic_upsample
-from drivesim.train.common import CsvLog, make_ema, optimizer_step, resume_run, save_run, seed_everything
+from drivesim.train.common import CsvLog, apply_gradients, make_ema, resume_run, save_run, seed_everything
+from drivesim.train.distributed import (
+    barrier,
+    close_ranks,
+    init_ranks,
+    mean_over_ranks,
+    sync_gradients,
+    take_rows,
+    wrap,
+)
 from drivesim.train.upsampler_data import HighResCacheConfig, ensure_highres_cache, sample_pairs
-from drivesim.utils import resolve_device
+from drivesim.utils import autocast, resolve_device
 
 STAGES = ("image", "video")
 
@@ -56,6 +65,7 @@ class UpsamplerTrainConfig:
     batch_size: int = 8  # crops (image stage) or clips (video stage)
     lr: float = 5e-4
     grad_clip: float = 1.0
+    grad_accum: int = 1  # micro-batches per optimizer step (batch_size is the global batch)
     ema_decay: float = 0.99
     log_every: int = 10
     save_every: int = 250
@@ -95,38 +105,61 @@ def sampling_timesteps(schedule: ScheduleConfig, steps: int) -> torch.Tensor:
     return sdedit_timesteps(make_scheduler("ddim", schedule), steps, 1.0).long()
 
 
-def upsampler_loss(model: UpsamplerUNet, scheduler, high: torch.Tensor, low: torch.Tensor,
-                   cfg: UpsamplerTrainConfig, generator: torch.Generator) -> torch.Tensor:
-    """high [B,T,3,H,W], low [B,T,3,H/s,W/s] -> MSE of the network's preconditioned x0 target (unit
-    variance at every t) for the scaled residual over bicubic, with a noise-augmented low-res input
-    (+ motion_weight * the same MSE on consecutive-frame differences)."""
-    b = high.shape[0]
+def upsampler_inputs(scheduler, high: torch.Tensor, low: torch.Tensor, cfg: UpsamplerTrainConfig,
+                     generator: torch.Generator, batch: int | None = None,
+                     rows: slice = slice(None)) -> dict[str, torch.Tensor]:
+    """high [b,T,3,H,W], low [b,T,3,H/s,W/s] (rows `rows` of a global batch of `batch` clips, default
+    all b) -> the model's inputs and target for those rows; the random draws are the whole global
+    batch's, so any split of it gets the same numbers. The residual over bicubic is scaled, the
+    low-res input noise-augmented to a random level."""
+    b = batch or high.shape[0]
     residual = (high - bicubic_upsample(low, cfg.upsampler.scale)) * cfg.upsampler.residual_scale
     if cfg.sample_steps:
         choices = sampling_timesteps(cfg.schedule, cfg.sample_steps)
-        timesteps = choices[torch.randint(len(choices), (b,), generator=generator)].to(high.device)
-        noise = mixed_noise(residual.shape, generator, cfg.schedule.frame_correlation).to(residual)
-        noisy = scheduler.add_noise(residual, noise, timesteps)
+        timesteps = choices[torch.randint(len(choices), (b,), generator=generator)]
     else:
-        noisy, timesteps, _ = noise_clips(scheduler, residual, generator, cfg.schedule.frame_correlation)
-    level = torch.randint(0, cfg.max_noise_level + 1, (b,), generator=generator).to(low.device)
-    low_noise = torch.randn(low.shape, generator=generator).to(low)
-    low_aug = scheduler.add_noise(low, low_noise, level)
+        timesteps = torch.randint(0, cfg.schedule.num_train_timesteps, (b,), generator=generator)
+    noise = mixed_noise((b, *residual.shape[1:]), generator, cfg.schedule.frame_correlation)
+    level = torch.randint(0, cfg.max_noise_level + 1, (b,), generator=generator)
+    low_noise = torch.randn((b, *low.shape[1:]), generator=generator)
+    timesteps, noise, level, low_noise = (v[rows].to(high.device)
+                                          for v in (timesteps, noise, level, low_noise))
+    noisy = scheduler.add_noise(residual, noise.to(residual), timesteps)
+    low_aug = scheduler.add_noise(low, low_noise.to(low), level)
     alpha_bar = scheduler.alphas_cumprod.to(high.device)[timesteps][:, None, None, None, None]
     c_in, c_skip, c_out = x0_preconditioning(alpha_bar, cfg.upsampler.sigma_data)
-    out = model(c_in * noisy, low_aug, timesteps, level, image_only=cfg.stage == "image")
-    target = (residual - c_skip * noisy) / c_out
+    return {"x": c_in * noisy, "low": low_aug, "timesteps": timesteps, "level": level,
+            "target": (residual - c_skip * noisy) / c_out}
+
+
+def prediction_loss(model: UpsamplerUNet, inputs: dict[str, torch.Tensor], cfg: UpsamplerTrainConfig,
+                    device: str | torch.device = "cpu") -> torch.Tensor:
+    """MSE of the network's preconditioned x0 target (unit variance at every t) for upsampler_inputs
+    (+ motion_weight * the same MSE on consecutive-frame differences)."""
+    with autocast(device):
+        out = model(inputs["x"], inputs["low"], inputs["timesteps"], inputs["level"],
+                    image_only=cfg.stage == "image").float()
+    target = inputs["target"]
     loss = F.mse_loss(out, target)
     if cfg.motion_weight and out.shape[1] > 1:  # c_out is one per clip: frame differences of x0
         loss = loss + cfg.motion_weight * F.mse_loss(out.diff(dim=1), target.diff(dim=1))
     return loss
 
 
+def upsampler_loss(model: UpsamplerUNet, scheduler, high: torch.Tensor, low: torch.Tensor,
+                   cfg: UpsamplerTrainConfig, generator: torch.Generator) -> torch.Tensor:
+    """high [B,T,3,H,W], low [B,T,3,H/s,W/s] -> the training loss of one batch (one process)."""
+    return prediction_loss(model, upsampler_inputs(scheduler, high, low, cfg, generator), cfg, high.device)
+
+
 def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> Path:
-    """Train per cfg; resumes from out_dir/last; returns the EMA checkpoint prefix."""
+    """Train per cfg (one process, or every rank under torchrun); resumes from out_dir/last;
+    returns the EMA checkpoint prefix."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.device)
+    ranks, device = init_ranks(cfg.device, cfg.grad_accum)
+    ranks.check_batch(cfg.batch_size)
+    device = resolve_device(device)
     generator = seed_everything(cfg.seed)
     model = build_upsampler(cfg)
     frames = 1 if cfg.stage == "image" else cfg.num_frames
@@ -135,29 +168,49 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> Path:
     params = temporal_parameters(model) if cfg.stage == "video" else list(model.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     ema = make_ema(model, cfg.ema_decay)
-    log = CsvLog(out / "loss.csv", ["step", "loss", "seconds"])
+    log = CsvLog(out / "loss.csv", ["step", "loss", "seconds"]) if ranks.is_main else None
     step = resume_run(out, model, ema, optimizer, generator, log)
     model.to(device).train()
     ema.to(device)
-    cache = ensure_highres_cache(cfg.cache, progress)
+    if ranks.is_main:
+        ensure_highres_cache(cfg.cache, progress)
+    barrier(ranks)
+    cache = ensure_highres_cache(cfg.cache, False)
     scheduler = training_scheduler(cfg.schedule)
     scheduler.alphas_cumprod = scheduler.alphas_cumprod.to(device)
     meta = {"upsampler": cfg.upsampler.to_dict(), "schedule": asdict(cfg.schedule), "stage": cfg.stage,
             "max_noise_level": cfg.max_noise_level, "train_config": asdict(cfg)}
+    net = wrap(model, ranks)
+    loaded = ranks.load_rows(cfg.batch_size)  # this rank's crops of every global batch
     start = time.perf_counter()
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train upsampler ({cfg.stage})", disable=not progress)
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train upsampler ({cfg.stage})",
+               disable=not (progress and ranks.is_main))
     while step < cfg.steps:
         rng = np.random.default_rng([cfg.seed, step])  # a resumed run draws the same crops
         high, low = sample_pairs(cache, cfg.batch_size, frames, cfg.crop, cfg.upsampler.scale,
-                                 cfg.decoded_share, rng)
-        loss = upsampler_loss(model, scheduler, high.to(device), low.to(device), cfg, generator)
-        optimizer_step(model, loss, optimizer, params, cfg.grad_clip, ema)
+                                 cfg.decoded_share, rng, rows=loaded)
+        inputs = upsampler_inputs(scheduler, high.to(device), low.to(device), cfg, generator,
+                                  batch=cfg.batch_size, rows=loaded)
+        optimizer.zero_grad(set_to_none=True)
+        step_loss = torch.zeros(())
+        for micro in range(ranks.grad_accum):
+            rows = ranks.micro_rows(micro, cfg.batch_size)
+            with sync_gradients(net, ranks, micro):
+                part = take_rows(inputs, slice(rows.start - loaded.start, rows.stop - loaded.start))
+                loss = prediction_loss(net, part, cfg, device)
+                (loss / ranks.grad_accum).backward()
+            step_loss += loss.detach().cpu() / ranks.grad_accum
+        apply_gradients(model, optimizer, params, cfg.grad_clip, ema)
         step += 1
+        step_loss = mean_over_ranks(step_loss, ranks)
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            log.write(step=step, loss=f"{loss.item():.6f}", seconds=f"{time.perf_counter() - start:.1f}")
+        bar.set_postfix(loss=f"{step_loss:.4f}")
+        if log and (step % cfg.log_every == 0 or step == cfg.steps):
+            log.write(step=step, loss=f"{step_loss:.6f}", seconds=f"{time.perf_counter() - start:.1f}")
         if step % cfg.save_every == 0 or step == cfg.steps:
-            save_run(out, model, ema, optimizer, generator, step, meta)
+            if ranks.is_main:
+                save_run(out, model, ema, optimizer, generator, step, meta)
+            barrier(ranks)
     bar.close()
+    close_ranks(ranks)
     return out / "ema"

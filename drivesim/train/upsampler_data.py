@@ -99,18 +99,23 @@ def _open(root: Path, cfg: HighResCacheConfig) -> dict[str, np.ndarray]:
 
 
 def sample_pairs(cache: dict[str, np.ndarray], batch: int, num_frames: int, crop: tuple[int, int],
-                 scale: int, decoded_share: float, rng: np.random.Generator):
-    """Random aligned crops -> (high [B,T,3,ch,cw], low [B,T,3,ch/s,cw/s]) in [-1,1]; a
+                 scale: int, decoded_share: float, rng: np.random.Generator, rows: slice = slice(None)):
+    """Random aligned crops -> (high [B,T,3,ch,cw], low [B,T,3,ch/s,cw/s]) in [-1,1] for the `rows`
+    of a batch of `batch` (all draws are made, so rows of one batch agree with the whole); a
     `decoded_share` of the low-res crops come from the decoded copy, the rest are area-downsampled."""
     high_all = cache["high"]
     n, t_all, h, w, _ = high_all.shape
     ch, cw = crop
+    keep = range(batch)[rows]
     highs, lows = [], []
-    for _ in range(batch):
+    for j in range(batch):
         i, t0 = rng.integers(n), rng.integers(t_all - num_frames + 1)
         y, x = (int(rng.integers((size - c) // scale + 1)) * scale for size, c in ((h, ch), (w, cw)))
+        use_decoded = "decoded" in cache and rng.random() < decoded_share
+        if j not in keep:
+            continue
         high = _to_float(high_all[i, t0:t0 + num_frames, y:y + ch, x:x + cw])
-        if "decoded" in cache and rng.random() < decoded_share:
+        if use_decoded:
             ys, xs = y // scale, x // scale
             low = _to_float(cache["decoded"][i, t0:t0 + num_frames, ys:ys + ch // scale, xs:xs + cw // scale])
         else:

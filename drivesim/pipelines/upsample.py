@@ -66,7 +66,7 @@ class Upsampler:
 
     def __init__(self, model: UpsamplerUNet, schedule: ScheduleConfig, image_only: bool = False,
                  version: str = "", settings: UpsampleSettings = UpsampleSettings()):
-        self.model = model.eval()
+        self.model = model.eval().requires_grad_(False)  # inference only
         self.schedule, self.image_only, self.version, self.settings = schedule, image_only, version, settings
 
     @classmethod

@@ -30,8 +30,9 @@ class VideoLDMPipeline:
 
     def __init__(self, unet: VideoUNet | None, decoder: TemporalDecoder | AutoencoderKL,
                  schedule: ScheduleConfig, latent_scale: float, versions: dict[str, str] | None = None):
-        self.unet = unet.eval() if unet is not None else None
-        self.decoder = decoder.eval()
+        # inference only: no weight needs a gradient (autocast would also cache a bf16 copy of each)
+        self.unet = unet.eval().requires_grad_(False) if unet is not None else None
+        self.decoder = decoder.eval().requires_grad_(False)
         self.schedule = schedule
         self.latent_scale = latent_scale
         self.versions = versions or {}

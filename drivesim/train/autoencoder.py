@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import BatchSampler, ConcatDataset, DataLoader, Dataset, RandomSampler
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from tqdm import tqdm
 
 from drivesim.data.procedural import ProceduralClipDataset
@@ -35,7 +35,7 @@ from drivesim.models.temporal_decoder import TemporalDecoder
 from drivesim.models.temporal_layers import is_temporal
 from drivesim.models.weights import load_checkpoint, read_config, save_checkpoint
 from drivesim.train.ae_losses import adaptive_gan_weight, motion_loss, reconstruction_loss
-from drivesim.train.common import CsvLog, forever, seed_everything
+from drivesim.train.common import CsvLog, seed_everything
 from drivesim.train.distributed import (
     RankBatches,
     average_gradients,
@@ -44,6 +44,7 @@ from drivesim.train.distributed import (
     gather_rows,
     init_ranks,
     mean_over_ranks,
+    shuffled_batches,
     sync_gradients,
     wrap,
 )
@@ -161,9 +162,8 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
                         cfg.stage, step)
 
     data = _frames_dataset(cfg, image)
-    order = RandomSampler(data, generator=torch.Generator().manual_seed(cfg.seed + step))
-    batches = RankBatches(BatchSampler(order, cfg.batch_size, drop_last=True), ranks)
-    loader = forever(DataLoader(data, batch_sampler=batches, num_workers=0))
+    batches = RankBatches(shuffled_batches(len(data), cfg.batch_size, cfg.seed, step), ranks)
+    loader = iter(DataLoader(data, batch_sampler=batches, num_workers=0))
     net = wrap(model, ranks)
     start = time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.stage} AE",

@@ -132,8 +132,20 @@ class RankBatches(Sampler[list[int]]):
         for batch in self.batches:
             yield list(batch)[self.ranks.load_rows(len(batch))]
 
-    def __len__(self) -> int:
-        return len(self.batches)
+
+def shuffled_batches(n: int, batch_size: int, seed: int, start: int = 0) -> Iterator[list[int]]:
+    """Endless global index batches of an n-item dataset, whole batches only: epoch e is the
+    permutation seeded by seed + e. Starting at batch `start` gives what an uninterrupted run
+    would see from there (so a resumed run repeats no batch and skips none)."""
+    per_epoch = n // batch_size
+    if per_epoch == 0:
+        raise ValueError(f"{n} items are fewer than batch_size={batch_size}: lower batch_size or add data")
+    epoch, position = divmod(start, per_epoch)
+    while True:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
+        for i in range(position, per_epoch):
+            yield order[i * batch_size:(i + 1) * batch_size]
+        epoch, position = epoch + 1, 0
 
 
 def sequential_batches(n: int, batch_size: int, start: int = 0) -> Iterator[list[int]]:

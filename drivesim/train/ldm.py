@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from conditioners import ConditionDropout
@@ -29,7 +29,6 @@ from drivesim.models.unet import UNetConfig, VideoUNet
 from drivesim.train.common import (
     CsvLog,
     apply_gradients,
-    forever,
     make_ema,
     resume_run,
     save_run,
@@ -49,6 +48,7 @@ from drivesim.train.distributed import (
     gather_rows,
     init_ranks,
     mean_over_ranks,
+    shuffled_batches,
     sync_gradients,
     take_rows,
     wrap,
@@ -180,9 +180,11 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
     data = LatentClipDataset(cfg.latents.path)
     meta["latent_scale"] = data.scale
     meta["autoencoder"] = cfg.latents.autoencoder
-    loaders = [_loader(data, cfg, step, ranks)]
+    sources = [data]
     if cfg.stage == "interpolation" and cfg.fast_latents is not None:
-        loaders.append(_loader(LatentClipDataset(cfg.fast_latents.path), cfg, step, ranks))
+        sources.append(LatentClipDataset(cfg.fast_latents.path))
+    # loader k serves the steps k, k + len(sources), ...: it has given (step - k) / len batches so far
+    loaders = [_loader(d, cfg, -(-(step - k) // len(sources)), ranks) for k, d in enumerate(sources)]
     # image steps of mixed training skip the temporal layers
     net = wrap(model, ranks, find_unused=mixed)
     start = time.perf_counter()
@@ -251,12 +253,11 @@ def unknown_frame_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tens
     return (per_frame * weight).sum() / total.to(weight.device).clamp(min=1e-6)
 
 
-def _loader(data: LatentClipDataset, cfg: LDMTrainConfig, step: int, ranks: Ranks):
-    """Endless batches of this rank's rows of each global batch (the same global batches at any
-    world size: one shuffle order, seeded by seed + step)."""
-    if len(data) < cfg.batch_size:  # drop_last would leave an empty, endlessly cycling loader
+def _loader(data: LatentClipDataset, cfg: LDMTrainConfig, start: int, ranks: Ranks):
+    """Endless batches: this rank's rows of each global batch, from global batch `start` on (the
+    same global batches at any world size, and after a resume)."""
+    if len(data) < cfg.batch_size:
         raise ValueError(f"latent cache has {len(data)} clips, fewer than batch_size={cfg.batch_size}: "
                          "lower batch_size or build the cache with more clips")
-    order = RandomSampler(data, generator=torch.Generator().manual_seed(cfg.seed + step))
-    batches = RankBatches(BatchSampler(order, cfg.batch_size, drop_last=True), ranks)
-    return forever(DataLoader(data, batch_sampler=batches, num_workers=cfg.num_workers))
+    batches = RankBatches(shuffled_batches(len(data), cfg.batch_size, cfg.seed, start), ranks)
+    return iter(DataLoader(data, batch_sampler=batches, num_workers=cfg.num_workers))

@@ -165,7 +165,11 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> Path:
     frames = 1 if cfg.stage == "image" else cfg.num_frames
     if frames > cfg.cache.num_frames:
         raise ValueError(f"num_frames={frames} exceeds the cache's clips of {cfg.cache.num_frames} frames")
-    params = temporal_parameters(model) if cfg.stage == "video" else list(model.parameters())
+    # the image stage bypasses the temporal layers (image_only), the video stage freezes the rest
+    params = temporal_parameters(model) if cfg.stage == "video" else spatial_parameters(model)
+    trained = {id(p) for p in params}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in trained)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     ema = make_ema(model, cfg.ema_decay)
     log = CsvLog(out / "loss.csv", ["step", "loss", "seconds"]) if ranks.is_main else None

@@ -5,8 +5,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 DEMO_OUT ?= outputs/demo
+QUICK_OUT ?= outputs/quick
 
-.PHONY: install browser demo world-demo test lint clean
+.PHONY: install browser demo quick-demo world-demo test lint clean
 
 install: $(VENV)/.installed
 
@@ -33,8 +34,14 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	fi
 
+# The example scenarios end to end (key frames, rollout to each duration, 30 fps, temporal decoder,
+# 4x upsampler to 512x1024) into a Parquet catalog; resumable, prints s/frame by stage.
 demo: install
-	$(BIN)/drivesim generate --scenario scenarios --out $(DEMO_OUT)
+	$(BIN)/drivesim generate --scenario scenarios --catalog --out $(DEMO_OUT)
+
+# Key frames only (7.5 fps), a few minutes: one clip per scenario into a folder.
+quick-demo: install
+	$(BIN)/drivesim generate --scenario scenarios --out $(QUICK_OUT)
 
 world-demo: install
 	$(BIN)/drivesim world render --scenario scenarios --out outputs/world

@@ -326,5 +326,8 @@ def test_summary_table_lists_every_clip_and_the_wall_clock_rate(sweep_catalog):
 
     table = summary_table(sweep_catalog[2], wall_seconds=120.0)
     lines = table.splitlines()
-    assert lines[0].split()[:3] == ["clip_id", "scenario", "time_of_day"] and len(lines) == 1 + 8 + 1
-    assert lines[-1] == "8 generated, 0 skipped, 0 failed; 4.00 clips/min"
+    assert lines[0].split()[:3] == ["clip_id", "scenario", "time_of_day"] and len(lines) == 1 + 8 + 2
+    assert lines[-2] == "8 generated, 0 skipped, 0 failed; 4.00 clips/min"
+    frames = sum(r.frames for r in sweep_catalog[2])
+    assert lines[-1].startswith(f"s/frame by stage ({frames} frames): key_frames ")
+    assert all(f"{stage} " in lines[-1] for stage in ("decode", "write", "; all"))

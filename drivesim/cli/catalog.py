@@ -97,7 +97,20 @@ def summary_table(results, wall_seconds: float) -> str:
     counts = Counter(r.status for r in results)
     rate = counts["generated"] / max(wall_seconds, 1e-9) * 60
     totals = ", ".join(f"{counts[s]} {s}" for s in ("generated", "skipped", "failed"))
-    return format_table(rows, list(rows[0]) if rows else ["clip_id"]) + f"\n{totals}; {rate:.2f} clips/min"
+    table = format_table(rows, list(rows[0]) if rows else ["clip_id"]) + f"\n{totals}; {rate:.2f} clips/min"
+    return table + stage_line(results)
+
+
+def stage_line(results) -> str:
+    """Seconds per output frame by cascade stage over the clips generated in this run ('' if none)."""
+    done = [r for r in results if r.status == "generated" and r.stage_seconds]
+    frames = sum(r.frames for r in done)
+    if not frames:
+        return ""
+    stages = {k: sum(r.stage_seconds.get(k, 0.0) for r in done) / frames
+              for k in dict.fromkeys(k for r in done for k in r.stage_seconds)}
+    parts = ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
+    return f"\ns/frame by stage ({frames} frames): {parts}; all {sum(r.seconds for r in done) / frames:.2f}"
 
 
 def cmd_generate_catalog(args) -> int:

@@ -138,7 +138,7 @@ def register(subparsers) -> None:
     ev_s.set_defaults(func=cmd_eval_samples)
 
     ev_m = ev_sub.add_parser("montage", help="PNG of generated clips (first/middle/last frames) with "
-                                             "their label boxes, e.g. of `make demo`'s outputs")
+                                             "their label boxes, e.g. of `make quick-demo`'s outputs")
     ev_m.add_argument("folder", help="folder of <id>.mp4 + <id>.json")
     ev_m.add_argument("--out", required=True, help="PNG path")
     ev_m.add_argument("--frames", type=int, default=3, help="frames per clip")

@@ -53,6 +53,7 @@ class ClipResult:
     seconds: float = 0.0
     frames: int = 0
     error: str = ""
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # key_frames, interpolation, ...
 
 
 def clip_config(clip: ClipSpec, base: RolloutConfig) -> RolloutConfig:
@@ -108,7 +109,8 @@ def commit_clip(writer: CatalogWriter, clip: ClipSpec, rendered: RenderedClip,
     """Media into the catalog, then the clip's row."""
     row = catalog_row(clip, rendered.meta, rendered.labels, rendered.seconds, hashes)
     writer.commit(row, rendered.mp4, rendered.label_file)
-    return ClipResult(clip, "generated", rendered.seconds, rendered.meta["frames"])
+    return ClipResult(clip, "generated", rendered.seconds, rendered.meta["frames"],
+                      stage_seconds=rendered.meta.get("stage_seconds_this_run", {}))
 
 
 def fail_clip(writer: CatalogWriter, clip: ClipSpec, error: BaseException, seconds: float) -> ClipResult:

@@ -51,7 +51,7 @@ $DS train interpolation steps=600 lr=5e-4 ema_decay=0.99 init_from=runs/ldm/pred
 #    an image stage on single-frame 128x256 crops and a video stage that trains only the temporal
 #    layers (spatial weights frozen) on 8-frame crops
 $DS train upsampler steps=3000 out_dir=runs/upsampler/image --quiet
-$DS train upsampler stage=video init_from=runs/upsampler/image/ema steps=600 batch_size=2 lr=5e-4 \
+$DS train upsampler stage=video init_from=runs/upsampler/image/ema steps=400 batch_size=2 lr=5e-4 \
     out_dir=runs/upsampler/video --quiet
 # 7. evaluation probes (round 6): half of the batches are procedural clips after the shipped
 #    autoencoder + temporal decoder (round 4's) round trip, so they judge content, not blur;

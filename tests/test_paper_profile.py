@@ -138,10 +138,11 @@ def counts(model: torch.nn.Module) -> tuple[int, int]:
     return sum(p.numel() for _, p in named), sum(p.numel() for n, p in named if is_temporal(n))
 
 
-@pytest.mark.parametrize("part", sorted(PAPER))
-def test_paper_profile_parameter_count(part):
-    total, temporal = counts(build(part, "paper"))
-    expected, expected_temporal = PAPER[part]
+@pytest.mark.parametrize(("profile", "part"), [("paper", p) for p in sorted(PAPER)]
+                         + [("tiny", p) for p in sorted(TINY)])
+def test_profile_parameter_count(profile, part):
+    total, temporal = counts(build(part, profile))
+    expected, expected_temporal = {"paper": PAPER, "tiny": TINY}[profile][part]
     assert total == pytest.approx(expected, rel=0.005), f"{part}: {total:,} parameters, expected {expected:,}"
     assert temporal == pytest.approx(expected_temporal, rel=0.005, abs=1)
 
@@ -149,14 +150,6 @@ def test_paper_profile_parameter_count(part):
 def test_paper_image_ldm_is_the_sd_unet_plus_the_conditioning():
     spatial = sum(p.numel() for n, p in build("video_ldm", "paper").named_parameters() if not is_temporal(n))
     assert spatial == pytest.approx(PAPER_SPATIAL, rel=0.005)
-
-
-@pytest.mark.parametrize("part", sorted(TINY))
-def test_tiny_profile_parameter_count(part):
-    total, temporal = counts(build(part, "tiny"))
-    expected, expected_temporal = TINY[part]
-    assert total == pytest.approx(expected, rel=0.005), f"{part}: {total:,} parameters, expected {expected:,}"
-    assert temporal == pytest.approx(expected_temporal, rel=0.005, abs=1)
 
 
 def test_tiny_probe_parameter_counts():

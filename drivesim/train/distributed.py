@@ -85,10 +85,12 @@ def init_ranks(device: str, grad_accum: int = 1) -> tuple[Ranks, str]:
 
 
 def close_ranks(ranks: Ranks) -> None:
-    """Leave the process group (after the last barrier)."""
+    """Wait for every rank, then leave the process group. gloo's group is left to process exit:
+    its destroy_process_group sometimes hung a rank after the others had gone (pytorch#75097)."""
     if ranks.world > 1 and dist.is_initialized():
         dist.barrier()
-        dist.destroy_process_group()
+        if dist.get_backend() == "nccl":
+            dist.destroy_process_group()
 
 
 def barrier(ranks: Ranks) -> None:

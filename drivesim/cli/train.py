@@ -1,4 +1,5 @@
-"""`drivesim train MODEL [overrides]`: hydra config `train_*` + overrides (e.g. steps=100 device=cuda)."""
+"""`drivesim train MODEL [overrides]`: hydra config `train_*` + overrides (e.g. steps=100 device=cuda);
+the same command under `torchrun` trains on every rank (drivesim/train/distributed.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ TRAINERS = {
 
 def cmd_train(args) -> int:
     import importlib
+    import os
 
     from drivesim.config import load_config, to_dataclass
 
@@ -23,7 +25,8 @@ def cmd_train(args) -> int:
     module = importlib.import_module(module_name)
     cfg = to_dataclass(getattr(module, config_class), load_config(args.overrides, config_name))
     path = getattr(module, train_fn)(cfg, progress=not args.quiet)
-    print(f"trained: {path}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
+        print(f"trained: {path}")
     return 0
 
 

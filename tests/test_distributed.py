@@ -5,6 +5,7 @@ at another world size. Untrained tiny models; a few steps each."""
 import csv
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 
@@ -55,8 +56,16 @@ def torchrun(model: str, cfg, nproc: int = 2) -> None:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                "-m", "drivesim.cli", "train", model, *overrides(dataclasses.asdict(cfg)), "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # its own session, so a timeout kills the ranks too, not just the torchrun agent
+    run = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, start_new_session=True)
+    try:
+        out, err = run.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(run.pid, signal.SIGKILL)
+        out, err = run.communicate()
+        pytest.fail(f"torchrun {model} did not finish in 180 s:\n{out[-3000:]}{err[-3000:]}")
+    assert run.returncode == 0, out[-3000:] + err[-3000:]
 
 
 def losses(out: str, model: str) -> list[float]:

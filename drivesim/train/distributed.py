@@ -7,7 +7,9 @@ optimizer step, split over world_size ranks x grad_accum micro-batches.
 A run does not depend on its world size: each rank loads only its own rows of every global batch
 (RankBatches) and all-gathers them, every rank then draws the random numbers of the whole global
 batch from the same generator (noise, timesteps, condition drops, crops), exactly as one process
-would, and forward/backward runs on this rank's rows of each micro-batch. So losses match a
+would, and forward/backward runs on this rank's rows of each micro-batch. (The upsampler needs
+no gather: its crops come from an in-memory cache, so a rank draws every crop's position and
+cuts only its own.) Each rank's random numbers are thus its own rows of one global draw. So losses match a
 single-process run to float rounding, and a run resumes at another world size on the same path.
 The gather moves one batch per step; DDP's gradient all-reduce moves the whole model.
 Rank 0 alone writes checkpoints, logs and progress bars.

@@ -25,12 +25,18 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a written file gets the usual mode
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def publish(tmp: str | Path, path: str | Path) -> None:
+    """Rename a finished temp file over `path` with the mode a newly written file gets (mkstemp
+    makes 0600, which other users and containers reading a shared catalog could not open)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
 
 
 @contextlib.contextmanager

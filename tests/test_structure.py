@@ -137,3 +137,21 @@ def test_atomic_write_leaves_no_temp_file_and_the_usual_mode(tmp_path):
     with pytest.raises(RuntimeError):
         atomic_write(target, lambda tmp: (_ for _ in ()).throw(RuntimeError("half-written")))
     assert target.read_bytes() == b"x" and list(tmp_path.iterdir()) == [target]
+
+
+def test_mp4_files_get_the_usual_mode_not_mkstemps(tmp_path):
+    import os
+    import stat
+
+    import numpy as np
+
+    from drivesim.export.video import concat_mp4, write_mp4
+
+    frames = np.zeros((2, 16, 16, 3), np.uint8)
+    write_mp4(tmp_path / "a.mp4", frames, 30)
+    write_mp4(tmp_path / "b.mp4", frames, 30)
+    assert concat_mp4([tmp_path / "a.mp4", tmp_path / "b.mp4"], tmp_path / "ab.mp4") == 4
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("a.mp4", "ab.mp4"):  # readable by the other users of a shared catalog
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask

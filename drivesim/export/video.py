@@ -11,6 +11,8 @@ from typing import Self
 import av
 import numpy as np
 
+from drivesim.utils import publish
+
 
 class Mp4Writer:
     """Context manager: `write(frame)` uint8 RGB [H,W,3]; renamed into place on clean exit."""
@@ -58,7 +60,7 @@ class Mp4Writer:
             if exc_type is None:
                 if self.frames_written == 0:
                     raise ValueError(f"{self.path}: no frames were written")
-                os.replace(self.tmp, self.path)
+                publish(self.tmp, self.path)
         finally:
             Path(self.tmp).unlink(missing_ok=True)
 
@@ -97,7 +99,7 @@ def concat_mp4(parts: list[Path], path: str | Path) -> int:
                         packet.stream = out_stream
                         dst.mux(packet)
                         frames += 1
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return frames

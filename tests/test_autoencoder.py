@@ -199,3 +199,22 @@ def test_motion_loss_sees_flicker_not_offsets():
     assert motion_loss(target + 0.2, target).item() == pytest.approx(0.0, abs=1e-6)
     flickering = target + 0.2 * (torch.arange(5) % 2).view(1, 5, 1, 1, 1)
     assert motion_loss(flickering, target).item() == pytest.approx(0.2, abs=1e-5)
+
+
+def test_warped_motion_loss_is_the_evals_warped_flicker_and_trains():
+    from drivesim.data.procedural import ProceduralClipDataset
+    from drivesim.metrics import warped_reference_flicker
+    from drivesim.train.ae_losses import reference_flows, warped_motion_loss
+
+    clip, _ = ProceduralClipDataset(num_frames=4, fps=30.0, size=(64, 128), seed=5)[0]
+    noise = 0.05 * torch.randn(clip.shape, generator=torch.Generator().manual_seed(0))
+    recon = (clip + noise).clamp(-1, 1).requires_grad_(True)
+    flows = reference_flows(clip[None])
+    assert flows.shape == (1, 3, 64, 128, 2)
+    loss = warped_motion_loss(recon[None], clip[None], flows)
+    metric = warped_reference_flicker([recon.detach()], clip, border=0)[0] / 127.5  # 0-255 -> [-1,1]
+    assert float(loss.detach()) == pytest.approx(metric, rel=0.02)  # grid_sample vs cv2.remap, same flow
+    loss.backward()
+    assert recon.grad is not None and recon.grad.abs().sum() > 0
+    moving = clip[None] + 0.1  # a residual constant in time is no flicker, whatever the motion
+    assert float(warped_motion_loss(moving, clip[None], flows)) == pytest.approx(0.0, abs=1e-5)

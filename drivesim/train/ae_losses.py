@@ -7,8 +7,10 @@ covariance), which pushes the decoder towards sharp edges where plain L1 settles
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from pytorch_msssim import ssim
 
 
@@ -22,6 +24,30 @@ def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, ssim_weight: 
 def motion_loss(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """[B,T,3,H,W]: L1 between consecutive-frame differences of recon and target."""
     return F.l1_loss(recon[:, 1:] - recon[:, :-1], target[:, 1:] - target[:, :-1])
+
+
+def reference_flows(target: torch.Tensor) -> torch.Tensor:
+    """[B,T,3,H,W] in [-1,1] -> [B,T-1,H,W,2] Farneback flows from frame t+1 back to t (the ones
+    `drivesim eval autoencoder` warps with), computed on the CPU without gradients."""
+    from drivesim.metrics import _backward_flows, to_uint8
+
+    return torch.stack([torch.from_numpy(np.stack(_backward_flows(to_uint8(clip.detach().cpu()))))
+                        for clip in target]).to(target.device)
+
+
+def warped_motion_loss(recon: torch.Tensor, target: torch.Tensor, flows: torch.Tensor) -> torch.Tensor:
+    """recon, target [B,T,3,H,W], flows [B,T-1,H,W,2] (reference_flows) -> mean |r_{t+1} - warp(r_t)|
+    of the residual r = recon - target: the flicker left once the scene's motion is taken out."""
+    residual = recon - target
+    b, _, h, w, _ = flows.shape
+    ys, xs = torch.meshgrid(torch.arange(h, device=flows.device), torch.arange(w, device=flows.device),
+                            indexing="ij")
+    x = (xs + flows[..., 0]) * (2 / max(w - 1, 1)) - 1  # sample r_t at (x + fx, y + fy)
+    y = (ys + flows[..., 1]) * (2 / max(h - 1, 1)) - 1
+    grid = rearrange(torch.stack([x, y], -1), "b t h w two -> (b t) h w two").to(residual.dtype)
+    prev = rearrange(residual[:, :-1], "b t c h w -> (b t) c h w")
+    warped = F.grid_sample(prev, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return F.l1_loss(rearrange(warped, "(b t) c h w -> b t c h w", b=b), residual[:, 1:])
 
 
 def adaptive_gan_weight(rec_loss: torch.Tensor, g_loss: torch.Tensor, last_layer: torch.Tensor,

@@ -34,7 +34,13 @@ from drivesim.models.model_index import load_part
 from drivesim.models.temporal_decoder import TemporalDecoder
 from drivesim.models.temporal_layers import is_temporal
 from drivesim.models.weights import load_checkpoint, read_config, save_checkpoint
-from drivesim.train.ae_losses import adaptive_gan_weight, motion_loss, reconstruction_loss
+from drivesim.train.ae_losses import (
+    adaptive_gan_weight,
+    motion_loss,
+    reconstruction_loss,
+    reference_flows,
+    warped_motion_loss,
+)
 from drivesim.train.common import CsvLog, seed_everything
 from drivesim.train.distributed import (
     RankBatches,
@@ -68,6 +74,9 @@ class AETrainConfig:
     kl_weight: float = 1e-6
     ssim_weight: float = 0.5
     motion_weight: float = 1.0  # temporal stage: L1 between frame differences of recon and input
+    # temporal stage: L1 of the residual's change after warping it along the input's optical flow
+    # (what `eval autoencoder` calls warped flicker; flow on the CPU, Farneback)
+    warped_motion_weight: float = 0.0
     train_spatial: bool = False  # temporal stage: also fine-tune the image decoder's own weights
     disc_weight: float = 0.5
     disc_start: int = 500
@@ -200,6 +209,8 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
                 rec = reconstruction_loss(recon.flatten(0, -4), x.flatten(0, -4), cfg.ssim_weight)
                 if not image and cfg.motion_weight:
                     rec = rec + cfg.motion_weight * motion_loss(recon, x)
+                if not image and cfg.warped_motion_weight:
+                    rec = rec + cfg.warped_motion_weight * warped_motion_loss(recon, x, reference_flows(x))
                 loss = rec + cfg.kl_weight * kl
                 g_loss, weight = torch.zeros((), device=device), torch.zeros((), device=device)
                 if use_gan:  # the adaptive weight is each rank's own (its rows' gradients)

@@ -218,8 +218,9 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
                     weight = adaptive_gan_weight(rec, g_loss, last_layer) * cfg.disc_weight
                     loss = loss + weight * g_loss
                 (loss / ranks.grad_accum).backward()
-            fakes.append(fake.detach())
-            reals.append(real)
+            if use_gan:  # the discriminator step below sees this rank's rows
+                fakes.append(fake.detach())
+                reals.append(real)
             logged += torch.stack([rec, kl, g_loss, weight]).detach().float().cpu() / ranks.grad_accum
         opt.step()
         d_loss = torch.zeros(())
@@ -233,8 +234,8 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
             average_gradients(disc, ranks)
             opt_d.step()
         step += 1
-        rec_, kl_, g_, w_ = (mean_over_ranks(v, ranks) for v in logged)
-        d_ = mean_over_ranks(d_loss, ranks)
+        logged = torch.cat([logged, d_loss.detach().float().cpu().reshape(1)])
+        rec_, kl_, g_, w_, d_ = mean_over_ranks(logged, ranks).tolist()
         bar.update(1)
         bar.set_postfix(rec=f"{rec_:.4f}", d=f"{d_:.3f}")
         if log and (step % cfg.log_every == 0 or step == cfg.steps):

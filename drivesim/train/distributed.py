@@ -20,14 +20,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Sampler
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +101,17 @@ def close_ranks(ranks: Ranks) -> None:
 def barrier(ranks: Ranks) -> None:
     if ranks.world > 1:
         dist.barrier()
+
+
+def main_first(ranks: Ranks, make: Callable[[], T]) -> T:
+    """make() on rank 0 first (it may build a cache file), then on the other ranks once rank 0 is
+    done -> make()'s result on every rank; each rank calls it once."""
+    if ranks.is_main:
+        result = make()
+    barrier(ranks)
+    if not ranks.is_main:
+        result = make()
+    return result
 
 
 def wrap(model: nn.Module, ranks: Ranks, find_unused: bool = False) -> nn.Module:
@@ -195,10 +209,10 @@ def take_rows(batch, rows: slice):
     raise TypeError(f"cannot take rows of a batch item of type {type(batch).__name__}")
 
 
-def mean_over_ranks(value: torch.Tensor, ranks: Ranks) -> float:
-    """A scalar averaged over ranks (for logging)."""
-    value = value.detach().float().reshape(()).cpu()
+def mean_over_ranks(value: torch.Tensor, ranks: Ranks) -> torch.Tensor:
+    """A tensor of logged values averaged over ranks in one all-reduce (a float CPU copy)."""
+    value = value.detach().float().cpu().clone()
     if ranks.world > 1:
         dist.all_reduce(value)
-        value = value / ranks.world
-    return float(value)
+        value /= ranks.world
+    return value

@@ -47,6 +47,7 @@ from drivesim.train.distributed import (
     close_ranks,
     gather_rows,
     init_ranks,
+    main_first,
     mean_over_ranks,
     shuffled_batches,
     sync_gradients,
@@ -172,17 +173,14 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
     if step and ranks.is_main:
         logger.info("resuming %s training from step %d", cfg.stage, step)
 
-    if ranks.is_main:
-        ensure_latent_cache(cfg.latents)
-        if cfg.stage == "interpolation" and cfg.fast_latents is not None:
-            ensure_latent_cache(cfg.fast_latents)
-    barrier(ranks)
-    data = LatentClipDataset(cfg.latents.path)
+    caches = [cfg.latents]
+    if cfg.stage == "interpolation" and cfg.fast_latents is not None:
+        caches.append(cfg.fast_latents)
+    paths = main_first(ranks, lambda: [ensure_latent_cache(c) for c in caches])  # rank 0 builds them
+    sources = [LatentClipDataset(path) for path in paths]
+    data = sources[0]
     meta["latent_scale"] = data.scale
     meta["autoencoder"] = cfg.latents.autoencoder
-    sources = [data]
-    if cfg.stage == "interpolation" and cfg.fast_latents is not None:
-        sources.append(LatentClipDataset(cfg.fast_latents.path))
     # loader k serves the steps k, k + len(sources), ...: it has given (step - k) / len batches so far
     loaders = [_loader(d, cfg, -(-(step - k) // len(sources)), ranks) for k, d in enumerate(sources)]
     # image steps of mixed training skip the temporal layers
@@ -228,7 +226,7 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
         apply_gradients(model, optimizer, params, cfg.grad_clip, ema,
                         frozen=spatial if mixed and not image_step else ())
         step += 1
-        step_loss = mean_over_ranks(step_loss, ranks)
+        step_loss = float(mean_over_ranks(step_loss, ranks))
         bar.update(1)
         bar.set_postfix(loss=f"{step_loss:.4f}")
         if log and (step % cfg.log_every == 0 or step == cfg.steps):

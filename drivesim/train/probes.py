@@ -29,6 +29,7 @@ from drivesim.train.distributed import (
     close_ranks,
     gather_rows,
     init_ranks,
+    main_first,
     mean_over_ranks,
     sequential_batches,
     sync_gradients,
@@ -160,13 +161,10 @@ def train_probes(cfg: ProbeTrainConfig, progress: bool = True) -> Path:
                                      ranks)
     loaders = [iter(DataLoader(d, batch_sampler=in_order(d))) for d in datasets]
     recon_loaders = None
-    if cfg.reconstruct_with:
-        if ranks.is_main:
-            reconstructed_loaders(datasets, cfg.reconstruct_with, cfg.reconstructed_clips, cfg.batch_size,
-                                  out, cfg.seed + step, ranks)  # builds the caches once
-        barrier(ranks)
-        recon_loaders = reconstructed_loaders(datasets, cfg.reconstruct_with, cfg.reconstructed_clips,
-                                              cfg.batch_size, out, cfg.seed + step, ranks)
+    if cfg.reconstruct_with:  # rank 0 builds the caches
+        recon_loaders = main_first(ranks, lambda: reconstructed_loaders(
+            datasets, cfg.reconstruct_with, cfg.reconstructed_clips, cfg.batch_size, out, cfg.seed + step,
+            ranks))
     nets = wrap(clip_probe, ranks), wrap(box_probe, ranks)
     meta = {"probe": cfg.probe.to_dict(), "train_config": asdict(cfg)}
     start = time.perf_counter()
@@ -193,7 +191,7 @@ def train_probes(cfg: ProbeTrainConfig, progress: bool = True) -> Path:
             logged += torch.stack([clip, box]).detach().float().cpu() / ranks.grad_accum
         optimizer.step()
         step += 1
-        clip_, box_ = (mean_over_ranks(v, ranks) for v in logged)
+        clip_, box_ = mean_over_ranks(logged, ranks).tolist()
         bar.update(1)
         bar.set_postfix(clip=f"{clip_:.3f}", box=f"{box_:.3f}")
         if log and (step % cfg.log_every == 0 or step == cfg.steps):

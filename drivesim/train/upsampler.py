@@ -28,6 +28,7 @@ from drivesim.train.distributed import (
     barrier,
     close_ranks,
     init_ranks,
+    main_first,
     mean_over_ranks,
     sync_gradients,
     take_rows,
@@ -176,10 +177,7 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> Path:
     step = resume_run(out, model, ema, optimizer, generator, log)
     model.to(device).train()
     ema.to(device)
-    if ranks.is_main:
-        ensure_highres_cache(cfg.cache, progress)
-    barrier(ranks)
-    cache = ensure_highres_cache(cfg.cache, False)
+    cache = main_first(ranks, lambda: ensure_highres_cache(cfg.cache, progress and ranks.is_main))
     scheduler = training_scheduler(cfg.schedule)
     scheduler.alphas_cumprod = scheduler.alphas_cumprod.to(device)
     meta = {"upsampler": cfg.upsampler.to_dict(), "schedule": asdict(cfg.schedule), "stage": cfg.stage,
@@ -206,7 +204,7 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> Path:
             step_loss += loss.detach().cpu() / ranks.grad_accum
         apply_gradients(model, optimizer, params, cfg.grad_clip, ema)
         step += 1
-        step_loss = mean_over_ranks(step_loss, ranks)
+        step_loss = float(mean_over_ranks(step_loss, ranks))
         bar.update(1)
         bar.set_postfix(loss=f"{step_loss:.4f}")
         if log and (step % cfg.log_every == 0 or step == cfg.steps):

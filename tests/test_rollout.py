@@ -278,6 +278,18 @@ def test_eval_context_reports_every_strength(cascade_dir, tmp_path):
     assert report["prediction s=1"]["step_real"] == report["prediction s=0.5"]["step_real"]
     a, b = report["interpolation s=1"], report["interpolation s=0.5"]
     assert a["latent_mse_linear_blend"] == b["latent_mse_linear_blend"] and a["latent_mse"] != b["latent_mse"]
+    p = report["prediction s=1"]
+    assert p["step_ratio"] == pytest.approx(p["step_context_to_new"] / p["step_real"])
+
+
+def test_heldout_caches_are_per_clip_count(cascade_dir, tmp_path):
+    """A cache built for 1 clip is not reused when 2 are asked for (it was, silently)."""
+    from drivesim.eval.denoising import heldout_caches
+
+    one = heldout_caches(str(cascade_dir), str(tmp_path), 1)
+    two = heldout_caches(str(cascade_dir), str(tmp_path), 2)
+    assert [len(one[f]) for f in (7.5, 30.0)] == [1, 1]
+    assert [len(two[f]) for f in (7.5, 30.0)] == [2, 2]
 
 
 def test_shared_cascade_writes_each_clip_at_its_own_size(cascade_dir, repo, tmp_path):

@@ -4,7 +4,8 @@ On held-out procedural clips (real latents as context), for each SDEdit start st
 - prediction: 2 real context frames at 7.5 fps, 6 new key frames sampled. Reports the latent
   MSE of the new frames to the real ones, the pixel step from the last context frame to the
   first new frame (a segment seam), the mean step between new frames, the real clips' mean
-  step, and |mean brightness of new frames - context|.
+  step, their ratio (seam / real, of the means over clips: single clips differ in speed, so
+  the default is 32 clips), and |mean brightness of new frames - context|.
 - interpolation (stage 2): real key frames 0 and 4 of 30 fps clips, frames 1-3 sampled.
   Reports their latent MSE to the real frames next to the linear blend of the key latents,
   and the mean pixel step of the window next to the real one.
@@ -62,7 +63,8 @@ def prediction_use(pipe, data, clips: int, steps: int, guidance: GuidanceScales,
                      "step_context_to_new": float(step[context - 1]),
                      "step_new": float(step[context:].mean()), "step_real": real[i],
                      "brightness_gap": float(gap)})
-    return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+    out = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+    return {**out, "step_ratio": out["step_context_to_new"] / out["step_real"]}
 
 
 @torch.no_grad()
@@ -88,7 +90,7 @@ def interpolation_use(pipe, data, clips: int, steps: int, strength: float,
 
 
 def context_use_report(model_dir: str, strengths: tuple[float, ...] = (1.0, 0.8, 0.5),
-                       cache_dir: str = "runs/latents", clips: int = 8, steps: int = 12,
+                       cache_dir: str = "runs/latents", clips: int = 32, steps: int = 12,
                        interpolation_steps: int = 6, guidance_context: float = 1.5,
                        progress: bool = True, device: str = "cpu") -> dict[str, dict[str, float]]:
     """{"prediction s=<strength>": metrics, "interpolation s=<strength>": metrics} for a model folder."""

@@ -4,6 +4,8 @@ noisy to show that.) Same clips, noise and timesteps for every model."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from tqdm import tqdm
 
@@ -59,13 +61,18 @@ def denoising_loss(model: VideoUNet, data: LatentClipDataset, scale: float, clip
 
 def heldout_caches(model_dir, cache_dir: str, clips: int) -> dict[float, LatentClipDataset]:
     """{7.5: key-rate clips, 30.0: 30 fps clips} of 8 frames, held out (procedural seed 987654),
-    encoded with the model folder's autoencoder; built on first use."""
+    encoded with the model folder's autoencoder; built on first use. A cache is named by its
+    clip count and a hash of the autoencoder's weights, so another count or autoencoder never
+    reuses it."""
+    import hashlib
+
     from drivesim.models.model_index import part_prefix
     from drivesim.train.ldm import LatentCacheConfig, ensure_latent_cache
 
     autoencoder = str(part_prefix(model_dir, "autoencoder"))
+    weights = hashlib.sha256(Path(f"{autoencoder}.safetensors").read_bytes()).hexdigest()[:10]
     return {fps: LatentClipDataset(ensure_latent_cache(LatentCacheConfig(
-        path=f"{cache_dir}/heldout_{fps:g}fps.safetensors", autoencoder=autoencoder,
+        path=f"{cache_dir}/heldout_{fps:g}fps_{clips}clips_{weights}.safetensors", autoencoder=autoencoder,
         clips=clips, num_frames=8, fps=fps, seed=HELD_OUT_SEED))) for fps in (7.5, 30.0)}
 
 
@@ -73,8 +80,6 @@ def denoising_report(model_dir: str, cache_dir: str = "runs/latents", clips: int
                      progress: bool = True, device: str = "cpu") -> dict[str, float]:
     """Held-out losses of every LDM stage in a model folder (unet, prediction, interpolation);
     builds held-out latent caches (procedural seed 987654) with the folder's autoencoder."""
-    from pathlib import Path
-
     from drivesim.models.model_index import has_part, load_part, part_prefix
     from drivesim.models.weights import read_config
 

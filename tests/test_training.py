@@ -65,6 +65,22 @@ def test_temporal_stage_with_train_spatial_tunes_the_decoder_too(tmp_path):
     assert any(k.startswith("decoder.") for k in changed)
 
 
+def test_average_last_makes_final_the_mean_of_the_last_saves(tmp_path):
+    import pytest
+
+    cfg = AETrainConfig(out_dir=str(tmp_path / "ae"), autoencoder=TINY_AE, steps=4, batch_size=2,
+                        crop=(32, 64), size=(64, 128), disc_start=100, save_every=1, average_last=2)
+    final = read_tensors(f"{train_autoencoder(cfg, progress=False)}.safetensors")
+    s3, s4 = (read_tensors(str(tmp_path / "ae" / f"step{s}.safetensors")) for s in (3, 4))
+    assert not (tmp_path / "ae" / "step2.safetensors").exists()
+    assert read_config(tmp_path / "ae" / "final")["averaged_steps"] == [3, 4]
+    key = "decoder.conv_out.weight"
+    assert not torch.equal(s3[key], s4[key])
+    torch.testing.assert_close(final[key], (s3[key] + s4[key]) / 2, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="average_last=5"):
+        train_autoencoder(AETrainConfig(**{**cfg.__dict__, "average_last": 5}), progress=False)
+
+
 def test_train_configs_compose():
     from drivesim.eval.report import EvalConfig
     from drivesim.train.probes import ProbeTrainConfig

@@ -85,6 +85,10 @@ class AETrainConfig:
     real_fraction: float = 0.25
     log_every: int = 10
     save_every: int = 250
+    # final = the mean of the checkpoints of the last `average_last` saves (save_every apart, kept
+    # as step<N>); 1 = the last weights. Without an EMA, the warped-motion fine-tune's metrics
+    # moved by more than their margin from one save to the next; the mean of three was steadier.
+    average_last: int = 1
     seed: int = 0
     grad_accum: int = 1  # micro-batches per optimizer step (batch_size is the global batch)
     device: str = "cpu"  # cpu | cuda (bf16 autocast); data and random draws stay on the CPU
@@ -114,16 +118,40 @@ def random_crop(x: torch.Tensor, crop: tuple[int, int], generator: torch.Generat
     return x[..., y0:y0 + ch, x0:x0 + cw]
 
 
-def _save(model, disc, step, out: Path, cfg: AETrainConfig, name: str) -> None:
+def _save(model, disc, step, out: Path, cfg: AETrainConfig, name: str, **extra) -> None:
     meta = {"autoencoder": model.cfg.to_dict(), "stage": cfg.stage, "step": step,
-            "train_config": asdict(cfg)}
+            "train_config": asdict(cfg), **extra}
     save_checkpoint(model, out / name, meta)
     save_checkpoint(disc, out / f"{name}_disc", {"step": step})
+
+
+def averaged_steps(cfg: AETrainConfig) -> list[int]:
+    """The steps whose weights make the final checkpoint (cfg.average_last saves, save_every apart)."""
+    first = cfg.steps - (cfg.average_last - 1) * cfg.save_every
+    if cfg.average_last < 1 or first < 1:
+        raise ValueError(f"average_last={cfg.average_last}: must be >= 1 and at most steps / save_every "
+                         f"({cfg.steps // cfg.save_every})")
+    return list(range(first, cfg.steps + 1, cfg.save_every))
+
+
+def average_into(model: torch.nn.Module, prefixes: list[Path]) -> None:
+    """Load the mean of the checkpoints at `prefixes` (same architecture) into `model`."""
+    missing = [str(p) for p in prefixes if not Path(f"{p}.safetensors").exists()]
+    if missing:
+        raise FileNotFoundError(f"cannot average: {', '.join(missing)} missing (re-run from before "
+                                f"those steps, or set average_last=1)")
+    total = {k: torch.zeros_like(v, dtype=torch.float32) for k, v in model.state_dict().items()}
+    for prefix in prefixes:
+        load_checkpoint(prefix, lambda c: model)
+        for k, v in model.state_dict().items():
+            total[k] += v.float()
+    model.load_state_dict({k: v / len(prefixes) for k, v in total.items()})
 
 
 def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
     """Run one stage (one process, or every rank under torchrun); resumes from out_dir/last;
     returns the checkpoint prefix."""
+    averaged = averaged_steps(cfg)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ranks, device = init_ranks(cfg.device, cfg.grad_accum)
@@ -244,9 +272,15 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
         if step % cfg.save_every == 0 or step == cfg.steps:
             if ranks.is_main:
                 _save(model, disc, step, out, cfg, "last")
+                if cfg.average_last > 1 and step in averaged:
+                    _save(model, disc, step, out, cfg, f"step{step}")
             barrier(ranks)
     bar.close()
     if ranks.is_main:
-        _save(model, disc, step, out, cfg, "final")
+        extra = {}
+        if cfg.average_last > 1:
+            average_into(model, [out / f"step{s}" for s in averaged])
+            extra = {"averaged_steps": averaged}
+        _save(model, disc, step, out, cfg, "final", **extra)
     close_ranks(ranks)
     return out / "final"

@@ -5,7 +5,9 @@
 # tokens, rasterised box layout, joint drop-all dropout, mixed-noise prior (0.5) in the video
 # stages; every LDM stage retrained from scratch. Round 6 (tiny-20261128-r6): the whole temporal
 # decoder fine-tuned after its temporal layers, prediction to 3,000 steps, probes trained with the
-# decoder round trip. Earlier rounds: git history of this file.
+# decoder round trip. Round 7 (tiny-20261128-r7): the temporal decoder fine-tuned 400 more steps
+# with the warped-motion loss, weights averaged over its last three saves. Earlier rounds: git
+# history of this file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DS=.venv/bin/drivesim
@@ -33,8 +35,14 @@ $DS train autoencoder stage=temporal init_from=$AE steps=1400 batch_size=2 disc_
 #    lr 2e-4, to step TD_STEPS (resumed once at 2000 with a fresh optimizer)
 $DS train autoencoder stage=temporal init_from=$AE steps=2000 batch_size=2 disc_start=1000000 \
     motion_weight=20 lr=2e-4 train_spatial=true out_dir=runs/autoencoder/temporal3 --quiet
-$DS train autoencoder stage=temporal init_from=$AE steps=${TD_STEPS:-2200} batch_size=2 disc_start=1000000 \
+$DS train autoencoder stage=temporal init_from=$AE steps=2300 batch_size=2 disc_start=1000000 \
     motion_weight=20 lr=2e-4 train_spatial=true out_dir=runs/autoencoder/temporal3 --quiet
+#    round 7: 400 more steps with the warped-motion loss (weight 8: the residual's change along the
+#    input's optical flow, what `eval autoencoder` reports as warped flicker); the final weights are
+#    the mean of the saves at steps 2500, 2600 and 2700 (shipped r7 resumed from r6's fp16 file)
+$DS train autoencoder stage=temporal init_from=$AE steps=2700 batch_size=2 disc_start=1000000 \
+    motion_weight=20 warped_motion_weight=8 lr=2e-4 train_spatial=true save_every=100 average_last=3 \
+    out_dir=runs/autoencoder/temporal3 --quiet
 # 3. image LDM on single latent frames (builds the latent cache of 500 procedural clips first)
 $DS train image-ldm steps=2500 batch_size=12 lr=4e-4 ema_decay=0.995 latents.autoencoder=$AE \
     out_dir=runs/ldm/image --quiet
@@ -51,8 +59,8 @@ $DS train interpolation steps=600 lr=5e-4 ema_decay=0.99 init_from=runs/ldm/pred
 #    an image stage on single-frame 128x256 crops and a video stage that trains only the temporal
 #    layers (spatial weights frozen) on 8-frame crops
 $DS train upsampler steps=3000 out_dir=runs/upsampler/image --quiet
-$DS train upsampler stage=video init_from=runs/upsampler/image/ema steps=400 batch_size=2 lr=5e-4 \
-    out_dir=runs/upsampler/video --quiet
+$DS train upsampler stage=video init_from=runs/upsampler/image/ema steps=600 batch_size=2 lr=5e-4 \
+    motion_weight=5 out_dir=runs/upsampler/video --quiet
 # 7. evaluation probes (round 6): half of the batches are procedural clips after the shipped
 #    autoencoder + temporal decoder (round 4's) round trip, so they judge content, not blur;
 #    800 steps, then resumed to 2000

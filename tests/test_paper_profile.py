@@ -5,7 +5,7 @@ Paper figures are derived from the public Stable Diffusion sizes the configs nam
 drivesim's own additions written out (not read back from the code). The Video LDM paper's appendix
 table of its driving-model sizes was not at hand when this was written; README "Profiles: model
 sizes and memory" says what that leaves open. Tiny figures are the tensor element counts of the
-shipped fp16 checkpoints (drivesim/assets/tiny, tiny-20261128-r6; probes in drivesim/assets/eval).
+shipped fp16 checkpoints (drivesim/assets/tiny, tiny-20261128-r6 and -r7; probes in drivesim/assets/eval).
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ autoencoder and the probes are unchanged since tiny-20261124); the upsampler joi
 Round 6 (tiny-20261128-r6): --only temporal_decoder prediction clip box, with --source
 temporal_decoder=runs/autoencoder/td_joint/final prediction=runs/ldm/prediction3/ema
 clip=runs/probes_recon2/clip box=runs/probes_recon2/box.
-Round 7 (tiny-20261128-r7): --only temporal_decoder --source
+Round 7 (tiny-20261128-r7): --only temporal_decoder upsampler, with --source
 temporal_decoder=runs/autoencoder/td_w8/avg3 (the mean of steps 2500, 2600, 2700; now
-average_last=3 in scripts/train_tiny.sh).
+average_last=3 in scripts/train_tiny.sh) upsampler=runs/upsampler/video_m5/ema (video stage
+at motion_weight 5).
 The probes of `drivesim eval report` go to drivesim/assets/eval.
 """
 

@@ -77,6 +77,9 @@ def test_average_last_makes_final_the_mean_of_the_last_saves(tmp_path):
     key = "decoder.conv_out.weight"
     assert not torch.equal(s3[key], s4[key])
     torch.testing.assert_close(final[key], (s3[key] + s4[key]) / 2, atol=1e-5, rtol=1e-4)
+    # steps that are no multiple of save_every still keep the averaged saves
+    odd = AETrainConfig(**{**cfg.__dict__, "out_dir": str(tmp_path / "odd"), "steps": 3, "save_every": 2})
+    assert read_config(f"{train_autoencoder(odd, progress=False)}")["averaged_steps"] == [1, 3]
     with pytest.raises(ValueError, match="average_last=5"):
         train_autoencoder(AETrainConfig(**{**cfg.__dict__, "average_last": 5}), progress=False)
 

@@ -269,10 +269,11 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
         if log and (step % cfg.log_every == 0 or step == cfg.steps):
             log.write(step=step, rec=f"{rec_:.5f}", kl=f"{kl_:.2f}", g=f"{g_:.4f}", d=f"{d_:.4f}",
                       gan_weight=f"{w_:.4f}", seconds=f"{time.perf_counter() - start:.0f}")
-        if step % cfg.save_every == 0 or step == cfg.steps:
+        snapshot = cfg.average_last > 1 and step in averaged  # steps may not divide by save_every
+        if step % cfg.save_every == 0 or step == cfg.steps or snapshot:
             if ranks.is_main:
                 _save(model, disc, step, out, cfg, "last")
-                if cfg.average_last > 1 and step in averaged:
+                if snapshot:
                     _save(model, disc, step, out, cfg, f"step{step}")
             barrier(ranks)
     bar.close()

@@ -61,7 +61,7 @@ class UpsamplerTrainConfig:
     sample_steps: int | None = 4
     # Video stage: weight of an MSE on consecutive-frame differences of the prediction against
     # the target's (a flicker penalty, as the temporal decoder's motion loss). At 0 the temporal
-    # layers lowered the image stage's flicker by 0.2 %; at 5 (600 steps) by 6.5 %.
+    # layers lowered the image stage's flicker by 0.2 %; at 5 (600 steps) by 5-6.5 %.
     motion_weight: float = 5.0
     steps: int = 3000
     batch_size: int = 8  # crops (image stage) or clips (video stage)

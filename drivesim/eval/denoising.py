@@ -64,13 +64,12 @@ def heldout_caches(model_dir, cache_dir: str, clips: int) -> dict[float, LatentC
     encoded with the model folder's autoencoder; built on first use. A cache is named by its
     clip count and a hash of the autoencoder's weights, so another count or autoencoder never
     reuses it."""
-    import hashlib
-
     from drivesim.models.model_index import part_prefix
+    from drivesim.models.weights import weights_digest
     from drivesim.train.ldm import LatentCacheConfig, ensure_latent_cache
 
     autoencoder = str(part_prefix(model_dir, "autoencoder"))
-    weights = hashlib.sha256(Path(f"{autoencoder}.safetensors").read_bytes()).hexdigest()[:10]
+    weights = weights_digest(autoencoder)
     return {fps: LatentClipDataset(ensure_latent_cache(LatentCacheConfig(
         path=f"{cache_dir}/heldout_{fps:g}fps_{clips}clips_{weights}.safetensors", autoencoder=autoencoder,
         clips=clips, num_frames=8, fps=fps, seed=HELD_OUT_SEED))) for fps in (7.5, 30.0)}

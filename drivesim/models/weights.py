@@ -34,6 +34,13 @@ def checkpoint_paths(prefix: str | Path) -> tuple[Path, Path]:
     return prefix.with_name(prefix.name + ".safetensors"), prefix.with_name(prefix.name + ".json")
 
 
+def weights_digest(prefix: str | Path) -> str:
+    """The first 16 hex digits of the sha256 of a checkpoint's tensors file (its content stamp)."""
+    from drivesim.data.catalog import sha256_file
+
+    return sha256_file(checkpoint_paths(prefix)[0])[:16]
+
+
 def save_checkpoint(model: nn.Module, prefix: str | Path, config: dict[str, Any],
                     dtype: torch.dtype = torch.float32) -> Path:
     """Write model weights (cast to dtype) + config JSON; returns the .safetensors path."""

@@ -27,13 +27,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from drivesim.data.catalog import clip_ids, sha256_file
+from drivesim.data.catalog import clip_ids
 from drivesim.data.labels import read_scalabel
 from drivesim.data.sources import SourceClip, open_sources
 from drivesim.diffusion.guidance import GuidanceScales
 from drivesim.export.catalog import CatalogWriter
 from drivesim.models.model_index import load_part, part_prefix
-from drivesim.models.weights import checkpoint_paths, read_config
+from drivesim.models.weights import read_config, weights_digest
 from drivesim.pipelines.augment_track import (
     adds_traffic,
     context_frames,
@@ -187,8 +187,7 @@ def load_models(model_dir: Path, options: AugmentOptions, device: str) -> tuple[
                            [output_size(options)])
     autoencoder = load_part(model_dir, "autoencoder").to(device).eval()
     prefix = part_prefix(model_dir, "autoencoder")
-    hashes = model_hashes(model_dir, cascade) | {
-        "autoencoder": sha256_file(checkpoint_paths(prefix)[0])[:16]}
+    hashes = model_hashes(model_dir, cascade) | {"autoencoder": weights_digest(prefix)}
     version = read_config(prefix).get("model_version", str(prefix))
     return cascade, autoencoder, hashes, {"autoencoder": version}
 

@@ -20,11 +20,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from drivesim.data.catalog import clip_ids, sha256_file
+from drivesim.data.catalog import clip_ids
 from drivesim.data.labels import FrameLabel, read_scalabel
 from drivesim.export.catalog import CatalogWriter
 from drivesim.models.model_index import part_prefix
-from drivesim.models.weights import checkpoint_paths
+from drivesim.models.weights import weights_digest
 from drivesim.pipelines.catalog_row import catalog_row
 from drivesim.pipelines.rollout import RolloutConfig, segments_for
 from drivesim.pipelines.rollout_job import Cascade, load_cascade, run_rollout
@@ -72,7 +72,7 @@ def model_hashes(model_dir: str | Path, cascade: Cascade) -> dict[str, str]:
     """{part: sha256 of its weights file, 16 hex digits} of the parts the cascade runs."""
     parts = ["temporal_decoder", "prediction"] + ["interpolation"] * (cascade.interpolation is not None) \
         + ["upsampler"] * (cascade.upsampler is not None)
-    return {name: sha256_file(checkpoint_paths(part_prefix(model_dir, name))[0])[:16] for name in parts}
+    return {name: weights_digest(part_prefix(model_dir, name)) for name in parts}
 
 
 @dataclass

@@ -44,7 +44,7 @@ def psnr(recon: torch.Tensor, target: torch.Tensor) -> float:
     return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1.0 / mse)).item()
 
 
-def _backward_flows(frames: np.ndarray) -> list[np.ndarray]:
+def backward_flows(frames: np.ndarray) -> list[np.ndarray]:
     """uint8 [T,H,W,3] -> T-1 Farneback flows [H,W,2] from frame t+1 back to frame t."""
     gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
     return [cv2.calcOpticalFlowFarneback(g_next, g_prev, None, pyr_scale=0.5, levels=3, winsize=15,
@@ -72,7 +72,7 @@ def warp_error(video: torch.Tensor, border: int = 4) -> float:
     h, w = frames.shape[1:3]
     errors = [np.abs(_warp(prev, flow).astype(np.float32) - nxt.astype(np.float32))[
         border:h - border, border:w - border].mean()
-        for prev, nxt, flow in zip(frames[:-1], frames[1:], _backward_flows(frames))]
+        for prev, nxt, flow in zip(frames[:-1], frames[1:], backward_flows(frames))]
     return float(np.mean(errors))
 
 
@@ -85,7 +85,7 @@ def warped_reference_flicker(videos: list[torch.Tensor], reference: torch.Tensor
     if reference.shape[0] < 2 or any(v.shape != reference.shape for v in videos):
         raise ValueError(f"need [T>=2,3,H,W] videos shaped like the reference {list(reference.shape)}, "
                          f"got {[list(v.shape) for v in videos]}")
-    flows = _backward_flows(to_uint8(reference))
+    flows = backward_flows(to_uint8(reference))
     h, w = reference.shape[-2:]
     out = []
     for video in videos:

@@ -29,9 +29,9 @@ def motion_loss(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def reference_flows(target: torch.Tensor) -> torch.Tensor:
     """[B,T,3,H,W] in [-1,1] -> [B,T-1,H,W,2] Farneback flows from frame t+1 back to t (the ones
     `drivesim eval autoencoder` warps with), computed on the CPU without gradients."""
-    from drivesim.metrics import _backward_flows, to_uint8
+    from drivesim.metrics import backward_flows, to_uint8
 
-    return torch.stack([torch.from_numpy(np.stack(_backward_flows(to_uint8(clip.detach().cpu()))))
+    return torch.stack([torch.from_numpy(np.stack(backward_flows(to_uint8(clip.detach().cpu()))))
                         for clip in target]).to(target.device)
 
 

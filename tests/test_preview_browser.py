@@ -109,10 +109,12 @@ class Page:
     def click_layout(self, fx: float, fy: float) -> None:
         """Click at (fx, fy) of the layout frame (fractions of its width / height), wherever the
         page draws it inside its <img> (object-fit: contain)."""
-        img = self.driver.find_element(By.CSS_SELECTOR, "#layout img")
-        w, h, nw, nh = self.driver.execute_script(
-            "const i = arguments[0]; return [i.clientWidth, i.clientHeight, i.naturalWidth, i.naturalHeight]",
-            img)
+        # the <img> of a redrawn layout exists before its picture has loaded (CI once read a
+        # naturalWidth of 0), so wait for a decoded, laid-out image and take its element with it
+        script = ("const i = document.querySelector('#layout img');"
+                  "return i && i.complete && i.naturalWidth > 0 && i.clientWidth > 0"
+                  " ? [i, i.clientWidth, i.clientHeight, i.naturalWidth, i.naturalHeight] : null")
+        img, w, h, nw, nh = self.wait(30).until(lambda d: d.execute_script(script))
         scale = min(w / nw, h / nh)
         x, y = (fx - 0.5) * nw * scale, (fy - 0.5) * nh * scale
         ActionChains(self.driver).move_to_element_with_offset(img, round(x), round(y)).click().perform()

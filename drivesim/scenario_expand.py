@@ -105,10 +105,21 @@ def expand_paths(paths: list[str | Path], variants: int | None = None) -> list[C
                 problems.append(str(e))
     if problems:
         raise ScenarioError("\n".join(problems))
+    return unique_clips(clips)
+
+
+def unique_clips(clips: list[ClipSpec]) -> list[ClipSpec]:
+    """The clips once each; two files that describe the same clip are an error (one ScenarioError
+    naming every pair), since they would compete for one catalog row."""
     seen: dict[str, ClipSpec] = {}
+    problems = []
     for clip in clips:
-        if clip.clip_id in seen and seen[clip.clip_id].source != clip.source:
-            raise ScenarioError(f"{clip.source} and {seen[clip.clip_id].source} describe the same clip "
-                                f"({clip.scenario.id}, seed {clip.seed}): remove one")
-        seen[clip.clip_id] = clip
+        other = seen.get(clip.clip_id)
+        if other is not None and other.source != clip.source:
+            problems.append(f"{clip.source} and {other.source} describe the same clip "
+                            f"({clip.scenario.id}, seed {clip.seed}, id {clip.clip_id}): remove one, "
+                            "or change its seed")
+        seen.setdefault(clip.clip_id, clip)
+    if problems:
+        raise ScenarioError("\n".join(problems))
     return list(seen.values())

@@ -74,6 +74,21 @@ def test_scenario_validate(repo, tmp_path, capsys):
     assert "waypoints" in capsys.readouterr().err
 
 
+def test_scenario_validate_finds_the_same_clip_in_two_files(repo, tmp_path, capsys):
+    """Two files that differ only in their description make the same clip id: generate refuses
+    them, so validate must too."""
+    original = repo / "scenarios" / "day_light_highway.yaml"
+    copy = tmp_path / "copy.yaml"
+    text = original.read_text()
+    assert "\ndescription: " in text
+    copy.write_text(text.replace("\ndescription: ", "\ndescription: Described again. "))
+    assert main(["scenario", "validate", str(original)]) == 0
+    capsys.readouterr()
+    assert main(["scenario", "validate", str(original), str(copy)]) == 1
+    err = capsys.readouterr().err
+    assert "describe the same clip" in err and "copy.yaml" in err and "day_light_highway.yaml" in err
+
+
 def test_resolution_argument_is_checked():
     with pytest.raises(SystemExit):
         main(["world", "render", "--out", "/tmp/never", "--resolution", "100x250"])

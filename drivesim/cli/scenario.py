@@ -7,9 +7,10 @@ import sys
 
 def cmd_scenario_validate(args) -> int:
     from drivesim.scenario import ScenarioError, load_scenario, scenario_files
-    from drivesim.scenario_expand import expand
+    from drivesim.scenario_expand import expand, unique_clips
 
     failed = 0
+    all_clips = []
     for target in args.paths:
         try:
             files = scenario_files(target)
@@ -20,13 +21,20 @@ def cmd_scenario_validate(args) -> int:
         for path in files:
             try:
                 s = load_scenario(path)
-                clips = len(expand(s, str(path)))
+                expanded = expand(s, str(path))
+                all_clips += expanded
+                clips = len(expanded)
                 print(f"ok  {path}: {s.id} ({s.time_of_day}, {s.crowdedness}, {s.num_frames} frames "
                       f"@ {s.fps:g} fps, {s.output.resolution[0]}x{s.output.resolution[1]}, "
                       f"{len(s.agents)} agent(s)" + (f", {clips} clips" if clips > 1 else "") + ")")
             except ScenarioError as e:
                 print(e, file=sys.stderr)
                 failed += 1
+    try:
+        unique_clips(all_clips)  # what `drivesim generate` would refuse across files
+    except ScenarioError as e:
+        print(e, file=sys.stderr)
+        failed += 1
     return 1 if failed else 0
 
 

@@ -73,6 +73,8 @@ def test_average_last_makes_final_the_mean_of_the_last_saves(tmp_path):
     final = read_tensors(f"{train_autoencoder(cfg, progress=False)}.safetensors")
     s3, s4 = (read_tensors(str(tmp_path / "ae" / f"step{s}.safetensors")) for s in (3, 4))
     assert not (tmp_path / "ae" / "step2.safetensors").exists()
+    assert not list((tmp_path / "ae").glob("step*_disc*"))  # the averaging reads the autoencoder only
+    assert (tmp_path / "ae" / "last_disc.safetensors").exists()  # resuming needs it
     assert read_config(tmp_path / "ae" / "final")["averaged_steps"] == [3, 4]
     key = "decoder.conv_out.weight"
     assert not torch.equal(s3[key], s4[key])

@@ -122,7 +122,8 @@ def _save(model, disc, step, out: Path, cfg: AETrainConfig, name: str, **extra) 
     meta = {"autoencoder": model.cfg.to_dict(), "stage": cfg.stage, "step": step,
             "train_config": asdict(cfg), **extra}
     save_checkpoint(model, out / name, meta)
-    save_checkpoint(disc, out / f"{name}_disc", {"step": step})
+    if disc is not None:  # averaging snapshots need the model only
+        save_checkpoint(disc, out / f"{name}_disc", {"step": step})
 
 
 def averaged_steps(cfg: AETrainConfig) -> list[int]:
@@ -274,7 +275,7 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
             if ranks.is_main:
                 _save(model, disc, step, out, cfg, "last")
                 if snapshot:
-                    _save(model, disc, step, out, cfg, f"step{step}")
+                    _save(model, None, step, out, cfg, f"step{step}")
             barrier(ranks)
     bar.close()
     if ranks.is_main:

@@ -70,13 +70,14 @@ def test_augment_rows_carry_provenance_and_labels(augmented):
     assert night["scenario_id"] == "augment-drive" and json.loads(night["scenario_json"])["seed"] == 0
     assert night["context_frames"] == 2 and night["context_strength"] == pytest.approx(0.8)
     assert night["boxes_known"] and night["labels_complete"]
-    assert (night["height"], night["width"], night["fps"]) == (64, 128, 30) and night["frames"] == 21
+    # 0.5 s at 30 fps: 15 frames, cut from the 21 that 2 segments of 3 key frames make
+    assert (night["height"], night["width"], night["fps"]) == (64, 128, 30) and night["frames"] == 15
     assert "autoencoder" in json.loads(night["model_hashes"])
     # carried labels: source box (40+j, 30)-(80+j, 60) of source frame j, through the 1:2 crop (rows 5..85)
     # and x 0.4 to the 64x128 video; output frame f shows source frame round(f * 25 / 30)
     boxes = {b["frame"]: b for b in night["boxes"]}
-    assert len(boxes) == 21 and {b["track_id"] for b in night["boxes"]} == {7}
-    for f in (0, 6, 20):
+    assert len(boxes) == 15 and {b["track_id"] for b in night["boxes"]} == {7}
+    for f in (0, 6, 14):
         j = int(np.floor(f * 25 / 30 + 0.5 + 1e-9))
         assert [boxes[f][k] for k in ("x1", "y1", "x2", "y2")] == pytest.approx(
             [(40 + j) * 0.8, 20, (80 + j) * 0.8, 44])

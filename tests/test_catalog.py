@@ -68,7 +68,8 @@ def test_sweep_gives_8_rows_with_the_right_conditions(sweep_catalog):
         assert (scenario["time_of_day"], scenario["crowdedness"], scenario["seed"]) == (
             row["time_of_day"], row["crowdedness"], row["seed"])
         assert row["clip_id"] == f"{row['scenario_hash']}-{row['seed']}"
-        assert row["fps"] == 30 and row["frames"] == 1 + 4 * (3 - 1)  # one segment of 3 key frames
+        # the scenario's 8 frames: one segment of 3 key frames makes 1 + 4 * (3 - 1) = 9, cut to 8
+        assert row["fps"] == 30 and row["frames"] == SWEEP["frames"]
         assert (row["height"], row["width"]) == (128, 256) and row["upsampler"] == "bicubic"
         assert row["boxes"] and max(b["frame"] for b in row["boxes"]) == row["frames"] - 1
         hashes = json.loads(row["model_hashes"])

@@ -47,9 +47,10 @@ def test_limits_name_the_limit_the_value_and_the_fix():
     with pytest.raises(LimitError, match="interpolation_steps=0: use 1 or more"):
         check_steps(limits, interpolation_steps=0)
     cfg = RolloutConfig()
-    assert full_render_frames(parse_scenario({"id": "a", "duration_s": 2}), cfg) == (69, 3)  # README's 2 s
-    check_full_render(parse_scenario({"id": "a", "duration_s": 3}), cfg, limits)  # 93 frames
-    with pytest.raises(LimitError, match=r"4 s makes 141 frames .* limit of 100 frames .*--max-frames"):
+    # 2 s: 3 whole segments of 6 key frames make 69 frames at 30 fps, cut to the 60 asked for
+    assert full_render_frames(parse_scenario({"id": "a", "duration_s": 2}), cfg) == (60, 3)
+    check_full_render(parse_scenario({"id": "a", "duration_s": 3}), cfg, limits)  # 90 frames
+    with pytest.raises(LimitError, match=r"4 s makes 120 frames .* limit of 100 frames .*--max-frames"):
         check_full_render(parse_scenario({"id": "a", "duration_s": 4}), cfg, limits)
     big = parse_scenario({"id": "a", "output": {"resolution": [512, 1024]}})
     with pytest.raises(LimitError, match=r"512x1024 = 524288 pixels is over .* 131072 .*--max-pixels"):
@@ -200,5 +201,5 @@ def test_full_render_without_a_catalog_still_renders_and_add_says_how(tmp_path, 
     previewer = Previewer(model_dir, work_dir=tmp_path / "w")
     editor = session.Editor(night_scene())
     preview, message = session.full(previewer, editor, FAST)
-    assert preview.frames == 21 and preview.fps == 30 and "full render: 21 frames" in message
+    assert preview.frames == 6 and preview.fps == 30 and "full render: 6 frames" in message  # 0.2 s
     assert session.add_to_catalog(previewer, editor, FAST, preview)[2].endswith("--catalog DIR`")

@@ -220,6 +220,26 @@ def test_rollout_command_resumes_after_interruption(cascade_dir, repo, tmp_path,
     assert all((a == b).all() for a, b in zip(full, resumed))
 
 
+def test_rollout_is_cut_to_the_seconds_asked_for(cascade_dir, repo, tmp_path):
+    """0.9 s at 30 fps is 27 frames; 3 whole segments of 3 key frames make 33. The video, the kept
+    base video, the labels and the diagnostics all stop at 27 (the cut is inside segment 2)."""
+    import json
+
+    from drivesim.cli import main
+    from drivesim.data.labels import read_scalabel
+
+    out = tmp_path / "out"
+    assert main(["rollout", str(repo / "scenarios" / "day_cut_in.yaml"), "--seconds", "0.9",
+                 "--new-frames", "3", "--steps", "1", "--interpolation-steps", "1", "--upsample-steps", "1",
+                 "--model", str(cascade_dir), "--keep-base", "--quiet", "--out", str(out)]) == 0
+    meta = json.loads((out / "day_cut_in.meta.json").read_text())
+    assert meta["rollout"]["segments"] == 3 and meta["rollout"]["frames"] == 27 and meta["frames"] == 27
+    for name in ("day_cut_in", "day_cut_in.base"):
+        assert len(read_frames(out / f"{name}.mp4")) == len(read_scalabel(out / f"{name}.json")) == 27
+    segments = meta["diagnostics"]["segments"]
+    assert [s["first_frame"] for s in segments] == [0, 9, 21] and sum(s["frames"] for s in segments) == 27
+
+
 def test_bench_rollout_rows(cascade_dir, repo):
     from drivesim.bench.rollout import STAGES, bench_rollout, format_rows
 

@@ -6,7 +6,7 @@ import json
 
 from drivesim.cli.common import add_device, add_model, add_quiet, field_default, param_default
 from drivesim.cli.generate import FRAME_CORRELATION_HELP, add_upsampler_args, upsample_settings
-from drivesim.pipelines.rollout import FACTOR, RolloutConfig, segments_for
+from drivesim.pipelines.rollout import FACTOR, RolloutConfig, frames_for, segments_for
 from drivesim.pipelines.rollout_job import run_rollout
 from drivesim.utils import DEFAULT_MODEL_DIR
 
@@ -17,9 +17,15 @@ def cmd_rollout(args) -> int:
     from drivesim.scenario import load_scenario
 
     seed = args.seed if args.seed is not None else load_scenario(args.scenario).seed
-    segments = args.segments or segments_for(args.seconds, args.new_frames, not args.no_interpolate)
-    cfg = RolloutConfig(segments=segments, new_frames=args.new_frames, context_frames=args.context_frames,
-                        interpolate=not args.no_interpolate, steps=args.steps,
+    interpolate = not args.no_interpolate
+    if args.segments:  # whole segments, as many frames as they make
+        segments, frames = args.segments, None
+    else:
+        segments = segments_for(args.seconds, args.new_frames, interpolate)
+        frames = frames_for(args.seconds, interpolate)
+    cfg = RolloutConfig(segments=segments, frames=frames, new_frames=args.new_frames,
+                        context_frames=args.context_frames,
+                        interpolate=interpolate, steps=args.steps,
                         interpolation_steps=args.interpolation_steps, guidance_context=args.guidance_context,
                         frame_correlation=args.frame_correlation, seed=seed,
                         prediction_strength=args.prediction_strength,
@@ -42,8 +48,10 @@ def register(subparsers) -> None:
                                f"interpolation to {key_fps * FACTOR:g} fps, streamed to disk, resumable")
     ro.add_argument("scenario", help="scenario YAML file")
     ro.add_argument("--out", required=True, help="output folder")
-    ro.add_argument("--seconds", type=float, default=DEFAULT_SECONDS, help="length (sets --segments)")
-    ro.add_argument("--segments", type=int, default=None)
+    ro.add_argument("--seconds", type=float, default=DEFAULT_SECONDS,
+                    help="length: the whole segments it needs, cut to these seconds")
+    ro.add_argument("--segments", type=int, default=None,
+                    help="a number of whole segments instead of --seconds (not cut)")
     ro.add_argument("--new-frames", type=int, default=d("new_frames"), help="key frames added per segment")
     ro.add_argument("--context-frames", type=int, default=d("context_frames"), choices=[1, 2])
     ro.add_argument("--steps", type=int, default=d("steps"))

@@ -45,7 +45,7 @@ from drivesim.pipelines.augment_track import (
 )
 from drivesim.pipelines.batch import WORK, model_hashes
 from drivesim.pipelines.catalog_row import cascade_columns
-from drivesim.pipelines.rollout import RolloutConfig
+from drivesim.pipelines.rollout import RolloutConfig, frames_for
 from drivesim.pipelines.rollout_job import Cascade, load_cascade, run_rollout
 from drivesim.pipelines.upsample import UpsampleSettings
 from drivesim.scenario import Scenario
@@ -137,7 +137,9 @@ def render_variant(job: AugmentJob, cascade: Cascade, autoencoder, options: Augm
     source = job.source
     cfg = dataclasses.replace(options.rollout, seed=job.seed,
                               segments=variant_segments(source, options.start_s, options.seconds,
-                                                        options.rollout))
+                                                        options.rollout),
+                              frames=frames_for(options.seconds, options.rollout.interpolate,
+                                                options.rollout.key_fps))
     base = cascade.prediction.output_size(cfg.latent_size)
     frames, frame_hw = context_frames(source, options.start_s, cfg, base)
     scene = variant_scene(source, job.changes)

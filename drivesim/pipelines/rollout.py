@@ -55,22 +55,38 @@ class RolloutConfig:
     interpolation_strength: float = 0.5
     seed: int = 0
     latent_size: tuple[int, int] = (16, 32)
+    frames: int | None = None  # output frames to write (a clip's duration); None = all the segments make
 
     @property
     def out_fps(self) -> float:
         return self.key_fps * (FACTOR if self.interpolate else 1)
 
 
+def frames_for(seconds: float, interpolate: bool, key_fps: float = RolloutConfig.key_fps) -> int:
+    """Output frames of a clip of `seconds`, at key_fps * FACTOR (key_fps without interpolation)."""
+    fps = key_fps * (FACTOR if interpolate else 1)
+    return max(1, math.ceil(round(seconds * fps, 6)))  # round: 0.3 s * 30 fps is 9.000000000000002
+
+
 def segments_for(seconds: float, new_frames: int, interpolate: bool,
                  key_fps: float = RolloutConfig.key_fps) -> int:
     """Segments for a clip of `seconds`: K key frames give FACTOR (K - 1) + 1 output frames
     at key_fps * FACTOR (K at key_fps without interpolation)."""
-    if interpolate:
-        out_frames = math.ceil(seconds * key_fps * FACTOR)
-        keys = math.ceil((out_frames + FACTOR - 1) / FACTOR)
-    else:
-        keys = math.ceil(seconds * key_fps)
+    out_frames = frames_for(seconds, interpolate, key_fps)
+    keys = math.ceil((out_frames + FACTOR - 1) / FACTOR) if interpolate else out_frames
     return max(1, math.ceil(keys / new_frames))
+
+
+def segment_frames(cfg: RolloutConfig) -> int:
+    """Output frames that cfg.segments whole segments make (before cfg.frames cuts the clip)."""
+    keys = cfg.segments * cfg.new_frames
+    return FACTOR * (keys - 1) + 1 if cfg.interpolate else keys
+
+
+def clip_frames(cfg: RolloutConfig) -> int:
+    """Output frames a rollout writes: its segments' frames, cut to cfg.frames."""
+    made = segment_frames(cfg)
+    return made if cfg.frames is None else min(made, cfg.frames)
 
 
 @dataclass

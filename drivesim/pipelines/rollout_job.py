@@ -31,6 +31,7 @@ from drivesim.pipelines.rollout import (
     Rollout,
     RolloutConfig,
     RolloutState,
+    clip_frames,
     load_rollout_state,
     save_rollout_state,
 )
@@ -102,7 +103,10 @@ def run_rollout(scenario_path: str | Path | Scenario, out_dir: str | Path, cfg: 
     if cascade is None:
         cascade = load_cascade(model_dir, cfg, upsampler, upsample, device, [scenario.output.resolution])
     prediction, interpolation, model = cascade.prediction, cascade.interpolation, cascade.upsampler
+    if cfg.frames is not None and cfg.frames < 1:
+        raise ValueError(f"{scenario.id}: RolloutConfig.frames={cfg.frames}: give 1 or more frames, or None")
     rollout = Rollout(prediction, interpolation, cfg, decode_chunk)
+    length = clip_frames(cfg)  # output frames of this clip
     key_frames = cfg.segments * cfg.new_frames
     base_size = prediction.output_size(cfg.latent_size)
     size = base_size if upsampler == "none" else tuple(scenario.output.resolution)  # the video written
@@ -142,7 +146,9 @@ def run_rollout(scenario_path: str | Path | Scenario, out_dir: str | Path, cfg: 
         stream.load_state(state.upsampler)
     seconds = rollout.stage_seconds
     for segment in rollout.run(track, state):
-        base, frames = segment.frames, segment.frames
+        # whole segments overshoot the clip's duration: cut there, before the upsampler pays for it
+        base = segment.frames[:, :max(0, length - segment.first_frame)]
+        frames = base
         if base.numel() and not torch.isfinite(base).all():
             raise FloatingPointError(f"{scenario.id}: segment {segment.index} decoded to NaN/inf frames; "
                                      "nothing of it was written")
@@ -177,7 +183,8 @@ def run_rollout(scenario_path: str | Path | Scenario, out_dir: str | Path, cfg: 
         write_json_atomic(to_scalabel(labels, name), out_dir / f"{name}.json")
     if keep_base:
         concat_mp4(sorted(parts.glob("base-*.mp4")), out_dir / f"{scenario.id}.base.mp4")
-    diagnostics = rollout_diagnostics(str(video), cfg.out_fps, rollout.segment_starts())
+    starts = [i for i in rollout.segment_starts() if i < frames]
+    diagnostics = rollout_diagnostics(str(video), cfg.out_fps, starts)
     meta = {"scenario_id": scenario.id, "seed": cfg.seed, **config, "fps": cfg.out_fps, "frames": frames,
             "resolution": list(size), "base_resolution": list(base_size), "diagnostics": diagnostics,
             "seconds_this_run": time.perf_counter() - start,

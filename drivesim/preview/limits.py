@@ -7,9 +7,10 @@ and the fix when it is hit.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-from drivesim.pipelines.rollout import FACTOR, RolloutConfig, segments_for
+from drivesim.pipelines.rollout import RolloutConfig, clip_frames, frames_for, segments_for
 from drivesim.scenario import Scenario
 
 
@@ -36,10 +37,10 @@ class PreviewLimits:
 
 def full_render_frames(scenario: Scenario, cfg: RolloutConfig) -> tuple[int, int]:
     """(output frames, segments) the full cascade makes for a scenario: whole segments of
-    cfg.new_frames key frames, interpolated 4x (batch.clip_config's arithmetic)."""
+    cfg.new_frames key frames, interpolated 4x, cut to its duration (batch.clip_config)."""
     segments = segments_for(scenario.duration, cfg.new_frames, cfg.interpolate, cfg.key_fps)
-    keys = segments * cfg.new_frames
-    return (FACTOR * (keys - 1) + 1 if cfg.interpolate else keys), segments
+    frames = frames_for(scenario.duration, cfg.interpolate, cfg.key_fps)
+    return clip_frames(dataclasses.replace(cfg, segments=segments, frames=frames)), segments
 
 
 def check_steps(limits: PreviewLimits, **steps: int) -> None:

@@ -12,7 +12,7 @@ from drivesim.preview.limits import PreviewLimits
 from drivesim.utils import DEFAULT_MODEL_DIR
 
 logger = logging.getLogger("drivesim.cli.preview")
-LIMIT_FLAGS = {"max_frames": "output frames per full render (30 fps, whole 0.8 s segments)",
+LIMIT_FLAGS = {"max_frames": "output frames per full render (its duration at 30 fps)",
                "max_key_frames": "key frames per fast preview (7.5 fps)",
                "max_steps": "denoising steps per stage and request",
                "max_pixels": "pixels (height x width) per frame of a full render",

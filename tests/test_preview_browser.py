@@ -146,8 +146,8 @@ def test_edit_preview_and_add_to_catalog(server, browser):
     assert "now click the opposite corner" in page.wait_status("opposite corner")
     page.click_layout(0.56, 0.74)
     assert "added box id 1" in page.wait_status("added box")
-    rows = browser.find_element(By.CSS_SELECTOR, "#boxes").text
-    assert "static" in rows
+    # the table and the status come from one event but may render apart: wait, do not read once
+    page.wait(30).until(lambda d: "static" in d.find_element(By.CSS_SELECTOR, "#boxes").text)
     page.type("duration", 0.3)
     for elem_id in ("preview-steps", "steps", "interp-steps"):
         page.type(elem_id, 2 if elem_id != "interp-steps" else 1)
@@ -218,4 +218,4 @@ def test_yaml_upload_loads_the_scene_and_saves_it(server, browser):
     page.wait(30).until(lambda d: scene_id.get_attribute("value") == "day_box_track")
     page.click("save-yaml")
     page.wait_status("saved day_box_track.yaml")
-    assert "box_track" in browser.find_element(By.ID, "yaml-text").text
+    page.wait(30).until(lambda d: "box_track" in d.find_element(By.ID, "yaml-text").text)

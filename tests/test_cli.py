@@ -121,8 +121,7 @@ def test_cli_defaults_come_from_the_config_dataclasses():
 
 
 def test_rollout_length_uses_the_key_rate_and_factor():
-    from drivesim.cli.rollout import segments_for
-    from drivesim.pipelines.rollout import FACTOR, RolloutConfig
+    from drivesim.pipelines.rollout import FACTOR, RolloutConfig, segments_for
 
     # 10 s at key_fps * FACTOR fps: K keys give FACTOR (K - 1) + 1 frames
     frames = 10 * RolloutConfig.key_fps * FACTOR

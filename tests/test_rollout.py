@@ -156,9 +156,11 @@ def test_streaming_decode_equals_full_decode(models, chunk):
 
 
 def test_rollout_needs_a_context_model(models):
-    video, _, decoder = models
+    video, predict, decoder = models
     with pytest.raises(ValueError, match="prediction model"):
         Rollout(pipeline(video, decoder), None, RolloutConfig(interpolate=False))
+    with pytest.raises(ValueError, match="frames=0: give 1 or more"):
+        Rollout(pipeline(predict, decoder), None, RolloutConfig(interpolate=False, frames=0))
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import json
 
 from drivesim.cli.common import add_device, add_model, add_quiet, field_default, param_default
 from drivesim.cli.generate import FRAME_CORRELATION_HELP, add_upsampler_args, upsample_settings
-from drivesim.pipelines.rollout import FACTOR, RolloutConfig, frames_for, segments_for
+from drivesim.pipelines.rollout import FACTOR, RolloutConfig, for_seconds
 from drivesim.pipelines.rollout_job import run_rollout
 from drivesim.utils import DEFAULT_MODEL_DIR
 
@@ -17,19 +17,15 @@ def cmd_rollout(args) -> int:
     from drivesim.scenario import load_scenario
 
     seed = args.seed if args.seed is not None else load_scenario(args.scenario).seed
-    interpolate = not args.no_interpolate
-    if args.segments:  # whole segments, as many frames as they make
-        segments, frames = args.segments, None
-    else:
-        segments = segments_for(args.seconds, args.new_frames, interpolate)
-        frames = frames_for(args.seconds, interpolate)
-    cfg = RolloutConfig(segments=segments, frames=frames, new_frames=args.new_frames,
-                        context_frames=args.context_frames,
-                        interpolate=interpolate, steps=args.steps,
+    cfg = RolloutConfig(segments=args.segments or 1, new_frames=args.new_frames,
+                        context_frames=args.context_frames, interpolate=not args.no_interpolate,
+                        steps=args.steps,
                         interpolation_steps=args.interpolation_steps, guidance_context=args.guidance_context,
                         frame_correlation=args.frame_correlation, seed=seed,
                         prediction_strength=args.prediction_strength,
                         interpolation_strength=args.interpolation_strength)
+    if not args.segments:  # else whole segments, as many frames as they make
+        cfg = for_seconds(cfg, args.seconds)
     crowd = args.crowdedness.split(",") if args.crowdedness else None
     meta = run_rollout(args.scenario, args.out, cfg, args.model or DEFAULT_MODEL_DIR, crowd,
                        progress=not args.quiet, decode_chunk=args.decode_chunk, device=args.device,

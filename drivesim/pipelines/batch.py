@@ -26,7 +26,7 @@ from drivesim.export.catalog import CatalogWriter
 from drivesim.models.model_index import part_prefix
 from drivesim.models.weights import weights_digest
 from drivesim.pipelines.catalog_row import catalog_row
-from drivesim.pipelines.rollout import RolloutConfig, frames_for, segments_for
+from drivesim.pipelines.rollout import RolloutConfig, for_seconds
 from drivesim.pipelines.rollout_job import Cascade, load_cascade, run_rollout
 from drivesim.pipelines.upsample import UpsampleSettings
 from drivesim.scenario import Scenario
@@ -58,10 +58,7 @@ class ClipResult:
 
 def clip_config(clip: ClipSpec, base: RolloutConfig) -> RolloutConfig:
     """The rollout of one clip: its seed, enough segments for its duration, cut to its duration."""
-    seconds = clip.scenario.duration
-    segments = segments_for(seconds, base.new_frames, base.interpolate, base.key_fps)
-    return dataclasses.replace(base, seed=clip.seed, segments=segments,
-                               frames=frames_for(seconds, base.interpolate, base.key_fps))
+    return dataclasses.replace(for_seconds(base, clip.scenario.duration), seed=clip.seed)
 
 
 def segment_schedule(scenario: Scenario, cfg: RolloutConfig) -> tuple[list[str], list[str]]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -75,6 +75,12 @@ def segments_for(seconds: float, new_frames: int, interpolate: bool,
     out_frames = frames_for(seconds, interpolate, key_fps)
     keys = math.ceil((out_frames + FACTOR - 1) / FACTOR) if interpolate else out_frames
     return max(1, math.ceil(keys / new_frames))
+
+
+def for_seconds(cfg: RolloutConfig, seconds: float) -> RolloutConfig:
+    """cfg with the whole segments a clip of `seconds` needs, its frames cut to those seconds."""
+    return replace(cfg, segments=segments_for(seconds, cfg.new_frames, cfg.interpolate, cfg.key_fps),
+                   frames=frames_for(seconds, cfg.interpolate, cfg.key_fps))
 
 
 def segment_frames(cfg: RolloutConfig) -> int:
@@ -151,6 +157,8 @@ class Rollout:
                              "a plain video LDM cannot take context frames")
         if cfg.interpolate and interpolation is None:
             raise ValueError("interpolate=True needs an interpolation model")
+        if cfg.frames is not None and cfg.frames < 1:
+            raise ValueError(f"frames={cfg.frames}: give 1 or more output frames, or None for whole segments")
         if cfg.context_frames not in (1, 2) or cfg.new_frames < cfg.context_frames:
             raise ValueError(f"context_frames={cfg.context_frames} must be 1 or 2 and <= new_frames")
         for name in ("prediction_strength", "interpolation_strength"):

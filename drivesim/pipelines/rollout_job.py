@@ -103,8 +103,6 @@ def run_rollout(scenario_path: str | Path | Scenario, out_dir: str | Path, cfg: 
     if cascade is None:
         cascade = load_cascade(model_dir, cfg, upsampler, upsample, device, [scenario.output.resolution])
     prediction, interpolation, model = cascade.prediction, cascade.interpolation, cascade.upsampler
-    if cfg.frames is not None and cfg.frames < 1:
-        raise ValueError(f"{scenario.id}: RolloutConfig.frames={cfg.frames}: give 1 or more frames, or None")
     rollout = Rollout(prediction, interpolation, cfg, decode_chunk)
     length = clip_frames(cfg)  # output frames of this clip
     key_frames = cfg.segments * cfg.new_frames

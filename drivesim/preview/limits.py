@@ -7,10 +7,9 @@ and the fix when it is hit.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
-from drivesim.pipelines.rollout import RolloutConfig, clip_frames, frames_for, segments_for
+from drivesim.pipelines.rollout import RolloutConfig, clip_frames, for_seconds
 from drivesim.scenario import Scenario
 
 
@@ -38,9 +37,8 @@ class PreviewLimits:
 def full_render_frames(scenario: Scenario, cfg: RolloutConfig) -> tuple[int, int]:
     """(output frames, segments) the full cascade makes for a scenario: whole segments of
     cfg.new_frames key frames, interpolated 4x, cut to its duration (batch.clip_config)."""
-    segments = segments_for(scenario.duration, cfg.new_frames, cfg.interpolate, cfg.key_fps)
-    frames = frames_for(scenario.duration, cfg.interpolate, cfg.key_fps)
-    return clip_frames(dataclasses.replace(cfg, segments=segments, frames=frames)), segments
+    cfg = for_seconds(cfg, scenario.duration)
+    return clip_frames(cfg), cfg.segments
 
 
 def check_steps(limits: PreviewLimits, **steps: int) -> None:

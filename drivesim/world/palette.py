@@ -19,6 +19,8 @@ class Palette:
     ambient: float  # multiplier on lit surfaces away from any light
     headlights: bool  # ego and other cars light the scene
     fog_m: float  # distance over which surfaces fade to the horizon colour
+    cloud: tuple[float, float, float] = (235, 238, 242)
+    sensor_noise: float = 2.0  # grey levels of camera grain
 
 
 DAY = Palette(sky_top=(70, 130, 210), sky_horizon=(185, 210, 235), grass=(85, 120, 60),
@@ -26,7 +28,8 @@ DAY = Palette(sky_top=(70, 130, 210), sky_horizon=(185, 210, 235), grass=(85, 12
               pole=(90, 90, 95), ambient=1.0, headlights=False, fog_m=220.0)
 NIGHT = Palette(sky_top=(3, 4, 12), sky_horizon=(18, 20, 38), grass=(30, 38, 24),
                 asphalt=(70, 70, 76), white_mark=(250, 250, 240), yellow_mark=(245, 200, 60),
-                pole=(35, 35, 40), ambient=0.12, headlights=True, fog_m=90.0)
+                pole=(35, 35, 40), ambient=0.12, headlights=True, fog_m=90.0,
+                cloud=(24, 26, 40), sensor_noise=3.5)
 
 PALETTES = {"day": DAY, "night": NIGHT}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -9,12 +11,24 @@ from drivesim.world.camera import Camera
 from drivesim.world.labels import Box
 from drivesim.world.palette import Palette, headlight_gain
 from drivesim.world.road import DASH_LENGTH_M, DASH_PERIOD_M, MARK_HALF_WIDTH_M, Road
+from drivesim.world.roadside import Prop, camera_optics, clouds, paint_prop, props_near
 from drivesim.world.traffic import Car
+from drivesim.world.vehicle import Solid, VehiclePainter, car_solids
 
 NEAR_CLIP_M, FAR_CLIP_M = 1.0, 200.0
 POLE_SPACING_M, POLE_HEIGHT_M = 30.0, 6.0
 SUBPIXEL = 4  # cv2 fixed-point bits for polygon vertices
-WINDOW_GLASS = np.array([25, 30, 38], np.float32)
+
+
+@dataclass(frozen=True)
+class CarGeometry:
+    """A car's solids, their projection, their silhouettes [K,2] each, near depth (m), seen side."""
+
+    solids: dict[str, Solid]
+    points: dict[str, np.ndarray]  # projected corners [8,2] per solid
+    hulls: list[np.ndarray]
+    depth: float
+    side_sign: float
 
 
 def _mix(a, b, t):
@@ -33,8 +47,8 @@ def _fixed(points: np.ndarray) -> np.ndarray:
 class FramePainter:
     """Renders frames of one road at one camera; stateless across frames."""
 
-    def __init__(self, camera: Camera, road: Road, palette: Palette):
-        self.cam, self.road, self.pal = camera, road, palette
+    def __init__(self, camera: Camera, road: Road, palette: Palette, seed: int = 0):
+        self.cam, self.road, self.pal, self.seed = camera, road, palette, seed
         h, w = camera.height_px, camera.width_px
         self.ground_row0 = int(np.floor(camera.horizon_row - 0.5)) + 1  # first row below the horizon
         rows = np.arange(self.ground_row0, h, dtype=np.float64)
@@ -42,8 +56,10 @@ class FramePainter:
         self.metres_per_px = self.z / camera.focal_px  # [Hg,1]
         self.x_cam = (np.arange(w) + 0.5 - camera.center_col)[None, :] * self.metres_per_px  # [Hg,W]
         sky_t = np.clip(np.arange(h) / max(camera.horizon_row, 1.0), 0, 1)[:, None, None]
+        cover = clouds(h, w, camera.horizon_row, seed)[..., None]
         self.sky = np.ascontiguousarray(
-            np.broadcast_to(_mix(palette.sky_top, palette.sky_horizon, sky_t), (h, w, 3)), np.float32)
+            _mix(palette.sky_top, palette.sky_horizon, sky_t) * (1 - cover) + cover * _f32(palette.cloud),
+            np.float32)
         self.glow_sigma = max(1.0, w / 200.0)
         # Per-pixel terms that do not change between frames (float32 keeps _ground fast).
         self.metres_per_px = self.metres_per_px.astype(np.float32)
@@ -85,56 +101,38 @@ class FramePainter:
             return np.full_like(z, lateral)
         return lateral - ego_lateral + self.road.bend(s_ego, z)
 
-    def _car_geometry(self, car: Car, s_ego: float, ego_lateral: float):
-        """Projected 3D box of a car: (near-face quad [4,2], hull [K,2], depth) or None."""
+    def _car_geometry(self, car: Car, s_ego: float, ego_lateral: float) -> CarGeometry | None:
+        """The car's solids projected through the camera (None when out of the depth range)."""
         z_near, z_far = car.ahead - car.length / 2, car.ahead + car.length / 2
         if z_far <= NEAR_CLIP_M + 0.5 or z_near > FAR_CLIP_M:
             return None
-        zs = np.array([max(z_near, NEAR_CLIP_M), max(z_far, NEAR_CLIP_M)])
-        xc = self._camera_x(car.lateral, zs, s_ego, ego_lateral, car.camera_lateral)
-        corners = []
-        for x0, z in zip(xc, zs):
-            for dx, y in ((-1, 0), (1, 0), (1, car.height), (-1, car.height)):
-                corners.append((x0 + dx * car.width / 2, y, z))
-        c = np.array(corners)
-        u, v = self.cam.project(c[:, 0], c[:, 1], c[:, 2])
-        pts = np.stack([u, v], 1).astype(np.float32)
-        hull = cv2.convexHull(pts)[:, 0, :]
-        return pts[:4], hull, float(zs[0])
+        solids = car_solids(car.length, car.width, car.height, car.faces_camera)
 
-    def _paint_car(self, img, emissive, car: Car, near_face: np.ndarray, hull: np.ndarray,
-                   depth: float) -> None:
-        pal = self.pal
+        def project(points: np.ndarray) -> np.ndarray:  # car frame (x, y, d) [N,3] -> pixels [N,2]
+            z = np.maximum(z_near + points[:, 2], NEAR_CLIP_M)
+            x = self._camera_x(car.lateral, z, s_ego, ego_lateral, car.camera_lateral) + points[:, 0]
+            u, v = self.cam.project(x, points[:, 1], z)
+            return np.stack([u, v], 1)
+
+        corners = project(np.concatenate([s.corners() for s in solids.values()])).astype(np.float32)
+        points = dict(zip(solids, np.split(corners, len(solids))))  # [8,2] per solid
+        hulls = [cv2.convexHull(p)[:, 0, :] for p in points.values()]
+        centre_x = float(self._camera_x(car.lateral, np.array([max(z_near, NEAR_CLIP_M)]), s_ego,
+                                        ego_lateral, car.camera_lateral)[0])
+        return CarGeometry(solids, points, hulls, max(z_near, NEAR_CLIP_M), -1.0 if centre_x > 0 else 1.0)
+
+    def _paint_car(self, img, emissive, car: Car, geo: CarGeometry) -> None:
+        pal, depth = self.pal, geo.depth
         light = 1.0
         if pal.headlights:
-            cx = float(near_face[:, 0].mean() - self.cam.center_col) * depth / self.cam.focal_px
+            cx = float(geo.hulls[-1][:, 0].mean() - self.cam.center_col) * depth / self.cam.focal_px
             light = pal.ambient + float(headlight_gain(np.array(cx), np.array(depth)))
-        body = np.asarray(car.color, np.float32) * light
-        fog = np.exp(-depth / pal.fog_m)
+        fog = np.float32(np.exp(-depth / pal.fog_m))
         haze = np.asarray(pal.sky_horizon, np.float32) * (1 - fog)
-        cv2.fillConvexPoly(img, _fixed(hull), (body * 0.6 * fog + haze).tolist(), cv2.LINE_AA,
-                           SUBPIXEL)
-        cv2.fillConvexPoly(img, _fixed(near_face), (body * fog + haze).tolist(), cv2.LINE_AA,
-                           SUBPIXEL)
-        # near_face corners: bottom-left, bottom-right, top-right, top-left
-        (x0, y1), (x1, _), (_, y0) = near_face[0], near_face[1], near_face[2]
-        w, hgt = x1 - x0, y1 - y0
-        window = np.array([[x0 + 0.12 * w, y0 + 0.08 * hgt], [x1 - 0.12 * w, y0 + 0.08 * hgt],
-                           [x1 - 0.12 * w, y0 + 0.42 * hgt], [x0 + 0.12 * w, y0 + 0.42 * hgt]])
-        cv2.fillConvexPoly(img, _fixed(window), (WINDOW_GLASS * max(light, 0.3) * fog + haze).tolist(),
-                           cv2.LINE_AA, SUBPIXEL)
-        front = car.faces_camera
-        lamp_y = y0 + (0.62 if front else 0.5) * hgt
-        lamp_r = max(0.5, 0.07 * w)
-        lamp_rgb = np.array([255, 245, 215] if front else [235, 25, 20], np.float32)
-        for lx in (x0 + 0.15 * w, x1 - 0.15 * w):
-            center = tuple(int(c) for c in _fixed(np.array([lx, lamp_y])))
-            radius = round(lamp_r * (1 << SUBPIXEL))
-            if pal.headlights:
-                cv2.circle(emissive, center, radius * (3 if front else 2), lamp_rgb.tolist(), -1,
-                           cv2.LINE_AA, SUBPIXEL)
-            cv2.circle(img, center, radius, (lamp_rgb * (1.0 if pal.headlights else 0.75)).tolist(),
-                       -1, cv2.LINE_AA, SUBPIXEL)
+        painter = VehiclePainter(lambda rgb: rgb * light * fog + haze, self.cam.mount_height_m,
+                                 pal.headlights)
+        painter.paint(img, emissive, geo.solids, geo.points, np.asarray(car.color, np.float32),
+                      car.faces_camera, geo.side_sign)
 
     def _shadow(self, shade: np.ndarray, car: Car, s_ego: float, ego_lateral: float) -> None:
         z0, z1 = car.ahead - car.length / 2 - 0.3, car.ahead + car.length / 2 + 0.3
@@ -160,6 +158,24 @@ class FramePainter:
             out.append((z, np.stack([u, v], 1), max(1.0, 0.2 * self.cam.focal_px / z)))
         return out
 
+    def _props(self, s_ego: float, ego_lateral: float) -> list[tuple[float, Prop, float, float]]:
+        """(depth, prop, u, v of its base) of the roadside props in view."""
+        out = []
+        for prop in props_near(self.seed, s_ego + 3.0, s_ego + FAR_CLIP_M * 0.8, self.road.left_edge_m,
+                               self.road.right_edge_m):
+            z = prop.s - s_ego
+            x = self._camera_x(prop.lateral, np.array([z]), s_ego, ego_lateral, False)
+            u, v = self.cam.project(x, np.zeros(1), np.array([z]))
+            if -0.5 * self.cam.width_px < u[0] < 1.5 * self.cam.width_px:
+                out.append((z, prop, float(u[0]), float(v[0])))
+        return out
+
+    def _paint_prop(self, img, depth: float, prop: Prop, u: float, v: float) -> None:
+        pal = self.pal
+        fog = float(np.exp(-depth / pal.fog_m))
+        haze = np.asarray(pal.sky_horizon, np.float32) * (1 - fog)
+        paint_prop(img, prop, u, v, self.cam.focal_px / depth, pal.ambient, haze, fog, pal.headlights)
+
     # -- frame ------------------------------------------------------------------------------
     def paint(self, s_ego: float, ego_lateral: float, cars: list[Car]) -> tuple[np.ndarray, list[Box]]:
         """Render a frame -> (uint8 RGB [H,W,3], boxes of visible cars in pixels)."""
@@ -176,12 +192,16 @@ class FramePainter:
         instance = np.zeros((h, w), np.int32)  # 0 = background, i+1 = cars[i]
         geometry = {}
         drawables = [(z, "pole", (pts, thick)) for z, pts, thick in self._poles(s_ego, ego_lateral)]
+        drawables += [(z, "prop", (prop, u, v)) for z, prop, u, v in self._props(s_ego, ego_lateral)]
         for i, car in enumerate(cars):
             geo = self._car_geometry(car, s_ego, ego_lateral)
             if geo is not None:
                 geometry[i] = geo
-                drawables.append((geo[2], "car", i))
+                drawables.append((geo.depth, "car", i))
         for depth, kind, item in sorted(drawables, key=lambda d: -d[0]):
+            if kind == "prop":
+                self._paint_prop(img, depth, *item)
+                continue
             if kind == "pole":
                 pts, thick = item
                 fog = np.exp(-depth / pal.fog_m)
@@ -190,14 +210,16 @@ class FramePainter:
                 cv2.line(img, tuple(p0), tuple(p1), color.tolist(), round(thick), cv2.LINE_AA,
                          SUBPIXEL)
                 continue
-            near_face, hull, _ = geometry[item]
-            if emissive is not None:  # a nearer car hides the lights behind it
-                cv2.fillConvexPoly(emissive, _fixed(hull), (0, 0, 0), cv2.LINE_8, SUBPIXEL)
-            self._paint_car(img, emissive, cars[item], near_face, hull, depth)
-            cv2.fillConvexPoly(instance, _fixed(hull), item + 1, cv2.LINE_8, SUBPIXEL)
+            geo = geometry[item]
+            for hull in geo.hulls:
+                if emissive is not None:  # a nearer car hides the lights behind it
+                    cv2.fillConvexPoly(emissive, _fixed(hull), (0, 0, 0), cv2.LINE_8, SUBPIXEL)
+                cv2.fillConvexPoly(instance, _fixed(hull), item + 1, cv2.LINE_8, SUBPIXEL)
+            self._paint_car(img, emissive, cars[item], geo)
         if emissive is not None:
             img += cv2.GaussianBlur(emissive, (0, 0), self.glow_sigma) * 0.6
-        frame = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+        rng = np.random.default_rng((self.seed, round(s_ego * 1000) % (1 << 62)))
+        frame = np.clip(camera_optics(img, rng, pal.sensor_noise) + 0.5, 0, 255).astype(np.uint8)
         self.instance = instance  # id map of the last frame: 0 background, i+1 = cars[i]
         return frame, self._boxes(cars, geometry, instance)
 
@@ -209,23 +231,26 @@ class FramePainter:
             geo = self._car_geometry(car, s_ego, ego_lateral)
             if geo is not None:
                 geometry[i] = geo
-        for i in sorted(geometry, key=lambda i: -geometry[i][2]):
-            cv2.fillConvexPoly(instance, _fixed(geometry[i][1]), i + 1, cv2.LINE_8, SUBPIXEL)
+        for i in sorted(geometry, key=lambda i: -geometry[i].depth):
+            for hull in geometry[i].hulls:
+                cv2.fillConvexPoly(instance, _fixed(hull), i + 1, cv2.LINE_8, SUBPIXEL)
         return self._boxes(cars, geometry, instance)
 
     def _boxes(self, cars: list[Car], geometry: dict, instance: np.ndarray) -> list[Box]:
         h, w = instance.shape
         visible = np.bincount(instance.ravel(), minlength=len(cars) + 1)
         boxes = []
-        for i, (_, hull, _) in geometry.items():
+        for i, geo in geometry.items():
             if visible[i + 1] == 0:
                 continue
-            x1, y1 = np.clip(hull.min(0), 0, [w, h])
-            x2, y2 = np.clip(hull.max(0), 0, [w, h])
-            full = np.zeros((int(np.ceil(hull[:, 1].max() - hull[:, 1].min())) + 2,
-                             int(np.ceil(hull[:, 0].max() - hull[:, 0].min())) + 2), np.uint8)
-            origin = np.floor(hull.min(0))
-            cv2.fillConvexPoly(full, _fixed(hull - origin), 1, cv2.LINE_8, SUBPIXEL)
+            points = np.concatenate(geo.hulls)
+            x1, y1 = np.clip(points.min(0), 0, [w, h])
+            x2, y2 = np.clip(points.max(0), 0, [w, h])
+            full = np.zeros((int(np.ceil(points[:, 1].max() - points[:, 1].min())) + 2,
+                             int(np.ceil(points[:, 0].max() - points[:, 0].min())) + 2), np.uint8)
+            origin = np.floor(points.min(0))
+            for hull in geo.hulls:
+                cv2.fillConvexPoly(full, _fixed(hull - origin), 1, cv2.LINE_8, SUBPIXEL)
             total = max(int(full.sum()), int(visible[i + 1]))
             boxes.append(Box(round(float(x1), 2), round(float(y1), 2), round(float(x2), 2),
                              round(float(y2), 2), "car", cars[i].track_id,

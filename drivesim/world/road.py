@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,8 +75,15 @@ class Road:
 
         Small-angle integration of the curvature: d(z) = int_0^z int_0^z1 k(s_ego + z2).
         """
-        grid = np.linspace(0.0, 400.0, 801)
-        dz = grid[1] - grid[0]
-        heading = np.concatenate([[0.0], np.cumsum(self.curvature(s_ego + grid[:-1])) * dz])
-        shift = np.concatenate([[0.0], np.cumsum(heading[:-1]) * dz])
-        return np.interp(z, grid, shift)
+        return np.interp(z, BEND_GRID, _bend_profile(self, float(s_ego)))
+
+
+BEND_GRID = np.linspace(0.0, 400.0, 801)
+
+
+@functools.lru_cache(maxsize=8)  # every object of a frame asks for the same ego position
+def _bend_profile(road: Road, s_ego: float) -> np.ndarray:
+    """Lateral shift of the road on BEND_GRID ahead of s_ego."""
+    dz = BEND_GRID[1] - BEND_GRID[0]
+    heading = np.concatenate([[0.0], np.cumsum(road.curvature(s_ego + BEND_GRID[:-1])) * dz])
+    return np.concatenate([[0.0], np.cumsum(heading[:-1]) * dz])

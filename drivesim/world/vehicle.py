@@ -1,0 +1,142 @@
+"""A car as a few shaded solids (tyres, body, glass cabin) with lamps, plate and bumper.
+
+Each solid is a convex hexahedron in car coordinates (x across the car, y up from the road, d
+back from the face the camera sees). It is painted as its silhouette in the side shade, then
+its top (when the camera is above it) and the face towards the camera with that face's parts,
+so cars keep the outline a detector trained on photos knows: wheels, a glass cabin narrower
+than the body, lamps at the body's corners. Solids are painted far to near.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+SUBPIXEL = 4
+TYRE = np.array([24, 24, 26], np.float32)
+GLASS = np.array([34, 40, 50], np.float32)
+GLASS_SKY = np.array([105, 120, 140], np.float32)  # reflected sky at the top of a window by day
+PLASTIC = np.array([38, 38, 40], np.float32)
+PLATE = np.array([215, 215, 205], np.float32)
+REAR_LAMP = np.array([190, 22, 18], np.float32)
+HEAD_LAMP = np.array([235, 235, 220], np.float32)
+
+
+@dataclass(frozen=True)
+class Solid:
+    """A hexahedron: rectangle at y0 (half width w0, depth d0..d1) below one at y1 (w1, e0..e1)."""
+
+    w0: float
+    w1: float
+    y0: float
+    y1: float
+    d0: float
+    d1: float
+    e0: float
+    e1: float
+    x: float = 0.0  # offset across the car
+
+    def corners(self) -> np.ndarray:
+        """[8,3] (x, y, d): bottom near-left, near-right, far-right, far-left, then the top four."""
+        rows = []
+        for w, y, a, b in ((self.w0, self.y0, self.d0, self.d1), (self.w1, self.y1, self.e0, self.e1)):
+            rows += [(self.x - w, y, a), (self.x + w, y, a), (self.x + w, y, b), (self.x - w, y, b)]
+        return np.array(rows, np.float64)
+
+
+def car_solids(length: float, width: float, height: float, front_to_camera: bool) -> dict[str, Solid]:
+    """Tyres, body and cabin of a car, depth measured from the face the camera sees."""
+    hw, clearance, belt = width / 2, 0.28, 0.55 * height + 0.1
+    # The cabin sits nearer the rear: a short boot and a long bonnet.
+    near_gap, far_gap = (1.3, 0.6) if front_to_camera else (0.6, 1.3)
+    tyre_r, tyre_w = 0.33, 0.24
+    solids = {}
+    for i, d in enumerate((0.75, length - 0.75)):
+        for j, x in enumerate((-hw + tyre_w / 2 + 0.03, hw - tyre_w / 2 - 0.03)):
+            solids[f"tyre{i}{j}"] = Solid(tyre_w / 2, tyre_w / 2, 0.0, 2 * tyre_r, d - tyre_r, d + tyre_r,
+                                          d - tyre_r, d + tyre_r, x)
+    solids["body"] = Solid(hw, hw * 0.97, clearance, belt, 0.0, length, 0.08, length - 0.08)
+    solids["cabin"] = Solid(hw * 0.9, hw * 0.72, belt, height, near_gap, length - far_gap,
+                            near_gap + 0.45, length - far_gap - 0.5)
+    return solids
+
+
+def _fixed(points: np.ndarray) -> np.ndarray:
+    return np.round((np.asarray(points) - 0.5) * (1 << SUBPIXEL)).astype(np.int32)
+
+
+def _sub_quad(quad: np.ndarray, u0: float, u1: float, v0: float, v1: float) -> np.ndarray:
+    """The part [u0,u1] x [v0,v1] (bilinear) of an image quad [bottom-left, bottom-right, top-right,
+    top-left] [4,2]."""
+    u = np.array([u0, u1, u1, u0])[:, None]
+    v = np.array([v0, v0, v1, v1])[:, None]
+    bottom = quad[0] + (quad[1] - quad[0]) * u
+    top = quad[3] + (quad[2] - quad[3]) * u
+    return bottom + (top - bottom) * v
+
+
+class VehiclePainter:
+    """Paints a car's projected solids; `shade(rgb)` applies its light and fog."""
+
+    def __init__(self, shade: Callable[[np.ndarray], np.ndarray], camera_height: float, night: bool):
+        self.shade, self.camera_height, self.night = shade, camera_height, night
+
+    def _fill(self, img, quad, rgb) -> None:
+        cv2.fillConvexPoly(img, _fixed(quad), np.asarray(rgb, np.float64).tolist(), cv2.LINE_AA, SUBPIXEL)
+
+    def paint(self, img: np.ndarray, emissive: np.ndarray | None, solids: dict[str, Solid],
+              points: dict[str, np.ndarray], body_rgb: np.ndarray, front_to_camera: bool,
+              side_sign: float) -> None:
+        """Paint one car's solids (corners projected to pixels [8,2] each) into img [H,W,3] float32,
+        and its lamps into emissive."""
+        body = np.asarray(body_rgb, np.float32)
+        for name, solid in solids.items():  # tyres, body, cabin: each hides the one before
+            pts = points[name]
+            near = pts[[0, 1, 5, 4]]
+            base = TYRE if name.startswith("tyre") else body
+            self._fill(img, cv2.convexHull(pts)[:, 0], self.shade(base * 0.62))
+            if name == "cabin":
+                self._cabin_side(img, pts, side_sign)
+            if solid.y1 < self.camera_height:  # the camera sees the top
+                self._fill(img, pts[4:], self.shade(base * (0.6 if name.startswith("tyre") else 1.08)))
+            if name.startswith("tyre"):
+                self._fill(img, near, self.shade(TYRE * 1.2))
+            elif name == "body":
+                self._body_face(img, emissive, near, body, front_to_camera)
+            else:
+                self._fill(img, near, self.shade(body * 0.9))
+                glass = _sub_quad(near, 0.07, 0.93, 0.06, 0.9)
+                self._fill(img, glass, self.shade(GLASS))
+                if not self.night:  # sky reflected in the upper part of the glass
+                    self._fill(img, _sub_quad(near, 0.07, 0.93, 0.62, 0.9), self.shade(GLASS_SKY * 0.6))
+
+    def _cabin_side(self, img, pts: np.ndarray, side_sign: float) -> None:
+        """Side windows on the cabin side the camera sees (side_sign -1: its left, +1: its right)."""
+        idx = [0, 3, 7, 4] if side_sign < 0 else [1, 2, 6, 5]  # near-bottom, far-bottom, far-top, near-top
+        side = pts[idx]
+        self._fill(img, _sub_quad(side, 0.08, 0.92, 0.1, 0.88), self.shade(GLASS * 0.9))
+
+    def _body_face(self, img, emissive, face: np.ndarray, body: np.ndarray, front: bool) -> None:
+        self._fill(img, face, self.shade(body * 0.8))
+        self._fill(img, _sub_quad(face, 0.0, 1.0, 0.5, 1.0), self.shade(body * 0.95))  # lit from the sky
+        self._fill(img, _sub_quad(face, 0.02, 0.98, 0.9, 1.0), self.shade(np.minimum(body * 1.25 + 20, 255)))
+        self._fill(img, _sub_quad(face, 0.0, 1.0, 0.0, 0.24), self.shade(PLASTIC))  # bumper
+        if front:
+            self._fill(img, _sub_quad(face, 0.3, 0.7, 0.32, 0.62), self.shade(PLASTIC * 0.8))  # grille
+        else:
+            self._fill(img, _sub_quad(face, 0.38, 0.62, 0.08, 0.2), self.shade(PLATE))
+        lamp = HEAD_LAMP if front else REAR_LAMP
+        v0, v1 = (0.58, 0.8) if front else (0.55, 0.82)
+        for u0, u1 in ((0.03, 0.22), (0.78, 0.97)):
+            quad = _sub_quad(face, u0, u1, v0, v1)
+            lit = lamp * (1.15 if self.night else 1.0)
+            self._fill(img, quad, lit if self.night else self.shade(lit))
+            if emissive is not None:
+                centre = quad.mean(0)
+                radius = max(1.0, 0.8 * float(np.linalg.norm(quad[1] - quad[0])))
+                cv2.circle(emissive, tuple(int(c) for c in _fixed(centre)),
+                           round(radius * (2 if front else 1.4) * (1 << SUBPIXEL)), lamp.tolist(), -1,
+                           cv2.LINE_AA, SUBPIXEL)

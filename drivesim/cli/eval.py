@@ -1,21 +1,31 @@
-"""`drivesim eval ...`: autoencoder, upsampler, samples, montage, denoising, context and the
-metrics report.
+"""`drivesim eval ...`: autoencoder, upsampler, samples, montage, denoising, context, the
+real-photo detector's agreement and the metrics report.
 
 report takes hydra overrides of the 'eval' config; the others take flags."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from drivesim.cli.common import add_device, add_model, add_quiet, param_default
 from drivesim.cli.generate import add_sampling_args, add_upsample_settings_args, upsample_settings
+from drivesim.data.frame_folders import FrameFolderError
+from drivesim.data.video_folder import VideoReadError
 from drivesim.eval.autoencoder import evaluate_autoencoder
 from drivesim.eval.context_use import context_use_report
 from drivesim.eval.denoising import denoising_report
+from drivesim.eval.detector import Detector, DetectorWeightsError
+from drivesim.eval.detector_score import AP_CONF, detector_report
 from drivesim.eval.samples import time_of_day_report
 from drivesim.eval.upsampler import LOW_RES, evaluate_upsampler
-from drivesim.utils import DEFAULT_MODEL_DIR
+from drivesim.utils import DEFAULT_MODEL_DIR, write_json_atomic
+
+DETECTOR_COLUMNS = (("frames", "frames", "d"), ("vehicle_frame_share", "vehicle frames", ".3f"),
+                    ("eligible_boxes", "boxes", "d"), ("box_hits", "hits", "d"),
+                    ("box_hit_rate", "hit rate", ".3f"), ("ap50", "AP50", ".3f"),
+                    ("frechet_to_reference", "Frechet to ref", ".2f"))
 
 
 def cmd_eval_denoising(args) -> int:
@@ -78,6 +88,39 @@ def cmd_eval_pair(args) -> int:
     return 0
 
 
+def detector_table(report: dict) -> str:
+    """`eval detector`'s report -> a fixed-width table, one row per time-of-day group."""
+    columns = [c for c in DETECTOR_COLUMNS if any(c[0] in g for g in report["groups"].values())]
+    rows = [["group", *(title for _, title, _ in columns)]]
+    groups = dict(report["groups"])
+    if "reference" in report:
+        groups["reference"] = report["reference"]
+    for name, g in groups.items():
+        rows.append([name, *("-" if g.get(key) is None else format(g[key], fmt) for key, _, fmt in columns)])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in rows]
+    return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
+
+
+def cmd_eval_detector(args) -> int:
+    try:
+        detector = Detector(args.detector, conf=AP_CONF)
+        report = detector_report(args.clips, detector, args.reference, args.reference_from_s, args.every,
+                                 progress=not args.quiet)
+    except (DetectorWeightsError, FileNotFoundError, VideoReadError, FrameFolderError) as e:
+        print(e, file=sys.stderr)  # DetectorWeightsError: a missing or unreadable ONNX file
+        return 2
+    print(f"{report['set']}: detector {report['detector']}, every {report['every']} frames")
+    if "reference" in report:
+        print(f"reference {report['reference']['set']} from {report['reference']['from_s']:g} s")
+    print(detector_table(report))
+    if args.json:
+        write_json_atomic(report, args.json, indent=2)
+        print(f"report: {args.json}")
+    return 0
+
+
 def cmd_eval_report(args) -> int:
     from drivesim.config import load_config, to_dataclass
     from drivesim.eval.report import EvalConfig, run_eval
@@ -100,7 +143,7 @@ def _held_out_args(parser, report) -> None:
 
 
 def register(subparsers) -> None:
-    """`eval autoencoder | upsampler | samples | montage | pair | denoising | context | report`."""
+    """`eval autoencoder | upsampler | samples | montage | pair | denoising | context | detector | report`."""
     ev = subparsers.add_parser("eval", help="evaluation reports")
     ev_sub = ev.add_subparsers(dest="eval_command", required=True)
 
@@ -169,6 +212,25 @@ def register(subparsers) -> None:
     ev_c.add_argument("--guidance-context", type=float,
                       default=param_default(context_use_report, "guidance_context"))
     ev_c.set_defaults(func=cmd_eval_context)
+
+    ev_det = ev_sub.add_parser("detector", help="real-photo detector (YOLOX-nano) vs the clips' box labels "
+                                                "by time of day: box hit rate, AP50, vehicle frames, "
+                                                "Frechet on its features to a reference")
+    ev_det.add_argument("clips", help="clip folder (videos / frame folders + Scalabel .json), a video, "
+                                      "or a catalog")
+    ev_det.add_argument("--reference", default=None,
+                        help="set to compare features with (e.g. real footage), same forms as clips")
+    ev_det.add_argument("--reference-from-s", type=float,
+                        default=param_default(detector_report, "reference_from_s"),
+                        help="skip the reference's first seconds")
+    ev_det.add_argument("--every", type=int, default=param_default(detector_report, "every"),
+                        help="detect on every K-th frame")
+    ev_det.add_argument("--detector", default=None,
+                        help="YOLOX-nano ONNX file (default: $DRIVESIM_DETECTOR, else "
+                             "../shared/detectors/yolox_nano.onnx beside the repository)")
+    ev_det.add_argument("--json", default=None, help="also write the report to this JSON file")
+    add_quiet(ev_det)
+    ev_det.set_defaults(func=cmd_eval_detector)
 
     ev_r = ev_sub.add_parser("report", help="metrics report of real / reconstructed / generated sets "
                                            "(hydra config 'eval' + overrides, e.g. device=cuda)")

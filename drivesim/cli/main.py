@@ -9,11 +9,24 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drivesim.cli import augment, bench, catalog, data, generate, preview, rollout, scenario, train, world
+from drivesim.cli import (
+    augment,
+    bench,
+    catalog,
+    data,
+    generate,
+    label,
+    preview,
+    rollout,
+    scenario,
+    train,
+    world,
+)
 from drivesim.cli import eval as evaluate  # the `eval` command group
 from drivesim.cli.common import configure_logging
 
-COMMAND_GROUPS = (world, scenario, generate, rollout, catalog, augment, preview, train, evaluate, bench, data)
+COMMAND_GROUPS = (world, scenario, generate, rollout, catalog, augment, preview, train, evaluate, bench, data,
+                  label)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,9 @@ Sets: `real` (procedural hold-out clips or a folder of real videos with Scalabel
 `reconstructed` (the real clips through the autoencoder, if one is given) and `generated`
 (sampled by a model for the real clips' conditions, or a folder of generated clips with
 labels). For each set: probe condition adherence, temporal metrics, and distances to the
-real set (built-in probe Frechet distance always; FID / FVD when their weights are given).
+real set (built-in probe Frechet distance always; FID / FVD when their weights are given); for
+the real and generated sets, a real-photo detector's agreement with their boxes when its
+weights are there (drivesim.eval.detector_score).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from torch.utils.data import default_collate
 from tqdm import tqdm
 
 from drivesim.eval.adherence import DEFAULT_PROBES, AdherenceMeter, load_probes
+from drivesim.eval.detector import Detector, default_detector_path
+from drivesim.eval.detector_score import AP_CONF, tally_clips
 from drivesim.eval.frechet import FeatureStats, frechet_from_stats
 from drivesim.metrics import temporal_report
 from drivesim.models.model_index import load_part
@@ -29,6 +33,7 @@ RESIZE_PROTOCOL = {
     "probe_fd": "frames resized (area) to 64x128, all frames of each clip, probe features [128]",
     "fid": "every frame resized (bilinear, no crop) to 299x299, Inception-v3 pool3 [2048]",
     "fvd": "every frame resized (bilinear, no crop) to 224x224, I3D logits [400] per clip",
+    "detector_*": "YOLOX-nano on every frame at its own size; labelled cars >= 24 px high, IoU >= 0.5",
 }
 
 
@@ -57,6 +62,7 @@ class EvalConfig:
     probes: str | None = None  # probe folder (None: the shipped drivesim/assets/eval)
     fid_weights: str | None = None  # pt_inception-2015-12-05-6726825d.pth
     fvd_weights: str | None = None  # rgb_imagenet.pt (I3D)
+    detector: str | None = None  # YOLOX-nano ONNX (None: default_detector_path(), skipped if absent)
     out: str = "outputs/eval"
     device: str = "cpu"  # where the model samples and decodes (cpu | cuda); metrics run on the CPU
 
@@ -161,13 +167,20 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
         for net, real_stats in stats["real"].items():
             key = {"probe": "probe_fd", "fid": "fid", "fvd": "fvd"}[net]
             results[name][key] = frechet_from_stats(real_stats, stats[name][net])
+    detector_path = Path(cfg.detector) if cfg.detector else default_detector_path()
+    if cfg.detector or detector_path.is_file():  # a path given but missing is an error
+        detector = Detector(detector_path, conf=AP_CONF)
+        for name in ("real", "generated"):
+            summary = tally_clips(sets[name][0], detector).summary()
+            results[name].update({f"detector_{k}": summary[k]
+                                  for k in ("box_hit_rate", "ap50", "vehicle_frame_share")})
     report = {"config": _jsonable(asdict(cfg)), "protocol": RESIZE_PROTOCOL, "sets": results,
-              "notes": _notes(cfg), "seconds": time.perf_counter() - start}
+              "notes": _notes(cfg, detector_path), "seconds": time.perf_counter() - start}
     write_report(report, Path(cfg.out))
     return report
 
 
-def _notes(cfg: EvalConfig) -> list[str]:
+def _notes(cfg: EvalConfig, detector_path: Path) -> list[str]:
     notes = ["probe_fd uses drivesim's probe network trained on procedural clips: it is NOT "
              "comparable to literature FVD/FID.",
              "real-set accuracies are the probes' own accuracy on true labels."]
@@ -175,6 +188,9 @@ def _notes(cfg: EvalConfig) -> list[str]:
         notes.append("FID skipped: pass fid_weights=<pt_inception-2015-12-05-6726825d.pth>.")
     if not cfg.fvd_weights:
         notes.append("FVD skipped: pass fvd_weights=<rgb_imagenet.pt> (I3D).")
+    if not detector_path.is_file():
+        notes.append(f"detector figures skipped: no YOLOX-nano weights at {detector_path} "
+                     "(pass detector=<yolox_nano.onnx>).")
     return notes
 
 

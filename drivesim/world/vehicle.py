@@ -120,23 +120,24 @@ class VehiclePainter:
         self._fill(img, _sub_quad(side, 0.08, 0.92, 0.1, 0.88), self.shade(GLASS * 0.9))
 
     def _body_face(self, img, emissive, face: np.ndarray, body: np.ndarray, front: bool) -> None:
-        self._fill(img, face, self.shade(body * 0.8))
-        self._fill(img, _sub_quad(face, 0.0, 1.0, 0.5, 1.0), self.shade(body * 0.95))  # lit from the sky
-        self._fill(img, _sub_quad(face, 0.02, 0.98, 0.9, 1.0), self.shade(np.minimum(body * 1.25 + 20, 255)))
-        self._fill(img, _sub_quad(face, 0.0, 1.0, 0.0, 0.24), self.shade(PLASTIC))  # bumper
+        for v0, v1, k in ((0.0, 1.0, 0.72), (0.35, 1.0, 0.82), (0.6, 1.0, 0.92), (0.8, 1.0, 1.0)):
+            self._fill(img, _sub_quad(face, 0.0, 1.0, v0, v1), self.shade(body * k))  # lit from above
+        self._fill(img, _sub_quad(face, 0.02, 0.98, 0.93, 1.0), self.shade(np.minimum(body * 1.25 + 20, 255)))
+        self._fill(img, _sub_quad(face, 0.0, 1.0, 0.0, 0.22), self.shade(PLASTIC))  # bumper
+        self._fill(img, _sub_quad(face, 0.06, 0.94, 0.0, 0.06), self.shade(PLASTIC * 0.5))
         if front:
-            self._fill(img, _sub_quad(face, 0.3, 0.7, 0.32, 0.62), self.shade(PLASTIC * 0.8))  # grille
+            self._fill(img, _sub_quad(face, 0.3, 0.7, 0.3, 0.58), self.shade(PLASTIC * 0.8))  # grille
         else:
-            self._fill(img, _sub_quad(face, 0.38, 0.62, 0.08, 0.2), self.shade(PLATE))
+            self._fill(img, _sub_quad(face, 0.39, 0.61, 0.28, 0.46), self.shade(PLATE))
         lamp = HEAD_LAMP if front else REAR_LAMP
-        v0, v1 = (0.58, 0.8) if front else (0.55, 0.82)
-        for u0, u1 in ((0.03, 0.22), (0.78, 0.97)):
+        v0, v1 = (0.6, 0.8) if front else (0.6, 0.78)
+        for u0, u1 in ((0.02, 0.27), (0.73, 0.98)):
             quad = _sub_quad(face, u0, u1, v0, v1)
             lit = lamp * (1.15 if self.night else 1.0)
             self._fill(img, quad, lit if self.night else self.shade(lit))
             if emissive is not None:
                 centre = quad.mean(0)
-                radius = max(1.0, 0.8 * float(np.linalg.norm(quad[1] - quad[0])))
+                radius = max(1.0, 0.5 * float(np.linalg.norm(quad[1] - quad[0])))
                 cv2.circle(emissive, tuple(int(c) for c in _fixed(centre)),
                            round(radius * (2 if front else 1.4) * (1 << SUBPIXEL)), lamp.tolist(), -1,
                            cv2.LINE_AA, SUBPIXEL)

@@ -65,6 +65,19 @@ def test_temporal_stage_with_train_spatial_tunes_the_decoder_too(tmp_path):
     assert any(k.startswith("decoder.") for k in changed)
 
 
+def test_image_stage_from_an_autoencoder_can_keep_its_encoder(tmp_path):
+    ae = train_autoencoder(AETrainConfig(out_dir=str(tmp_path / "ae"), autoencoder=TINY_AE, steps=1,
+                                         batch_size=2, crop=(32, 64), size=(64, 128)), progress=False)
+    tuned = train_autoencoder(AETrainConfig(
+        init_from=str(ae), train_encoder=False, out_dir=str(tmp_path / "dec"), autoencoder=TINY_AE, steps=2,
+        batch_size=2, crop=(32, 64), size=(64, 128), disc_start=1), progress=False)
+    before, after = read_tensors(f"{ae}.safetensors"), read_tensors(f"{tuned}.safetensors")
+    assert before.keys() == after.keys()
+    frozen = [k for k in before if k.startswith(("encoder.", "quant_conv."))]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+
+
 def test_average_last_makes_final_the_mean_of_the_last_saves(tmp_path):
     import pytest
 

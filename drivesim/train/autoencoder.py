@@ -63,7 +63,8 @@ logger = logging.getLogger(__name__)
 class AETrainConfig:
     stage: str = "image"  # image | temporal
     out_dir: str = "runs/autoencoder"
-    init_from: str | None = None  # image AE checkpoint (temporal stage)
+    init_from: str | None = None  # image AE checkpoint (temporal stage; image stage: start from it)
+    train_encoder: bool = True  # image stage: False fine-tunes the decoder only (the latent space stays)
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     steps: int = 2000
     batch_size: int = 8  # frames (image) or clips (temporal)
@@ -161,9 +162,13 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
     device = resolve_device(device)
     image = cfg.stage == "image"
     if image:
-        model: torch.nn.Module = AutoencoderKL(cfg.autoencoder)
+        model: torch.nn.Module = (load_part(cfg.init_from, "autoencoder") if cfg.init_from
+                                  else AutoencoderKL(cfg.autoencoder))
         disc: torch.nn.Module = PatchDiscriminator2D()
-        params = list(model.parameters())
+        trains = lambda name: cfg.train_encoder or not name.startswith(("encoder.", "quant_conv."))
+        for n, p in model.named_parameters():
+            p.requires_grad_(trains(n))
+        params = [p for n, p in model.named_parameters() if trains(n)]
         last_layer = model.decoder.conv_out.weight
     elif cfg.stage == "temporal":
         if not cfg.init_from:

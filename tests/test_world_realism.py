@@ -28,11 +28,11 @@ def test_a_car_ahead_is_found_by_night_and_day():
                 image, label = next(World(spec).frames())
                 tallies[time_of_day].add(detector.detect(image), label.boxes)
     day, night = (tallies[t].summary() for t in ("day", "night"))
-    # measured 2026-12-06: day 0.33 hit / 0.68 AP50, night 0.94 / 0.94 (the box-shaped cars before:
+    # measured 2026-12-06: day 0.50 hit / 0.74 AP50, night 0.94 / 0.94 (the box-shaped cars before:
     # no hit; AP50 0.12 by day on the scenario renders)
     assert day["eligible_boxes"] == night["eligible_boxes"] == 18
-    assert day["box_hit_rate"] >= 0.15 and night["box_hit_rate"] >= 0.6, (day, night)
-    assert day["ap50"] >= 0.35 and night["ap50"] >= 0.6, (day, night)
+    assert day["box_hit_rate"] >= 0.25 and night["box_hit_rate"] >= 0.6, (day, night)
+    assert day["ap50"] >= 0.45 and night["ap50"] >= 0.6, (day, night)
 
 
 def test_traffic_frames_have_detected_vehicles():
@@ -44,6 +44,20 @@ def test_traffic_frames_have_detected_vehicles():
             tally.add(detector.detect(image), label.boxes)
     summary = tally.summary()
     assert summary["frames"] == 6
-    # measured 2026-12-06: a vehicle in 6 of 6 frames, AP50 0.64
+    # measured 2026-12-06: a vehicle in 6 of 6 frames, 5 of 6 boxes hit, AP50 0.90
     assert summary["vehicle_frame_share"] >= 0.5, summary
-    assert np.isfinite(summary["ap50"]) and summary["ap50"] >= 0.3, summary
+    assert np.isfinite(summary["ap50"]) and summary["ap50"] >= 0.5, summary
+
+
+def test_detector_montage_draws_a_row_per_clip(tmp_path):
+    import cv2
+
+    from drivesim.eval.detector_montage import detector_montage
+    from drivesim.export.world_clips import write_world_clip
+
+    for seed in (1, 2):
+        write_world_clip(WorldSpec(num_frames=4, height=128, width=256, seed=seed, crowdedness="moderate"),
+                         tmp_path / "clips", f"clip{seed}")
+    out = detector_montage([(tmp_path / "clips", 0.0)], Detector(WEIGHTS), tmp_path / "m.png", tile_height=64)
+    image = cv2.imread(str(out))
+    assert image.shape == (2 * 64, 3 * 128, 3)  # 2 clips x 3 frames of 64x128

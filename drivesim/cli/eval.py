@@ -118,6 +118,11 @@ def cmd_eval_detector(args) -> int:
     if args.json:
         write_json_atomic(report, args.json, indent=2)
         print(f"report: {args.json}")
+    if args.montage:
+        from drivesim.eval.detector_montage import detector_montage
+
+        sets = ([(args.reference, args.reference_from_s)] if args.reference else []) + [(args.clips, 0.0)]
+        print(f"montage: {detector_montage(sets, detector, args.montage)}")
     return 0
 
 
@@ -229,6 +234,9 @@ def register(subparsers) -> None:
                         help="YOLOX-nano ONNX file (default: $DRIVESIM_DETECTOR, else "
                              "../shared/detectors/yolox_nano.onnx beside the repository)")
     ev_det.add_argument("--json", default=None, help="also write the report to this JSON file")
+    ev_det.add_argument("--montage", default=None,
+                        help="also draw a PNG: a row per clip (reference first) with labels in green "
+                             "and the detector's vehicles in magenta")
     add_quiet(ev_det)
     ev_det.set_defaults(func=cmd_eval_detector)
 

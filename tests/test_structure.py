@@ -104,6 +104,31 @@ def test_no_import_cycles_between_parts():
     assert cycle is None, f"import cycle between parts: {' -> '.join(cycle)}"
 
 
+# Import direction: a part may import only parts on a lower level (README, "Layout").
+LEVELS = {
+    "utils": 0, "config": 0, "configs": 0, "world": 0,
+    "data": 1, "metrics": 1,
+    "scenario": 2, "export": 2, "conditioners": 2,
+    "scenario_expand": 3, "models": 3,
+    "diffusion": 4,
+    "train": 5, "pipelines": 5,
+    "eval": 6, "bench": 6,
+    "preview": 7,
+    "cli": 8,
+}
+
+
+def test_every_part_has_a_level():
+    parts = {part_of(module_name(p)) for p in SOURCES} - {None}
+    assert parts <= LEVELS.keys(), f"give {sorted(parts - LEVELS.keys())} a level in LEVELS"
+
+
+def test_imports_run_one_way_down_the_levels():
+    upward = [f"{src} (level {LEVELS[src]}) imports {dst} (level {LEVELS[dst]})"
+              for src, dsts in part_graph().items() for dst in dsts if LEVELS[dst] >= LEVELS[src]]
+    assert not upward, upward
+
+
 def test_utils_imports_nothing_of_drivesim():
     modules = imported_modules(REPO / "drivesim" / "utils.py")
     assert not [m for m in modules if part_of(m)], modules

@@ -53,18 +53,12 @@ def _write_png(path: str | Path, image: np.ndarray) -> Path:
 
 
 def read_frames(path: str | Path, indices: list[int]) -> list[np.ndarray]:
-    """uint8 RGB [H,W,3] frames of an mp4 at the given indices (clamped to its length)."""
-    cap = cv2.VideoCapture(str(path))
-    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    frames = []
-    for i in indices:
-        cap.set(cv2.CAP_PROP_POS_FRAMES, min(i, count - 1))
-        ok, bgr = cap.read()
-        if not ok:
-            raise ValueError(f"{path}: cannot read frame {i} of {count}")
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    cap.release()
-    return frames
+    """uint8 RGB [H,W,3] frames of an mp4 at the given indices (clamped to its length), decoded with
+    PyAV like every other video the project reads."""
+    from drivesim.data.video_folder import probe_video
+
+    video = probe_video(Path(path))
+    return video.read_frames([min(i, video.num_frames - 1) for i in indices])
 
 
 def clips_montage(folder: str | Path, out: str | Path, frames_per_clip: int = 3,

@@ -1,5 +1,6 @@
 """Shared test fixtures and the tiny model configs every test builds (one place)."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,19 @@ from drivesim.models.unet import UNetConfig
 from drivesim.models.upsampler import UpsamplerConfig
 
 REPO = Path(__file__).resolve().parents[1]
+NO_SKIPS = os.environ.get("DRIVESIM_NO_SKIPS") == "1"  # CI (.ci/run): a skipped test fails the run
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    if NO_SKIPS and report.skipped and not hasattr(report, "wasxfail"):
+        _skipped.append(f"{report.nodeid}: {report.longrepr[-1] if report.longrepr else ''}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _skipped:
+        print(f"\nDRIVESIM_NO_SKIPS=1 and {len(_skipped)} test(s) skipped:", *_skipped, sep="\n  ")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 # Untrained test models: small enough for CPU tests, same code paths as the tiny profile.
 TINY_AE = AutoencoderConfig(block_out_channels=(16, 16, 32, 32), norm_num_groups=8)

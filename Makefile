@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 DEMO_OUT ?= outputs/demo
 QUICK_OUT ?= outputs/quick
 
-.PHONY: install browser demo quick-demo world-demo test lint clean
+.PHONY: install browser demo quick-demo world-demo test lint docs clean
 
 install: $(VENV)/.installed
 
@@ -52,5 +52,9 @@ test: install browser
 lint: install
 	$(BIN)/ruff check drivesim conditioners scripts tests
 
+# The docs site (mkdocs-material + mkdocstrings) into site/; --strict fails on any warning.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 clean:
-	rm -rf $(VENV) outputs .pytest_cache
+	rm -rf $(VENV) outputs .pytest_cache site

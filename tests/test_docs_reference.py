@@ -1,19 +1,19 @@
-"""The generated reference docs match the code: README's CLI and catalog tables and docs/cli.md
-(regenerate with `python -m drivesim.cli.reference --write`). Every catalog column in the README:
-tests/test_catalog.py."""
+"""The generated reference docs match the code: the CLI table (docs/usage.md), the catalog table
+(docs/catalogs.md) and docs/cli.md (regenerate with `python -m drivesim.cli.reference --write`).
+Every catalog column in the docs: tests/test_catalog.py."""
 
 from __future__ import annotations
 
 from drivesim.cli.main import build_parser
 from drivesim.cli.reference import ROOT, commands, expected_docs
 
-README = ROOT / "README.md"
+USAGE = ROOT / "docs" / "usage.md"
 
 
-def test_every_command_is_in_the_readme_cli_reference():
-    readme = README.read_text()
-    missing = [line for line, _, _ in commands(build_parser()) if f"| `{line}` |" not in readme]
-    assert not missing, f"README's CLI reference lacks {missing}: python -m drivesim.cli.reference --write"
+def test_every_command_is_in_the_usage_page():
+    usage = USAGE.read_text()
+    missing = [line for line, _, _ in commands(build_parser()) if f"| `{line}` |" not in usage]
+    assert not missing, f"docs/usage.md lacks {missing}: python -m drivesim.cli.reference --write"
 
 
 def test_generated_docs_are_current():

@@ -1,9 +1,10 @@
 """Reference docs generated from the code, so they cannot drift: the CLI (from the real argparse
 parsers) and the catalog schema (from drivesim.data.catalog's columns).
 
-`python -m drivesim.cli.reference --write` rewrites docs/cli.md and the generated blocks of
-README.md (between `<!-- generated: NAME -->` and `<!-- end: NAME -->`); `--check` exits 1 when
-either is stale (tests/test_docs_reference.py runs the same comparison).
+`python -m drivesim.cli.reference --write` rewrites docs/cli.md and the generated blocks of the
+docs pages (between `<!-- generated: NAME -->` and `<!-- end: NAME -->`: the command table in
+docs/usage.md, the catalog columns in docs/catalogs.md); `--check` exits 1 when any is stale
+(tests/test_docs_reference.py runs the same comparison).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def cli_reference(parser: argparse.ArgumentParser) -> str:
 
 
 def commands_table(parser: argparse.ArgumentParser) -> str:
-    """Markdown table for the README: command, what it does, its arguments (details in docs/cli.md)."""
+    """Markdown table for docs/usage.md: command, what it does, its arguments (details in docs/cli.md)."""
     lines = ["| command | what it does | arguments |", "|---|---|---|"]
     for line, sub, help_text in commands(parser):
         args = " ".join(f"`{_name(a).split(', ')[-1]}`" for a in arguments(sub))
@@ -104,8 +105,11 @@ def catalog_table() -> str:
     return "\n".join(lines)
 
 
+BLOCK_PAGES = {"cli-commands": "docs/usage.md", "catalog-columns": "docs/catalogs.md"}
+
+
 def generated_blocks() -> dict[str, str]:
-    """README block name -> its generated Markdown."""
+    """Block name -> its generated Markdown (BLOCK_PAGES says which page holds it)."""
     from drivesim.cli.main import build_parser
 
     return {"cli-commands": commands_table(build_parser()), "catalog-columns": catalog_table()}
@@ -122,17 +126,20 @@ def fill_blocks(text: str, blocks: dict[str, str]) -> str:
 
 
 def expected_docs(root: Path = ROOT) -> dict[Path, str]:
-    """{file: the content it should have} for docs/cli.md and README.md."""
+    """{file: the content it should have} for docs/cli.md and the pages with generated blocks."""
     from drivesim.cli.main import build_parser
 
-    readme = root / "README.md"
-    return {root / CLI_DOC: cli_reference(build_parser()) + "\n",
-            readme: fill_blocks(readme.read_text(), generated_blocks())}
+    out = {root / CLI_DOC: cli_reference(build_parser()) + "\n"}
+    blocks = generated_blocks()
+    for page in sorted(set(BLOCK_PAGES.values())):
+        mine = {name: body for name, body in blocks.items() if BLOCK_PAGES[name] == page}
+        out[root / page] = fill_blocks((root / page).read_text(), mine)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="regenerate or check the generated reference docs")
-    parser.add_argument("--write", action="store_true", help="rewrite docs/cli.md and README's blocks")
+    parser.add_argument("--write", action="store_true", help="rewrite docs/cli.md and the pages' blocks")
     parser.add_argument("--check", action="store_true", help="exit 1 if any of them is stale")
     args = parser.parse_args(argv)
     stale = [path for path, text in expected_docs().items() if not path.exists() or path.read_text() != text]

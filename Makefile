@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 DEMO_OUT ?= outputs/demo
 QUICK_OUT ?= outputs/quick
 
-.PHONY: install browser demo quick-demo world-demo test lint docs clean
+.PHONY: install browser demo quick-demo world-demo test test-fast lint docs clean
 
 install: $(VENV)/.installed
 
@@ -48,6 +48,10 @@ world-demo: install
 
 test: install browser
 	$(BIN)/python -m pytest -q
+
+# Local work: every test but those marked slow (about a minute's worth of the suite's eight).
+test-fast: install browser
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: install
 	$(BIN)/ruff check drivesim conditioners scripts tests

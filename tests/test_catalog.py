@@ -176,6 +176,7 @@ def test_crash_between_media_and_row_then_resume(tmp_path, model_dir, monkeypatc
     assert report.ok and report.rows == 2 and not report.warnings, report
 
 
+@pytest.mark.slow
 def test_sigkill_mid_batch_then_resume_leaves_no_duplicates_or_orphans(tmp_path, model_dir):
     scenario = write_yaml(tmp_path / "k.yaml", {"version": 2, "id": "k", "frames": 8, "variants": 4})
     root = tmp_path / "cat"
@@ -306,6 +307,7 @@ def test_model_upsampler_reaches_the_output_resolution(tmp_path):
     assert "upsampler" in json.loads(row["model_hashes"]) and "upsampler" in json.loads(row["model_versions"])
 
 
+@pytest.mark.slow
 def test_ray_backend_gives_the_same_rows_as_the_local_one(tmp_path, model_dir):
     """Two Ray actors (a local cluster) vs this process: the same clips, frames and rows."""
     scenario = write_yaml(tmp_path / "r.yaml", {"version": 2, "id": "r", "frames": 8, "variants": 3,

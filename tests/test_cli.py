@@ -17,6 +17,7 @@ def frame_count(path) -> int:
     return n
 
 
+@pytest.mark.slow
 def test_world_render_night_crowded_scenario(repo, tmp_path):
     scenario = repo / "scenarios" / "night_crowded_city.yaml"
     assert main(["world", "render", "--scenario", str(scenario), "--out", str(tmp_path), "--quiet"]) == 0

@@ -20,6 +20,8 @@ from drivesim.train.probes import ProbeTrainConfig, train_probes
 from drivesim.train.upsampler import UpsamplerTrainConfig, train_upsampler
 from drivesim.train.upsampler_data import HighResCacheConfig
 
+pytestmark = pytest.mark.slow  # every test here takes 10-30 s
+
 TRAIN = {"autoencoder": train_autoencoder, "image-ldm": train_ldm, "video-ldm": train_ldm,
          "prediction": train_ldm, "interpolation": train_ldm, "upsampler": train_upsampler,
          "probes": train_probes}

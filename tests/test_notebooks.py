@@ -11,6 +11,8 @@ import pytest
 from conftest import REPO
 from nbclient import NotebookClient
 
+pytestmark = pytest.mark.slow  # every test here takes 10-30 s
+
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 

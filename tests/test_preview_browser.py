@@ -135,6 +135,7 @@ class Page:
         return path
 
 
+@pytest.mark.slow
 def test_edit_preview_and_add_to_catalog(server, browser):
     url, catalog = server
     page = Page(browser, url)

@@ -20,6 +20,7 @@ def preview(*args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_preview_serves_the_page_on_localhost_and_stops_on_ctrl_c(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -43,6 +44,7 @@ def test_preview_serves_the_page_on_localhost_and_stops_on_ctrl_c(tmp_path):
     assert server.returncode == 0, err
 
 
+@pytest.mark.slow
 def test_bad_limits_and_catalogs_exit_2_with_a_message(tmp_path):
     bad = preview("--max-steps", "0")
     assert bad.wait(timeout=120) == 2 and "max_steps=0: each limit must be 1 or more" in bad.stderr.read()

@@ -187,6 +187,7 @@ def read_frames(path):
         return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
 
 
+@pytest.mark.slow
 def test_rollout_command_resumes_after_interruption(cascade_dir, repo, tmp_path, monkeypatch):
     import json
 
@@ -222,6 +223,7 @@ def test_rollout_command_resumes_after_interruption(cascade_dir, repo, tmp_path,
     assert all((a == b).all() for a, b in zip(full, resumed))
 
 
+@pytest.mark.slow
 def test_rollout_is_cut_to_the_seconds_asked_for(cascade_dir, repo, tmp_path):
     """0.9 s at 30 fps is 27 frames; 3 whole segments of 3 key frames make 33. The video, the kept
     base video, the labels and the diagnostics all stop at 27 (the cut is inside segment 2)."""
@@ -242,6 +244,7 @@ def test_rollout_is_cut_to_the_seconds_asked_for(cascade_dir, repo, tmp_path):
     assert [s["first_frame"] for s in segments] == [0, 9, 21] and sum(s["frames"] for s in segments) == 27
 
 
+@pytest.mark.slow
 def test_bench_rollout_rows(cascade_dir, repo):
     from drivesim.bench.rollout import STAGES, bench_rollout, format_rows
 

@@ -143,6 +143,7 @@ def test_train_image_then_video_stage_and_load(tmp_path):
                                             out_dir=str(tmp_path / "other")), progress=False)
 
 
+@pytest.mark.slow
 def test_bench_upsample_rows(tmp_path):
     from conftest import TINY_AE, save_upsampler
 

@@ -19,8 +19,9 @@ SPAWN_MIN_M, SPAWN_MAX_M = 8.0, 120.0
 RESPAWN_MIN_M, RESPAWN_MAX_M = 125.0, 165.0
 MIN_GAP_M = 9.0
 
-CAR_COLORS = [(200, 30, 30), (30, 60, 170), (220, 220, 220), (40, 40, 45), (150, 150, 155),
-              (20, 110, 60), (230, 180, 40), (120, 80, 50), (90, 20, 90), (240, 120, 30)]
+# Body colours in about the mix of real traffic: mostly white, silver, grey and black.
+CAR_COLORS = [(235, 235, 235), (200, 202, 205), (150, 152, 155), (30, 30, 33), (60, 62, 66),
+              (30, 45, 90), (140, 25, 25), (215, 215, 210), (90, 92, 96), (20, 22, 24)]
 
 
 @dataclass

@@ -4,7 +4,8 @@ Each solid is a convex hexahedron in car coordinates (x across the car, y up fro
 back from the face the camera sees). It is painted as its silhouette in the side shade, then
 its top (when the camera is above it) and the face towards the camera with that face's parts,
 so cars keep the outline a detector trained on photos knows: wheels, a glass cabin narrower
-than the body, lamps at the body's corners. Solids are painted far to near.
+than the body, lamps at the body's corners. Solids are painted tyres, body, cabin: each hides
+the one before.
 """
 
 from __future__ import annotations

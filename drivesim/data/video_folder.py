@@ -11,6 +11,7 @@ past the end of the video repeats its last decoded frame.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +103,15 @@ def decode_frames(path: Path, indices: list[int], fps: float) -> list[np.ndarray
     if len(got) < len(wanted):
         raise VideoReadError(f"{path}: frames {wanted} not found")
     return [got[i] for i in indices]
+
+
+def iter_frames(source: VideoInfo | FrameSequence, indices: list[int], chunk: int = 32
+                ) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, uint8 RGB [H,W,3]) of a clip's frames at `indices`, decoded `chunk` at a time so a long
+    video never sits in memory whole."""
+    for start in range(0, len(indices), chunk):
+        part = indices[start:start + chunk]
+        yield from zip(part, source.read_frames(part))
 
 
 def find_sources(root: str | Path, source_fps: float | None = None) -> list[VideoInfo | FrameSequence]:

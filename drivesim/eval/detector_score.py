@@ -20,7 +20,7 @@ from tqdm import tqdm
 from drivesim.data.clips import center_crop_to_aspect
 from drivesim.data.conditions import BOX_CLASSES
 from drivesim.data.labels import TIME_OF_DAY_FROM_BDD, Box
-from drivesim.data.video_folder import find_sources
+from drivesim.data.video_folder import find_sources, iter_frames
 from drivesim.eval.detector import VEHICLES, Detection, Detector, iou
 from drivesim.eval.frechet import FeatureStats, frechet_from_stats
 from drivesim.utils import to_uint8
@@ -125,16 +125,21 @@ def tally_set(path: str | Path, detector: Detector, every: int = 5, from_s: floa
     with tqdm(total=total, unit="frame", desc=f"detect {Path(path).name}", disable=not progress) as bar:
         for source in sources:
             indices = list(range(int(from_s * source.fps), source.num_frames, every))
-            for start in range(0, len(indices), 32):  # bounded memory on long videos
-                chunk = indices[start:start + 32]
-                for index, frame in zip(chunk, source.read_frames(chunk)):
-                    label = (source.labels or {}).get(index)
-                    group = time_of_day(label.attributes if label else None)
-                    tally = tallies.setdefault(group, DetectorTally())
-                    if features:  # the detections are of the crop; labels are of the full frame
-                        tally.features.append(detector.detect_with_features(crop_for_features(frame))[1])
-                    tally.add(detector.detect(frame), label.boxes if label else None)
-                    bar.update(1)
+            for index, frame in iter_frames(source, indices):
+                label = (source.labels or {}).get(index)
+                group = time_of_day(label.attributes if label else None)
+                tally = tallies.setdefault(group, DetectorTally())
+                detections = None
+                if features:
+                    crop = crop_for_features(frame)
+                    found, feature = detector.detect_with_features(crop)
+                    tally.features.append(feature)
+                    if crop.shape == frame.shape:  # a 1:2 frame is its own crop: one run serves both
+                        detections = found
+                if detections is None:  # labels are of the full frame, so detect on it
+                    detections = detector.detect(frame)
+                tally.add(detections, label.boxes if label else None)
+                bar.update(1)
     return tallies
 
 

@@ -29,7 +29,6 @@ Tracker: supervision's ByteTrack, pinned to supervision 0.30.x. Compared (pip, M
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from dataclasses import dataclass
@@ -39,9 +38,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from drivesim.data.catalog import sha256_file
 from drivesim.data.conditions import crowdedness_of_count
 from drivesim.data.labels import Box, FrameLabel, to_scalabel
-from drivesim.data.video_folder import find_sources
+from drivesim.data.video_folder import find_sources, iter_frames
 from drivesim.eval.detector import (
     MERGE_GROUPS,
     ROAD_BAND,
@@ -57,7 +57,6 @@ TRACK_MIN_SCORE = 0.1  # detections the tracker sees (ByteTrack re-finds tracks 
 TRACK_HIGH_SCORE = 0.5  # what a label's least score (min_score) is scaled to for ByteTrack
 LOST_TRACK_S = 1.0  # a track unmatched this long ends
 CATEGORY_NAMES = {"person": "pedestrian"}  # COCO -> BDD100K names (others are the same)
-CHUNK = 32  # frames decoded at a time
 
 
 class PseudoLabelError(ValueError):
@@ -147,24 +146,22 @@ def label_frames(source, detector: Detector, every: int = 1, road_band: bool = F
     known = {int(i): lab for i, lab in (source.labels or {}).items()}
     out: dict[int, FrameLabel] = {}
     scores: dict[int, list[float]] = {}
-    for start in range(0, len(indices), CHUNK):
-        chunk = indices[start:start + CHUNK]
-        for index, frame in zip(chunk, source.read_frames(chunk)):
-            found = detect_road_band(detector, frame) if road_band else detector.detect(frame)
-            found = [d for d in found if d.score >= TRACK_MIN_SCORE]
-            ids = tracks.update(found)
-            kept = [(d, i) for d, i in zip(found, ids) if d.score >= min_score]
-            tod, luma = time_of_day_of(frame)
-            vehicles = sum(d.category in VEHICLES for d, _ in kept)
-            attributes = {**(known[index].attributes if index in known else {}), "timeofday": tod,
-                          "crowdedness": crowdedness_of_count(vehicles), "labels": "pseudo",
-                          "luma": f"{luma:.1f}"}
-            boxes = [Box(round(d.x1, 2), round(d.y1, 2), round(d.x2, 2), round(d.y2, 2),
-                         CATEGORY_NAMES.get(d.category, d.category), i) for d, i in kept]
-            out[index] = FrameLabel(index, boxes, attributes)
-            scores[index] = [round(d.score, 4) for d, _ in kept]
-            if bar is not None:
-                bar.update(1)
+    for index, frame in iter_frames(source, indices):
+        found = detect_road_band(detector, frame) if road_band else detector.detect(frame)
+        found = [d for d in found if d.score >= TRACK_MIN_SCORE]
+        ids = tracks.update(found)
+        kept = [(d, i) for d, i in zip(found, ids) if d.score >= min_score]
+        tod, luma = time_of_day_of(frame)
+        vehicles = sum(d.category in VEHICLES for d, _ in kept)
+        attributes = {**(known[index].attributes if index in known else {}), "timeofday": tod,
+                      "crowdedness": crowdedness_of_count(vehicles), "labels": "pseudo",
+                      "luma": f"{luma:.1f}"}
+        boxes = [Box(round(d.x1, 2), round(d.y1, 2), round(d.x2, 2), round(d.y2, 2),
+                     CATEGORY_NAMES.get(d.category, d.category), i) for d, i in kept]
+        out[index] = FrameLabel(index, boxes, attributes)
+        scores[index] = [round(d.score, 4) for d, _ in kept]
+        if bar is not None:
+            bar.update(1)
     frames, last = [], None
     for index in range(source.num_frames):
         last = out.get(index, last)
@@ -192,10 +189,6 @@ def scalabel_entries(source, frames: list[FrameLabel], scores: dict[int, list[fl
 def clip_stem(source) -> str:
     """The label file stem find_sources pairs with this clip (video stem / folder name)."""
     return source.path.with_suffix("").name
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def check_writable(target: Path) -> None:
@@ -233,7 +226,7 @@ def label_sources(input: str | Path, out: str | Path, every: int = 1, road_band:
         check_writable(out / f"{stem}.json")
     net = Detector(detector, conf=min(TRACK_MIN_SCORE, min_score))
     out.mkdir(parents=True, exist_ok=True)
-    weights = {"path": str(net.path.resolve()), "sha256": sha256_of(net.path), "conf": net.conf,
+    weights = {"path": str(net.path.resolve()), "sha256": sha256_file(net.path), "conf": net.conf,
                "nms_iou": net.nms_iou}
     meta = {"pseudo_labels": True, "detector": weights,
             "tracker": f"supervision {version('supervision')} ByteTrack", "every": every,

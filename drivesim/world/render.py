@@ -127,12 +127,16 @@ class FramePainter:
         if pal.headlights:
             cx = float(geo.hulls[-1][:, 0].mean() - self.cam.center_col) * depth / self.cam.focal_px
             light = pal.ambient + float(headlight_gain(np.array(cx), np.array(depth)))
-        fog = np.float32(np.exp(-depth / pal.fog_m))
-        haze = np.asarray(pal.sky_horizon, np.float32) * (1 - fog)
+        fog, haze = self._fog(depth)
         painter = VehiclePainter(lambda rgb: rgb * light * fog + haze, self.cam.mount_height_m,
                                  pal.headlights)
         painter.paint(img, emissive, geo.solids, geo.points, np.asarray(car.color, np.float32),
                       car.faces_camera, geo.side_sign)
+
+    def _fog(self, depth: float) -> tuple[float, np.ndarray]:
+        """Share of a surface's own colour left at `depth` m, and the horizon haze [3] added to it."""
+        fog = float(np.exp(-depth / self.pal.fog_m))
+        return fog, np.asarray(self.pal.sky_horizon, np.float32) * (1 - fog)
 
     def _shadow(self, shade: np.ndarray, car: Car, s_ego: float, ego_lateral: float) -> None:
         z0, z1 = car.ahead - car.length / 2 - 0.3, car.ahead + car.length / 2 + 0.3
@@ -172,8 +176,7 @@ class FramePainter:
 
     def _paint_prop(self, img, depth: float, prop: Prop, u: float, v: float) -> None:
         pal = self.pal
-        fog = float(np.exp(-depth / pal.fog_m))
-        haze = np.asarray(pal.sky_horizon, np.float32) * (1 - fog)
+        fog, haze = self._fog(depth)
         paint_prop(img, prop, u, v, self.cam.focal_px / depth, pal.ambient, haze, fog, pal.headlights)
 
     # -- frame ------------------------------------------------------------------------------

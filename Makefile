@@ -53,8 +53,12 @@ test: install browser
 test-fast: install browser
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# Style, formatting and types: ruff's linter, ruff's formatter (check only) and pyright in basic mode
+# (pyproject.toml [tool.pyright]).
 lint: install
 	$(BIN)/ruff check drivesim conditioners scripts tests
+	$(BIN)/ruff format --check drivesim conditioners scripts tests
+	$(BIN)/pyright
 
 # The docs site (mkdocs-material + mkdocstrings) into site/; --strict fails on any warning.
 docs: install

@@ -29,15 +29,14 @@ class BoxEncoder(nn.Module):
         super().__init__()
         self.num_freqs = num_freqs
         self.class_embedding = nn.Embedding(num_classes, hidden)
-        self.mlp = nn.Sequential(nn.Linear(4 * 2 * num_freqs + hidden, hidden), nn.SiLU(),
-                                 nn.Linear(hidden, dim))
+        self.mlp = nn.Sequential(
+            nn.Linear(4 * 2 * num_freqs + hidden, hidden), nn.SiLU(), nn.Linear(hidden, dim)
+        )
         self.null_token = nn.Parameter(torch.randn(dim) * 0.02)
 
-    def forward(self, boxes: torch.Tensor, box_class: torch.Tensor,
-                box_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, boxes: torch.Tensor, box_class: torch.Tensor, box_mask: torch.Tensor) -> torch.Tensor:
         """[B,T,N,4], [B,T,N], [B,T,N] bool -> [(B T), N+1, dim]."""
-        feats = torch.cat([fourier_features(boxes, self.num_freqs),
-                           self.class_embedding(box_class)], dim=-1)
+        feats = torch.cat([fourier_features(boxes, self.num_freqs), self.class_embedding(box_class)], dim=-1)
         tokens = self.mlp(feats)
         tokens = torch.where(box_mask[..., None], tokens, self.null_token.to(tokens.dtype))
         null = self.null_token.expand(*tokens.shape[:2], 1, -1).to(tokens.dtype)

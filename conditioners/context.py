@@ -33,8 +33,9 @@ class Context:
     def empty(cls, x: torch.Tensor, stage: int = 0) -> Context:
         """No known frame (the unconditional branch of context guidance) for x [B,T,C,h,w]."""
         b, t = x.shape[:2]
-        return cls(torch.zeros_like(x), x.new_zeros(b, t),
-                   torch.full((b,), stage, dtype=torch.long, device=x.device))
+        return cls(
+            torch.zeros_like(x), x.new_zeros(b, t), torch.full((b,), stage, dtype=torch.long, device=x.device)
+        )
 
     def to(self, device: torch.device | str) -> Context:
         """The same context with its tensors on `device`."""
@@ -70,13 +71,20 @@ def keyframe_mask(batch: int, num_frames: int, every: int = 4) -> torch.Tensor:
 class ContextEncoder(nn.Module):
     """(latents [B,T,C,h,w], mask [B,T], stage [B]) -> per-level features [(B T),D,h/2^l,w/2^l]."""
 
-    def __init__(self, latent_channels: int, levels: int, out_channels: int, hidden: int = 64,
-                 stages: int = len(CONTEXT_STAGES)):
+    def __init__(
+        self,
+        latent_channels: int,
+        levels: int,
+        out_channels: int,
+        hidden: int = 64,
+        stages: int = len(CONTEXT_STAGES),
+    ):
         super().__init__()
         self.conv_in = nn.Conv2d(latent_channels + 1, hidden, 3, padding=1)
         self.stage = nn.Embedding(stages, hidden)
-        self.down = nn.ModuleList(nn.Conv2d(hidden, hidden, 3, stride=2, padding=1)
-                                  for _ in range(levels - 1))
+        self.down = nn.ModuleList(
+            nn.Conv2d(hidden, hidden, 3, stride=2, padding=1) for _ in range(levels - 1)
+        )
         self.out = nn.ModuleList(nn.Conv2d(hidden, out_channels, 1) for _ in range(levels))
 
     def forward(self, latents: torch.Tensor, mask: torch.Tensor, stage: torch.Tensor) -> list[torch.Tensor]:

@@ -19,8 +19,9 @@ class ConditionDropout:
     boxes: float = 0.1
     all: float = 0.1
 
-    def __call__(self, cond: dict[str, torch.Tensor],
-                 generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def __call__(
+        self, cond: dict[str, torch.Tensor], generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         """Condition dict with [B] leading axis -> copy where dropped entries read as null."""
         out = dict(cond)
         batch = cond["time_of_day"].shape[0]
@@ -30,15 +31,17 @@ class ConditionDropout:
 
         drop_all = draw(self.all)
         for key, p in (("time_of_day", self.time_of_day), ("crowdedness", self.crowdedness)):
-            out[key] = torch.where((draw(p) | drop_all).to(cond[key].device), torch.full_like(cond[key], -1),
-                                   cond[key])
+            out[key] = torch.where(
+                (draw(p) | drop_all).to(cond[key].device), torch.full_like(cond[key], -1), cond[key]
+            )
         drop = (draw(self.boxes) | drop_all).to(cond["box_mask"].device)
         out["box_mask"] = cond["box_mask"] & ~drop.view(-1, *[1] * (cond["box_mask"].dim() - 1))
         return out
 
 
-def null_conditions(cond: dict[str, torch.Tensor], scene: bool = True,
-                    boxes: bool = True) -> dict[str, torch.Tensor]:
+def null_conditions(
+    cond: dict[str, torch.Tensor], scene: bool = True, boxes: bool = True
+) -> dict[str, torch.Tensor]:
     """Copy of cond with the scene conditions and/or the boxes replaced by null (for CFG)."""
     out = dict(cond)
     if scene:

@@ -30,8 +30,13 @@ def _inside(boxes: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> torch.Te
     return (xs >= x1) & (xs < x2) & (ys[:, None] >= y1) & (ys[:, None] < y2)
 
 
-def rasterize_boxes(boxes: torch.Tensor, box_class: torch.Tensor, box_mask: torch.Tensor,
-                    size: tuple[int, int], num_classes: int = 1) -> torch.Tensor:
+def rasterize_boxes(
+    boxes: torch.Tensor,
+    box_class: torch.Tensor,
+    box_mask: torch.Tensor,
+    size: tuple[int, int],
+    num_classes: int = 1,
+) -> torch.Tensor:
     """boxes [B,T,N,4] normalised xyxy, box_class [B,T,N], box_mask [B,T,N] -> [(B T),K,h,w]."""
     boxes, box_class, box_mask = (rearrange(v, "b t ... -> (b t) ...") for v in (boxes, box_class, box_mask))
     h, w = size[0] * SUPERSAMPLE, size[1] * SUPERSAMPLE
@@ -41,8 +46,10 @@ def rasterize_boxes(boxes: torch.Tensor, box_class: torch.Tensor, box_mask: torc
     per_class = [(inside & (box_class == k)[..., None, None]).any(1) for k in range(num_classes)]
     nearness = torch.where(inside, boxes[..., 3, None, None], torch.zeros((), dtype=boxes.dtype)).amax(1)
     centre = (boxes[..., :2] + boxes[..., 2:]) / 2
-    core = torch.cat([centre - (boxes[..., 2:] - boxes[..., :2]) / 4,
-                      centre + (boxes[..., 2:] - boxes[..., :2]) / 4], dim=-1)
+    core = torch.cat(
+        [centre - (boxes[..., 2:] - boxes[..., :2]) / 4, centre + (boxes[..., 2:] - boxes[..., :2]) / 4],
+        dim=-1,
+    )
     cores = (_inside(core, ys, xs) & box_mask[..., None, None]).any(1)
     planes = torch.stack([*per_class, nearness, cores], dim=1).to(boxes.dtype)
     return F.avg_pool2d(planes, SUPERSAMPLE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any
+from typing import Any, cast
 
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
@@ -14,7 +14,7 @@ def load_config(overrides: list[str] | None = None, config_name: str = "config")
     """Hydra-compose `config_name` with overrides like ['data=udacity', 'data.fps=7.5'] -> dict."""
     with initialize_config_module("drivesim.configs", version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=list(overrides or []))
-    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    return cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True))
 
 
 def to_dataclass(cls, values: dict[str, Any], where: str = ""):

@@ -47,17 +47,30 @@ def psnr(recon: torch.Tensor, target: torch.Tensor) -> float:
 def backward_flows(frames: np.ndarray) -> list[np.ndarray]:
     """uint8 [T,H,W,3] -> T-1 Farneback flows [H,W,2] from frame t+1 back to frame t."""
     gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
-    return [cv2.calcOpticalFlowFarneback(g_next, g_prev, None, pyr_scale=0.5, levels=3, winsize=15,
-                                         iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
-            for g_prev, g_next in itertools.pairwise(gray)]
+    return [
+        cv2.calcOpticalFlowFarneback(
+            g_next,
+            g_prev,
+            None,
+            pyr_scale=0.5,
+            levels=3,
+            winsize=15,
+            iterations=3,
+            poly_n=5,
+            poly_sigma=1.2,
+            flags=0,
+        )
+        for g_prev, g_next in itertools.pairwise(gray)
+    ]
 
 
 def _warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """image [H,W,C] sampled at (x + flow_x, y + flow_y): frame t seen from frame t+1."""
     h, w = flow.shape[:2]
     grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(
+        image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def warp_error(video: torch.Tensor, border: int = 4) -> float:
@@ -70,28 +83,38 @@ def warp_error(video: torch.Tensor, border: int = 4) -> float:
     if len(frames) < 2:
         raise ValueError(f"warp_error needs >= 2 frames, got {len(frames)}")
     h, w = frames.shape[1:3]
-    errors = [np.abs(_warp(prev, flow).astype(np.float32) - nxt.astype(np.float32))[
-        border:h - border, border:w - border].mean()
-        for prev, nxt, flow in zip(frames[:-1], frames[1:], backward_flows(frames))]
+    errors = [
+        np.abs(_warp(prev, flow).astype(np.float32) - nxt.astype(np.float32))[
+            border : h - border, border : w - border
+        ].mean()
+        for prev, nxt, flow in zip(frames[:-1], frames[1:], backward_flows(frames))
+    ]
     return float(np.mean(errors))
 
 
-def warped_reference_flicker(videos: list[torch.Tensor], reference: torch.Tensor,
-                             border: int = 4) -> list[float]:
+def warped_reference_flicker(
+    videos: list[torch.Tensor], reference: torch.Tensor, border: int = 4
+) -> list[float]:
     """Videos [T,3,H,W] and their reference in [-1,1] -> per video, mean |r_{t+1} - warp(r_t)|
     (0-255) of its residual r = video - reference, warped with the reference's own flow (computed
     once for all videos): an error that moves with the scene is not flicker, one that changes in
     place is. 0 for any error carried along by motion."""
     if reference.shape[0] < 2 or any(v.shape != reference.shape for v in videos):
-        raise ValueError(f"need [T>=2,3,H,W] videos shaped like the reference {list(reference.shape)}, "
-                         f"got {[list(v.shape) for v in videos]}")
+        raise ValueError(
+            f"need [T>=2,3,H,W] videos shaped like the reference {list(reference.shape)}, "
+            f"got {[list(v.shape) for v in videos]}"
+        )
     flows = backward_flows(to_uint8(reference))
     h, w = reference.shape[-2:]
     out = []
     for video in videos:
         residual = ((video.clamp(-1, 1) - reference) * 127.5).permute(0, 2, 3, 1).numpy().astype(np.float32)
-        errors = [np.abs(residual[t + 1] - _warp(residual[t], flow))[border:h - border, border:w - border]
-                  .mean() for t, flow in enumerate(flows)]
+        errors = [
+            np.abs(residual[t + 1] - _warp(residual[t], flow))[
+                border : h - border, border : w - border
+            ].mean()
+            for t, flow in enumerate(flows)
+        ]
         out.append(float(np.mean(errors)))
     return out
 
@@ -125,10 +148,13 @@ def drift(video: torch.Tensor, fps: float) -> dict:
     brightness = means.mean(1)
     t = torch.arange(len(brightness), dtype=torch.float64) / fps
     slope = [_slope(t, means[:, c]) for c in range(3)]
-    return {"brightness_start": float(brightness[0]), "brightness_end": float(brightness[-1]),
-            "brightness_range": float(brightness.max() - brightness.min()),
-            "brightness_slope_per_s": _slope(t, brightness),
-            "rgb_slope_per_s": slope}
+    return {
+        "brightness_start": float(brightness[0]),
+        "brightness_end": float(brightness[-1]),
+        "brightness_range": float(brightness.max() - brightness.min()),
+        "brightness_slope_per_s": _slope(t, brightness),
+        "rgb_slope_per_s": slope,
+    }
 
 
 def _slope(t: torch.Tensor, y: torch.Tensor) -> float:
@@ -161,14 +187,26 @@ def rollout_diagnostics(path: str, fps: float, segment_starts: list[int]) -> dic
                 (seam_steps if i in starts else within_steps).append(float(np.abs(x - prev).mean()))
             prev = x
     bounds = [0, *starts, len(brightness)]
-    segments = [{"first_frame": a, "frames": b - a, "brightness": float(np.mean(brightness[a:b])),
-                 "rgb": np.mean(rgb[a:b], axis=0).round(2).tolist()}
-                for a, b in itertools.pairwise(bounds) if b > a]
+    segments = [
+        {
+            "first_frame": a,
+            "frames": b - a,
+            "brightness": float(np.mean(brightness[a:b])),
+            "rgb": np.mean(rgb[a:b], axis=0).round(2).tolist(),
+        }
+        for a, b in itertools.pairwise(bounds)
+        if b > a
+    ]
     t = torch.arange(len(brightness), dtype=torch.float64) / fps
     seam, within = (float(np.mean(v)) if v else None for v in (seam_steps, within_steps))
-    return {"frames": len(brightness), "seconds": len(brightness) / fps, "seam": seam, "within": within,
-            "seam_ratio": seam / within if seam is not None and within else None,
-            "brightness_slope_per_min": 60 * _slope(t, torch.tensor(brightness, dtype=torch.float64)),
-            "brightness_first_segment": segments[0]["brightness"] if segments else None,
-            "brightness_last_segment": segments[-1]["brightness"] if segments else None,
-            "segments": segments}
+    return {
+        "frames": len(brightness),
+        "seconds": len(brightness) / fps,
+        "seam": seam,
+        "within": within,
+        "seam_ratio": seam / within if seam is not None and within else None,
+        "brightness_slope_per_min": 60 * _slope(t, torch.tensor(brightness, dtype=torch.float64)),
+        "brightness_first_segment": segments[0]["brightness"] if segments else None,
+        "brightness_last_segment": segments[-1]["brightness"] if segments else None,
+        "segments": segments,
+    }

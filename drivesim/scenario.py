@@ -15,12 +15,13 @@ from __future__ import annotations
 import glob
 from itertools import pairwise
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from drivesim.data.conditions import CROWDEDNESS_CARS
+from drivesim.validation import validation_problems
 from drivesim.world import AgentTrack, WorldSpec
 
 SCHEMA_VERSION = 2  # the newest; a file without `version` is read as this
@@ -42,26 +43,31 @@ class _Strict(BaseModel):
 class Waypoint(_Strict):
     t: float = Field(ge=0, description="seconds from the clip start")
     lane: int | Literal["shoulder"] = Field(
-        0, description="lane relative to the ego lane: 0 ego lane, +1 right, -1 left; or 'shoulder'")
+        default=0, description="lane relative to the ego lane: 0 ego lane, +1 right, -1 left; or 'shoulder'"
+    )
     ahead_m: float = Field(ge=-10, le=200, description="distance ahead of the ego camera (m)")
 
 
 class BoxKey(_Strict):
     t: float = Field(ge=0, description="seconds from the clip start")
     box: tuple[float, float, float, float] = Field(
-        description="x1, y1, x2, y2 normalised to [0, 1] of the frame")
+        description="x1, y1, x2, y2 normalised to [0, 1] of the frame"
+    )
 
     @model_validator(mode="after")
     def _inside_frame(self) -> BoxKey:
         x1, y1, x2, y2 = self.box
         if not all(0.0 <= v <= 1.0 for v in self.box):
-            raise ValueError(f"box {list(self.box)} leaves the frame: coordinates are normalised, "
-                             "each must be in [0, 1]")
+            raise ValueError(
+                f"box {list(self.box)} leaves the frame: coordinates are normalised, each must be in [0, 1]"
+            )
         if not (x1 < x2 and y1 < y2):
             raise ValueError(f"box {list(self.box)} is empty: need x1 < x2 and y1 < y2")
         if y2 <= 0.43:
-            raise ValueError(f"box {list(self.box)} has its bottom edge (y2={y2}) at or above the "
-                             "horizon (0.42): a car on the road needs y2 > 0.43")
+            raise ValueError(
+                f"box {list(self.box)} has its bottom edge (y2={y2}) at or above the "
+                "horizon (0.42): a car on the road needs y2 > 0.43"
+            )
         return self
 
 
@@ -85,29 +91,33 @@ class Agent(_Strict):
 
 
 class Ego(_Strict):
-    speed_kmh: float = Field(72.0, ge=0, le=200)
-    lane: int = Field(1, ge=0, description="ego lane, 0 = leftmost forward lane")
+    speed_kmh: float = Field(default=72.0, ge=0, le=200)
+    lane: int = Field(default=1, ge=0, description="ego lane, 0 = leftmost forward lane")
 
 
 class RoadSpec(_Strict):
     curvature: Literal["straight", "gentle", "winding"] = "gentle"
-    lanes_forward: int = Field(3, ge=1, le=4)
-    lanes_oncoming: int = Field(1, ge=0, le=3)
+    lanes_forward: int = Field(default=3, ge=1, le=4)
+    lanes_oncoming: int = Field(default=1, ge=0, le=3)
 
 
 class Output(_Strict):
-    resolution: tuple[int, int] = Field((128, 256), description="height, width in pixels")
+    resolution: tuple[int, int] = Field(default=(128, 256), description="height, width in pixels")
 
     @model_validator(mode="after")
     def _supported_size(self) -> Output:
         h, w = self.resolution
         if not (MIN_SIDE <= h <= MAX_SIDE and MIN_SIDE <= w <= MAX_SIDE):
-            raise ValueError(f"resolution {h}x{w}: each side must be {MIN_SIDE}..{MAX_SIDE} pixels "
-                             "(drivesim's limit; the paper profile writes 512x1024), e.g. [128, 256] or "
-                             "[512, 1024]")
+            raise ValueError(
+                f"resolution {h}x{w}: each side must be {MIN_SIDE}..{MAX_SIDE} pixels "
+                "(drivesim's limit; the paper profile writes 512x1024), e.g. [128, 256] or "
+                "[512, 1024]"
+            )
         if h % 8 or w % 8:
-            raise ValueError(f"resolution {h}x{w}: height and width must be multiples of 8 "
-                             "(the latent models downsample by 8), e.g. [128, 256] or [512, 1024]")
+            raise ValueError(
+                f"resolution {h}x{w}: height and width must be multiples of 8 "
+                "(the latent models downsample by 8), e.g. [128, 256] or [512, 1024]"
+            )
         return self
 
 
@@ -124,6 +134,7 @@ class CrowdednessChange(_Strict):
 class Schedule(_Strict):
     """Changes along the clip: from `at` seconds on, the condition is `value` (a step function;
     the scenario's time_of_day / crowdedness hold from 0 until the first change)."""
+
     time_of_day: list[TimeOfDayChange] = []
     crowdedness: list[CrowdednessChange] = []
 
@@ -138,9 +149,10 @@ class Schedule(_Strict):
 
 class Sweep(_Strict):
     """A grid: one clip per combination of the listed values (a missing key keeps the scenario's)."""
-    time_of_day: list[TimeOfDay] | None = Field(None, min_length=1)
-    crowdedness: list[Crowdedness] | None = Field(None, min_length=1)
-    seeds: list[int] | None = Field(None, min_length=1, max_length=10_000)
+
+    time_of_day: list[TimeOfDay] | None = Field(default=None, min_length=1)
+    crowdedness: list[Crowdedness] | None = Field(default=None, min_length=1)
+    seeds: list[int] | None = Field(default=None, min_length=1, max_length=10_000)
 
     @model_validator(mode="after")
     def _unique(self) -> Sweep:
@@ -159,25 +171,31 @@ class Scenario(_Strict):
     description: str = ""
     time_of_day: TimeOfDay = "day"
     crowdedness: Crowdedness = "light"
-    duration_s: float | None = Field(None, gt=0, le=600)
-    frames: int | None = Field(None, ge=1, le=36000)
-    fps: float = Field(30.0, gt=0, le=120)
-    seed: int = Field(0, ge=0, lt=MAX_SEED)
+    duration_s: float | None = Field(default=None, gt=0, le=600)
+    frames: int | None = Field(default=None, ge=1, le=36000)
+    fps: float = Field(default=30.0, gt=0, le=120)
+    seed: int = Field(default=0, ge=0, lt=MAX_SEED)
     ego: Ego = Ego()
     road: RoadSpec = RoadSpec()
     output: Output = Output()
     agents: list[Agent] = []
     schedule: Schedule = Schedule()
     sweep: Sweep | None = None
-    variants: int = Field(1, ge=1, le=1000, description="seeds per sweep point: seed, seed+1, ...")
+    variants: int = Field(default=1, ge=1, le=1000, description="seeds per sweep point: seed, seed+1, ...")
 
     @field_validator("id")
     @classmethod
     def _safe_file_name(cls, value: str) -> str:
-        if not value or not value[0].isascii() or not value[0].isalnum() or \
-                any(not (c.isascii() and (c.isalnum() or c in "_.-")) for c in value):
-            raise ValueError("an id names the output files: it must start with a letter or digit and "
-                             "use only letters, digits and _ . -")
+        if (
+            not value
+            or not value[0].isascii()
+            or not value[0].isalnum()
+            or any(not (c.isascii() and (c.isalnum() or c in "_.-")) for c in value)
+        ):
+            raise ValueError(
+                "an id names the output files: it must start with a letter or digit and "
+                "use only letters, digits and _ . -"
+            )
         return value
 
     @model_validator(mode="after")
@@ -185,22 +203,28 @@ class Scenario(_Strict):
         if self.version == 1:
             used = [k for k in V2_KEYS if k in self.model_fields_set]
             if used:
-                raise ValueError(f"{', '.join(used)}: schema v2 key(s) in a 'version: 1' file; "
-                                 "set version: 2 (v2 reads every v1 file)")
+                raise ValueError(
+                    f"{', '.join(used)}: schema v2 key(s) in a 'version: 1' file; "
+                    "set version: 2 (v2 reads every v1 file)"
+                )
         if self.duration_s is not None and self.frames is not None:
             raise ValueError("give 'duration_s' or 'frames', not both")
         self._check_sweep_and_schedule()
         if self.ego.lane >= self.road.lanes_forward:
-            raise ValueError(f"ego.lane={self.ego.lane} but the road has {self.road.lanes_forward} "
-                             f"forward lanes: use 0..{self.road.lanes_forward - 1}")
+            raise ValueError(
+                f"ego.lane={self.ego.lane} but the road has {self.road.lanes_forward} "
+                f"forward lanes: use 0..{self.road.lanes_forward - 1}"
+            )
         ids = [a.id for a in self.agents]
         if len(set(ids)) != len(ids):
             raise ValueError(f"agent ids must be unique, got {ids}")
         for where, crowdedness in self._crowdedness_values():
             top = CROWDEDNESS_CARS[crowdedness][1]
             if len(self.agents) > max(top, 0) and crowdedness != "crowded":
-                raise ValueError(f"{len(self.agents)} agents but {where} '{crowdedness}' "
-                                 f"allows at most {top} cars: raise crowdedness or remove agents")
+                raise ValueError(
+                    f"{len(self.agents)} agents but {where} '{crowdedness}' "
+                    f"allows at most {top} cars: raise crowdedness or remove agents"
+                )
         lo = -(self.ego.lane + self.road.lanes_oncoming)
         hi = self.road.lanes_forward - 1 - self.ego.lane
         for i, agent in enumerate(self.agents):
@@ -208,25 +232,33 @@ class Scenario(_Strict):
                 where = f"agents[{i}].{'waypoints' if agent.waypoints else 'box_track'}[{j}]"
                 if key.t > self.duration + 1e-9:
                     raise ValueError(f"{where}.t={key.t} is after the clip end ({self.duration:g} s)")
-                lane = getattr(key, "lane", "shoulder")
+                lane = cast("int | Literal['shoulder']", getattr(key, "lane", "shoulder"))
                 if lane != "shoulder" and not lo <= lane <= hi:
-                    raise ValueError(f"{where}.lane={lane}: this road has lanes {lo}..{hi} "
-                                     "relative to the ego lane (negative = left/oncoming)")
+                    raise ValueError(
+                        f"{where}.lane={lane}: this road has lanes {lo}..{hi} "
+                        "relative to the ego lane (negative = left/oncoming)"
+                    )
         return self
 
     def _check_sweep_and_schedule(self) -> None:
         sweep = self.sweep or Sweep()
         for name in ("time_of_day", "crowdedness"):
             if getattr(sweep, name) is not None and getattr(self.schedule, name):
-                raise ValueError(f"sweep.{name} and schedule.{name} are both set: a sweep picks one value "
-                                 "per clip, a schedule changes it along the clip; give one")
+                raise ValueError(
+                    f"sweep.{name} and schedule.{name} are both set: a sweep picks one value "
+                    "per clip, a schedule changes it along the clip; give one"
+                )
             for i, change in enumerate(getattr(self.schedule, name)):
                 if change.at >= self.duration:
-                    raise ValueError(f"schedule.{name}[{i}].at={change.at:g} is not inside the clip: "
-                                     f"use 0 < at < {self.duration:g} s")
+                    raise ValueError(
+                        f"schedule.{name}[{i}].at={change.at:g} is not inside the clip: "
+                        f"use 0 < at < {self.duration:g} s"
+                    )
         if sweep.seeds is not None and self.variants > 1:
-            raise ValueError(f"sweep.seeds and variants={self.variants} are both set: list the seeds, "
-                             "or give variants (seeds seed, seed+1, ...), not both")
+            raise ValueError(
+                f"sweep.seeds and variants={self.variants} are both set: list the seeds, "
+                "or give variants (seeds seed, seed+1, ...), not both"
+            )
         if self.seed + self.variants > MAX_SEED:
             raise ValueError(f"seed={self.seed} with variants={self.variants} passes 2**63-1: lower the seed")
 
@@ -234,9 +266,11 @@ class Scenario(_Strict):
         """(field, value) of every crowdedness this scenario's clips take."""
         swept = self.sweep is not None and self.sweep.crowdedness is not None
         values = [] if swept else [("crowdedness", self.crowdedness)]
-        values += [(f"schedule.crowdedness[{i}].value", c.value)
-                   for i, c in enumerate(self.schedule.crowdedness)]
+        values += [
+            (f"schedule.crowdedness[{i}].value", c.value) for i, c in enumerate(self.schedule.crowdedness)
+        ]
         if swept:
+            assert self.sweep is not None and self.sweep.crowdedness is not None  # swept says so
             values += [("sweep.crowdedness", c) for c in self.sweep.crowdedness]
         return values
 
@@ -270,12 +304,21 @@ class Scenario(_Strict):
             for a in self.agents
         )
         h, w = self.output.resolution
-        return WorldSpec(time_of_day=self.time_of_day, crowdedness=self.crowdedness,
-                         num_frames=self.num_frames, fps=self.fps, height=h, width=w,
-                         seed=self.seed, ego_speed=self.ego.speed_kmh / 3.6,
-                         curvature=self.road.curvature, lanes_forward=self.road.lanes_forward,
-                         lanes_oncoming=self.road.lanes_oncoming, ego_lane=self.ego.lane,
-                         agents=agents)
+        return WorldSpec(
+            time_of_day=self.time_of_day,
+            crowdedness=self.crowdedness,
+            num_frames=self.num_frames,
+            fps=self.fps,
+            height=h,
+            width=w,
+            seed=self.seed,
+            ego_speed=self.ego.speed_kmh / 3.6,
+            curvature=self.road.curvature,
+            lanes_forward=self.road.lanes_forward,
+            lanes_oncoming=self.road.lanes_oncoming,
+            ego_lane=self.ego.lane,
+            agents=agents,
+        )
 
 
 def _value_at(start: str, changes: list, seconds: float) -> str:
@@ -286,52 +329,15 @@ def _value_at(start: str, changes: list, seconds: float) -> str:
     return value
 
 
-def _loc(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _submodel(annotation) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _submodel(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _allowed_keys(loc: tuple) -> list[str]:
-    """Field names of the model that holds the key at loc (for 'unknown key' errors)."""
-    model: type[BaseModel] | None = Scenario
-    for part in loc[:-1]:
-        if isinstance(part, str) and model is not None and part in model.model_fields:
-            model = _submodel(model.model_fields[part].annotation)
-    return list(model.model_fields) if model is not None else []
-
-
 def format_validation_error(err: ValidationError, source: str) -> str:
-    """Pydantic errors -> one line per problem naming field, value and what is allowed."""
-    lines = [f"{source}: invalid scenario ({err.error_count()} problem(s))"]
-    for e in err.errors():
-        where = _loc(e["loc"])
-        if e["type"] == "extra_forbidden":
-            allowed = ", ".join(_allowed_keys(e["loc"]))
-            lines.append(f"  {where}: unknown key; allowed keys here: {allowed}")
-            continue
-        msg = e["msg"].removeprefix("Value error, ")
-        value = "" if e["type"] == "missing" or not e["loc"] else f" = {e.get('input')!r}"
-        lines.append(f"  {where}{value}: {msg}")
-    return "\n".join(lines)
+    """Pydantic errors of a Scenario -> one line per problem naming field, value and what is allowed."""
+    return validation_problems(err, source, Scenario, "scenario")
 
 
 def parse_scenario(data: object, source: str = "<scenario>") -> Scenario:
     """A parsed YAML mapping -> validated Scenario (raises ScenarioError)."""
     if not isinstance(data, dict):
-        raise ScenarioError(f"{source}: a scenario must be a YAML mapping of keys, got "
-                            f"{type(data).__name__}")
+        raise ScenarioError(f"{source}: a scenario must be a YAML mapping of keys, got {type(data).__name__}")
     try:
         return Scenario.model_validate(data)
     except ValidationError as e:

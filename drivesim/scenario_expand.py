@@ -32,6 +32,7 @@ NOT_HASHED = ("seed", "description")
 @dataclass(frozen=True)
 class ClipSpec:
     """One clip to generate: a concrete scenario (no sweep, one seed) and where it came from."""
+
     scenario: Scenario
     scenario_hash: str
     variant: int  # index of the seed within its sweep point
@@ -82,8 +83,9 @@ def expand(scenario: Scenario, source: str = "<scenario>", variants: int | None 
     clips = []
     for time_of_day, crowdedness in itertools.product(times, crowds):
         for variant, seed in enumerate(seeds):
-            concrete = _concrete(scenario, {"time_of_day": time_of_day, "crowdedness": crowdedness,
-                                            "seed": seed}, source)
+            concrete = _concrete(
+                scenario, {"time_of_day": time_of_day, "crowdedness": crowdedness, "seed": seed}, source
+            )
             clips.append(ClipSpec(concrete, scenario_hash(concrete), variant, source))
     return clips
 
@@ -116,9 +118,11 @@ def unique_clips(clips: list[ClipSpec]) -> list[ClipSpec]:
     for clip in clips:
         other = seen.get(clip.clip_id)
         if other is not None and other.source != clip.source:
-            problems.append(f"{clip.source} and {other.source} describe the same clip "
-                            f"({clip.scenario.id}, seed {clip.seed}, id {clip.clip_id}): remove one, "
-                            "or change its seed")
+            problems.append(
+                f"{clip.source} and {other.source} describe the same clip "
+                f"({clip.scenario.id}, seed {clip.seed}, id {clip.clip_id}): remove one, "
+                "or change its seed"
+            )
         seen.setdefault(clip.clip_id, clip)
     if problems:
         raise ScenarioError("\n".join(problems))

@@ -18,7 +18,7 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "tiny"  # the s
 HELD_OUT_SEED = 987_654  # procedural seeds never used in training (training uses 0 and 1000 on)
 
 
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
+def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
     """write(tmp_path) then rename over `path`: readers never see a half-written file."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -78,4 +78,3 @@ def autocast(device: str | torch.device) -> contextlib.AbstractContextManager:
 def module_device(module: torch.nn.Module) -> torch.device:
     """The device of a module's first parameter (cpu for a module without parameters)."""
     return next((p.device for p in module.parameters()), torch.device("cpu"))
-

@@ -135,15 +135,19 @@ class Estimate:
         return None if self.sample_live is None else 2 * self.params + self.sample_live
 
 
-def ldm_call(model: VideoUNet, mode: FakeTensorMode, image_only: bool, batch: int, frames: int,
-             latent: tuple[int, int]) -> tuple[Callable[[], torch.Tensor], list]:
+def ldm_call(
+    model: VideoUNet, mode: FakeTensorMode, image_only: bool, batch: int, frames: int, latent: tuple[int, int]
+) -> tuple[Callable[[], torch.Tensor], list]:
     """(forward on fake inputs [B,T,4,h,w] with conditions and, for a context model, context; its inputs)."""
     x, steps = torch.randn(batch, frames, 4, *latent), torch.full((batch,), 500)
     cond = {k: mode.from_tensor(v) for k, v in conditions(batch, frames).items()}
     ctx = None
     if model.cfg.context_channels:
-        ctx = Context(torch.randn(batch, frames, 4, *latent), torch.ones(batch, frames),
-                      torch.zeros(batch, dtype=torch.long))
+        ctx = Context(
+            torch.randn(batch, frames, 4, *latent),
+            torch.ones(batch, frames),
+            torch.zeros(batch, dtype=torch.long),
+        )
     return functools.partial(model, x, steps, cond, image_only, ctx), [x, steps, *cond.values()]
 
 
@@ -153,11 +157,18 @@ def ldm_estimates(profile: str) -> list[Estimate]:
     out = []
     rollout = RolloutConfig()
     latent = rollout.latent_size
-    sampling = {"image LDM": (3, 1), "video LDM": (3, GenerateOptions().max_frames),  # 3 CFG branches
-                "prediction": (4, rollout.context_frames + rollout.new_frames),  # + context guidance
-                "interpolation": (rollout.new_frames, FACTOR + 1)}  # one window per key-frame pair
-    for stage, config_name in (("image LDM", "train_image_ldm"), ("video LDM", "train_video_ldm"),
-                               ("prediction", "train_prediction"), ("interpolation", "train_interpolation")):
+    sampling = {
+        "image LDM": (3, 1),
+        "video LDM": (3, GenerateOptions().max_frames),  # 3 CFG branches
+        "prediction": (4, rollout.context_frames + rollout.new_frames),  # + context guidance
+        "interpolation": (rollout.new_frames, FACTOR + 1),
+    }  # one window per key-frame pair
+    for stage, config_name in (
+        ("image LDM", "train_image_ldm"),
+        ("video LDM", "train_video_ldm"),
+        ("prediction", "train_prediction"),
+        ("interpolation", "train_interpolation"),
+    ):
         cfg = load_config([f"unet={profile}"], config_name)
         ucfg = dataclasses.replace(unet_config(cfg["unet"]), context_channels=cfg.get("context_channels", 0))
         image_only = stage == "image LDM"
@@ -172,8 +183,18 @@ def ldm_estimates(profile: str) -> list[Estimate]:
             saved = saved_bytes(model, ldm_call(model, mode, image_only, b, t, latent)[0])
             live = peak_live_bytes(model, *ldm_call(model, mode, image_only, sb, st, latent))
         params = sum(p.numel() for p in model.parameters())
-        out.append(Estimate(stage, params, trainable, params, f"{b} x {t} latents {latent[0]}x{latent[1]}",
-                            saved, f"{sb} x {st} latents", live))
+        out.append(
+            Estimate(
+                stage,
+                params,
+                trainable,
+                params,
+                f"{b} x {t} latents {latent[0]}x{latent[1]}",
+                saved,
+                f"{sb} x {st} latents",
+                live,
+            )
+        )
     return out
 
 
@@ -199,9 +220,19 @@ def autoencoder_estimates(profile: str) -> list[Estimate]:
         td_live = peak_live_bytes(td, lambda: td(zs), [zs])
     n_ae, n_td = (sum(p.numel() for p in m.parameters()) for m in (ae, td))
     b = cfg["batch_size"]
-    return [Estimate("autoencoder", n_ae, n_ae, 0, f"{b} crops {ch}x{cw}", ae_saved, "-", None),
-            Estimate("temporal decoder", n_td, trainable, n_ae, f"{b} x {cfg['num_frames']} crops {ch}x{cw}",
-                     td_saved, f"{window} latents 16x32", td_live)]
+    return [
+        Estimate("autoencoder", n_ae, n_ae, 0, f"{b} crops {ch}x{cw}", ae_saved, "-", None),
+        Estimate(
+            "temporal decoder",
+            n_td,
+            trainable,
+            n_ae,
+            f"{b} x {cfg['num_frames']} crops {ch}x{cw}",
+            td_saved,
+            f"{window} latents 16x32",
+            td_live,
+        ),
+    ]
 
 
 def upsampler_estimates(profile: str) -> list[Estimate]:
@@ -219,16 +250,34 @@ def upsampler_estimates(profile: str) -> list[Estimate]:
             for name, p in model.named_parameters():
                 p.requires_grad_(not video or is_temporal(name))
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-            batch = [torch.randn(b, t, 3, ch, cw), torch.randn(b, t, 3, ch // s, cw // s),
-                     torch.full((b,), 500), torch.full((b,), 10)]
+            batch = [
+                torch.randn(b, t, 3, ch, cw),
+                torch.randn(b, t, 3, ch // s, cw // s),
+                torch.full((b,), 500),
+                torch.full((b,), 10),
+            ]
             saved = saved_bytes(model, functools.partial(model, *batch, image_only=not video))
             frames, tile = settings.chunk + 2 * ucfg.temporal_radius * settings.steps, settings.tile
-            inputs = [torch.randn(1, frames, 3, tile, tile), torch.randn(1, frames, 3, tile // s, tile // s),
-                      torch.full((1,), 500), torch.full((1,), settings.noise_level)]
+            inputs = [
+                torch.randn(1, frames, 3, tile, tile),
+                torch.randn(1, frames, 3, tile // s, tile // s),
+                torch.full((1,), 500),
+                torch.full((1,), settings.noise_level),
+            ]
             live = peak_live_bytes(model, functools.partial(model, *inputs), inputs) if video else None
         params = sum(p.numel() for p in model.parameters())
-        out.append(Estimate(stage, params, trainable, params, f"{b} x {t} crops {ch}x{cw}", saved,
-                            f"1 x {frames} tile {tile}x{tile}" if video else "-", live))
+        out.append(
+            Estimate(
+                stage,
+                params,
+                trainable,
+                params,
+                f"{b} x {t} crops {ch}x{cw}",
+                saved,
+                f"1 x {frames} tile {tile}x{tile}" if video else "-",
+                live,
+            )
+        )
     return out
 
 
@@ -259,15 +308,22 @@ def check_tiny() -> dict:
 
 def table(rows: list[Estimate]) -> str:
     """Markdown: parameters, training memory (state + saved activations) and sampling memory."""
-    lines = ["| stage | parameters | trainable | training batch | weights + EMA + grads + Adam | "
-             "activations | training total | sampling batch | sampling total (bf16 weights + activations) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| stage | parameters | trainable | training batch | weights + EMA + grads + Adam | "
+        "activations | training total | sampling batch | sampling total (bf16 weights + activations) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        sample = "-" if r.sample_total is None else \
-            f"{r.sample_total / GiB:.2f} GiB ({2 * r.params / GiB:.2f} + {r.sample_live / GiB:.2f})"
-        lines.append(f"| {r.stage} | {r.params / 1e6:.1f} M | {r.trainable / 1e6:.1f} M | {r.batch} | "
-                     f"{r.train_state / GiB:.2f} GiB | {r.saved / GiB:.2f} GiB | "
-                     f"{(r.train_state + r.saved) / GiB:.2f} GiB | {r.sample_batch} | {sample} |")
+        sample = (
+            "-"
+            if r.sample_total is None
+            else f"{r.sample_total / GiB:.2f} GiB ({2 * r.params / GiB:.2f} + {r.sample_live / GiB:.2f})"
+        )
+        lines.append(
+            f"| {r.stage} | {r.params / 1e6:.1f} M | {r.trainable / 1e6:.1f} M | {r.batch} | "
+            f"{r.train_state / GiB:.2f} GiB | {r.saved / GiB:.2f} GiB | "
+            f"{(r.train_state + r.saved) / GiB:.2f} GiB | {r.sample_batch} | {sample} |"
+        )
     return "\n".join(lines)
 
 
@@ -281,16 +337,26 @@ def main() -> None:
     if args.measure_tiny:
         print(json.dumps(check_tiny()))
         return
-    rows = [*autoencoder_estimates(args.profile), *ldm_estimates(args.profile),
-            *upsampler_estimates(args.profile)]
+    rows = [
+        *autoencoder_estimates(args.profile),
+        *ldm_estimates(args.profile),
+        *upsampler_estimates(args.profile),
+    ]
     print(table(rows))
     if args.check_tiny:  # a fresh process whose allocator returns freed blocks, so RSS tracks tensors
-        proc = subprocess.run([sys.executable, __file__, "--measure-tiny"], capture_output=True, text=True,
-                              check=True, env={**os.environ, **ISOLATED_ENV})
+        proc = subprocess.run(
+            [sys.executable, __file__, "--measure-tiny"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, **ISOLATED_ENV},
+        )
         measured = json.loads(proc.stdout.splitlines()[-1])
-        print(f"tiny image LDM, one training forward on this CPU (fp32): peak RSS "
-              f"{measured['rss_above_start_mib']:.0f} MiB above the start; tensors saved for backward "
-              f"{measured['saved_fp32_mib']:.0f} MiB")
+        print(
+            f"tiny image LDM, one training forward on this CPU (fp32): peak RSS "
+            f"{measured['rss_above_start_mib']:.0f} MiB above the start; tensors saved for backward "
+            f"{measured['saved_fp32_mib']:.0f} MiB"
+        )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,14 @@ def browser(width: int, height: int) -> webdriver.Chrome:
     """Headless Debian chromium through its chromedriver (no browser download)."""
     options = webdriver.ChromeOptions()
     options.binary_location = os.environ.get("DRIVESIM_CHROMIUM") or shutil.which("chromium")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--hide-scrollbars",
-                f"--window-size={width},{height}", "--autoplay-policy=no-user-gesture-required"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        f"--window-size={width},{height}",
+        "--autoplay-policy=no-user-gesture-required",
+    ):
         options.add_argument(arg)
     driver = os.environ.get("DRIVESIM_CHROMEDRIVER") or shutil.which("chromedriver")
     return webdriver.Chrome(service=Service(driver), options=options)
@@ -55,15 +61,19 @@ def run(out: Path, resolution: str, seconds: float, width: int, height: int) -> 
     try:
         driver.get(f"http://127.0.0.1:{port}/")
         wait(60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#layout img"))
-        for elem_id, text in (("time-of-day", "night"), ("crowdedness", "crowded"),
-                              ("motion", "lane change right")):
+        for elem_id, text in (
+            ("time-of-day", "night"),
+            ("crowdedness", "crowded"),
+            ("motion", "lane change right"),
+        ):
             driver.find_element(By.XPATH, f"//*[@id='{elem_id}']//label[normalize-space(.)='{text}']").click()
         time.sleep(1)
         img = driver.find_element(By.CSS_SELECTOR, "#layout img")
         w, h = img.size["width"], img.size["height"]
         for fx, fy in ((0.40, 0.55), (0.50, 0.75)):  # two corners of a box in the ego lane
-            ActionChains(driver).move_to_element_with_offset(img, round((fx - 0.5) * w),
-                                                             round((fy - 0.5) * h)).click().perform()
+            ActionChains(driver).move_to_element_with_offset(
+                img, round((fx - 0.5) * w), round((fy - 0.5) * h)
+            ).click().perform()
             time.sleep(1.0)
         field = driver.find_element(By.CSS_SELECTOR, "#duration input")
         field.clear()
@@ -108,8 +118,9 @@ def run(out: Path, resolution: str, seconds: float, width: int, height: int) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("artifacts/preview"), help="folder for the PNGs")
     parser.add_argument("--resolution", default="128x256", help="output resolution of the full render")
     parser.add_argument("--seconds", type=float, default=2.0, help="scene duration")

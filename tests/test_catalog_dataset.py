@@ -48,11 +48,33 @@ def clip_boxes(k: int, frame: int) -> list[Box]:
 
 def row_for(clip_id: str, time_of_day: str, crowdedness: str, labels: list[FrameLabel]) -> dict:
     row = {name: None for name, _, _ in COLUMNS}
-    row.update(clip_id=clip_id, time_of_day=time_of_day, crowdedness=crowdedness, fps=float(FPS), frames=N,
-               height=H, width=W, seed=0, ego_speed_kmh=36.0, boxes=box_rows(labels), time_of_day_schedule=[],
-               crowdedness_schedule=[], boxes_known=True, labels_complete=True)
-    for key in ("mp4_path", "mp4_sha256", "mp4_bytes", "labels_path", "labels_sha256", "thumbnail_path",
-                "thumbnail_sha256", "created_at", "drivesim_version"):
+    row.update(
+        clip_id=clip_id,
+        time_of_day=time_of_day,
+        crowdedness=crowdedness,
+        fps=float(FPS),
+        frames=N,
+        height=H,
+        width=W,
+        seed=0,
+        ego_speed_kmh=36.0,
+        boxes=box_rows(labels),
+        time_of_day_schedule=[],
+        crowdedness_schedule=[],
+        boxes_known=True,
+        labels_complete=True,
+    )
+    for key in (
+        "mp4_path",
+        "mp4_sha256",
+        "mp4_bytes",
+        "labels_path",
+        "labels_sha256",
+        "thumbnail_path",
+        "thumbnail_sha256",
+        "created_at",
+        "drivesim_version",
+    ):
         row.pop(key)
     return row
 
@@ -119,14 +141,17 @@ def test_stream_with_two_workers_gives_every_row_once(catalog):
     assert again == [0, 1, 2, 3]
 
 
-@pytest.mark.parametrize(("spec", "expected"), [
-    ("time_of_day == night", {"c2", "c3"}),
-    (["time_of_day=day", "crowdedness>=2"], {"c1"}),
-    ([("crowdedness", ">=", "moderate")], {"c1", "c2"}),
-    ("crowdedness < light", {"c3"}),
-    ({"time_of_day": "day"}, {"c0", "c1"}),
-    (ds.field("clip_id") == "c2", {"c2"}),
-])
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("time_of_day == night", {"c2", "c3"}),
+        (["time_of_day=day", "crowdedness>=2"], {"c1"}),
+        ([("crowdedness", ">=", "moderate")], {"c1", "c2"}),
+        ("crowdedness < light", {"c3"}),
+        ({"time_of_day": "day"}, {"c0", "c1"}),
+        (ds.field("clip_id") == "c2", {"c2"}),
+    ],
+)
 def test_filters_select_rows(catalog, spec, expected):
     data = CatalogDataset(catalog, spec, num_frames=2, size=(32, 64))
     assert {data.clip_id(i) for i in range(len(data))} == expected
@@ -149,8 +174,14 @@ def test_random_crop_and_squash_move_the_boxes(catalog):
     assert not center["box_mask"].any()
     squash = CatalogDataset(catalog, "clip_id == c0", num_frames=1, size=(32, 32), crop="none")[0][1]
     torch.testing.assert_close(squash["boxes"][0, 0], torch.tensor([0.0, 0.25, 0.125, 0.75]))
-    crops = {tuple(CatalogDataset(catalog, "clip_id == c3", num_frames=1, size=(32, 32), crop="random",
-                                  seed=s)[0][1]["boxes"][0, 0].tolist()) for s in range(6)}
+    crops = {
+        tuple(
+            CatalogDataset(catalog, "clip_id == c3", num_frames=1, size=(32, 32), crop="random", seed=s)[0][
+                1
+            ]["boxes"][0, 0].tolist()
+        )
+        for s in range(6)
+    }
     assert len(crops) > 1  # the crop moves with the seed
 
 
@@ -177,8 +208,9 @@ def test_mix_draws_by_weight_and_is_seeded(catalog):
     assert picks == [mix(real, synthetic, (0.25, 0.75), seed=1, length=400).source(i)[0] for i in range(400)]
     _, cond = mixed[picks.index(1)]
     assert cond["time_of_day"].item() == 1
-    stream = mix(CatalogStream(catalog, "time_of_day == day", num_frames=1, size=(16, 32)), synthetic,
-                 weights=(1, 1))
+    stream = mix(
+        CatalogStream(catalog, "time_of_day == day", num_frames=1, size=(16, 32)), synthetic, weights=(1, 1)
+    )
     assert 1 <= len(list(stream)) <= 4  # ends with the first exhausted source
     with pytest.raises(ValueError, match="weights"):
         mix(real, synthetic, weights=(1, -1))
@@ -192,7 +224,7 @@ def test_reads_a_schema_version_1_catalog(catalog, tmp_path):
     shutil.copytree(catalog, old)
     info = json.loads((old / INFO).read_text())
     (old / INFO).write_text(json.dumps(info | {"schema_version": 1}))
-    v1_columns = [n for n, _, _ in COLUMNS][:COLUMNS.index(next(c for c in COLUMNS if c[0] == "boxes")) + 1]
+    v1_columns = [n for n, _, _ in COLUMNS][: COLUMNS.index(next(c for c in COLUMNS if c[0] == "boxes")) + 1]
     for path in fragment_files(old):
         pq.write_table(pq.read_table(path).select(v1_columns), path)
     rows = read_clips(old).to_pylist()
@@ -210,7 +242,8 @@ def test_reads_a_schema_version_1_catalog(catalog, tmp_path):
 def test_bench_dataloader_reports_clips_per_second(catalog):
     from drivesim.bench.dataloader import bench_dataloader, format_rows
 
-    rows = bench_dataloader(catalog, workers=(0,), batch_size=2, num_frames=2, fps=15, size=(16, 32),
-                            epochs=1)
+    rows = bench_dataloader(
+        catalog, workers=(0,), batch_size=2, num_frames=2, fps=15, size=(16, 32), epochs=1
+    )
     assert [(r["dataset"], r["workers"], r["clips"]) for r in rows] == [("map", 0, 8), ("stream", 0, 8)]
     assert all(r["clips_per_s"] > 0 for r in rows) and "clips/s" in format_rows(rows)

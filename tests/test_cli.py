@@ -51,8 +51,24 @@ def test_render_resumes_without_rewriting(repo, tmp_path, capsys):
 
 def test_same_seed_same_mp4_bytes(tmp_path):
     for name in ("a", "b"):
-        assert main(["world", "render", "--out", str(tmp_path / name), "--num-clips", "1",
-                     "--frames", "8", "--seed", "5", "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "world",
+                    "render",
+                    "--out",
+                    str(tmp_path / name),
+                    "--num-clips",
+                    "1",
+                    "--frames",
+                    "8",
+                    "--seed",
+                    "5",
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
     (va,), (vb,) = (list((tmp_path / n).glob("*.mp4")) for n in ("a", "b"))
     assert va.read_bytes() == vb.read_bytes()
 
@@ -105,18 +121,38 @@ def test_cli_defaults_come_from_the_config_dataclasses():
     parser = build_parser()
     gen = parser.parse_args(["generate", "--scenario", "s", "--out", "o"])
     folder = sampling_options(gen, GenerateOptions)  # --catalog runs the rollout: RolloutConfig's
-    assert (folder["steps"], folder["guidance_scene"], gen.guidance_rescale, gen.frame_correlation,
-            gen.max_frames) == (GenerateOptions.steps, GenerateOptions.guidance_scene,
-                                GenerateOptions.guidance_rescale, GenerateOptions.frame_correlation,
-                                GenerateOptions.max_frames)
+    assert (
+        folder["steps"],
+        folder["guidance_scene"],
+        gen.guidance_rescale,
+        gen.frame_correlation,
+        gen.max_frames,
+    ) == (
+        GenerateOptions.steps,
+        GenerateOptions.guidance_scene,
+        GenerateOptions.guidance_rescale,
+        GenerateOptions.frame_correlation,
+        GenerateOptions.max_frames,
+    )
     catalog = sampling_options(gen, RolloutConfig)
     assert (catalog["guidance_scene"], catalog["guidance_boxes"], gen.interpolation_steps) == (
-        RolloutConfig.guidance_scene, RolloutConfig.guidance_boxes, RolloutConfig.interpolation_steps)
+        RolloutConfig.guidance_scene,
+        RolloutConfig.guidance_boxes,
+        RolloutConfig.interpolation_steps,
+    )
     given = parser.parse_args(["generate", "--scenario", "s", "--out", "o", "--catalog", "--steps", "3"])
     assert sampling_options(given, RolloutConfig)["steps"] == 3
     ro = parser.parse_args(["rollout", "s.yaml", "--out", "o"])
-    for name in ("new_frames", "context_frames", "steps", "interpolation_steps", "guidance_context",
-                 "prediction_strength", "interpolation_strength", "frame_correlation"):
+    for name in (
+        "new_frames",
+        "context_frames",
+        "steps",
+        "interpolation_steps",
+        "guidance_context",
+        "prediction_strength",
+        "interpolation_strength",
+        "frame_correlation",
+    ):
         assert getattr(ro, name) == getattr(RolloutConfig, name), name
     assert gen.device == ro.device == "cpu"
 
@@ -136,6 +172,15 @@ def test_ldm_train_config_defaults_agree_with_the_image_ldm_yaml():
     from drivesim.train.ldm import LDMTrainConfig
 
     yaml = load_config([], "train_image_ldm")
-    for name in ("steps", "batch_size", "lr", "weight_decay", "grad_clip", "ema_decay", "log_every",
-                 "save_every", "device"):
+    for name in (
+        "steps",
+        "batch_size",
+        "lr",
+        "weight_decay",
+        "grad_clip",
+        "ema_decay",
+        "log_every",
+        "save_every",
+        "device",
+    ):
         assert yaml[name] == getattr(LDMTrainConfig, name), name

@@ -60,16 +60,26 @@ def first_resnet_output(model: VideoUNet, cond: dict) -> torch.Tensor:
     seen = []
     handle = model.unet.down_blocks[0].resnets[0].register_forward_hook(lambda m, i, o: seen.append(o))
     with torch.no_grad():
-        model(torch.randn(2, 1, 4, 8, 16, generator=torch.Generator().manual_seed(0)),
-              torch.tensor([500, 500]), cond, image_only=True)
+        model(
+            torch.randn(2, 1, 4, 8, 16, generator=torch.Generator().manual_seed(0)),
+            torch.tensor([500, 500]),
+            cond,
+            image_only=True,
+        )
     handle.remove()
     return seen[0]
 
 
 def test_scene_condition_changes_the_first_resnet_block_only_with_scale_shift():
     # 32 channels in 32 groups: the finest level of the tiny profile.
-    small = dict(block_out_channels=(32, 64), cross_attention=(False, True), cross_attention_dim=32,
-                 attention_head_dim=16, norm_num_groups=32, temporal_heads=2)
+    small = dict(
+        block_out_channels=(32, 64),
+        cross_attention=(False, True),
+        cross_attention_dim=32,
+        attention_head_dim=16,
+        norm_num_groups=32,
+        temporal_heads=2,
+    )
     day, night = conditions(2, 1), conditions(2, 1)
     day["time_of_day"], night["time_of_day"] = torch.tensor([0, 0]), torch.tensor([1, 1])
     for shift, changes in (("scale_shift", True), ("default", False)):
@@ -112,8 +122,11 @@ def test_cfg_rescale_restores_the_conditional_std():
 
 
 def test_checkpoint_configs_without_the_new_keys_load_as_before():
-    old = {k: v for k, v in dataclasses.asdict(UNetConfig()).items()
-           if k not in ("resnet_time_scale_shift", "scene_tokens", "box_layout")}
+    old = {
+        k: v
+        for k, v in dataclasses.asdict(UNetConfig()).items()
+        if k not in ("resnet_time_scale_shift", "scene_tokens", "box_layout")
+    }
     cfg = unet_config(old)
     assert (cfg.resnet_time_scale_shift, cfg.scene_tokens, cfg.box_layout) == ("default", False, False)
     assert ScheduleConfig.from_dict({"prediction_type": "epsilon"}).timestep_spacing == "leading"

@@ -22,9 +22,15 @@ from drivesim.train.upsampler_data import HighResCacheConfig
 
 pytestmark = pytest.mark.slow  # every test here takes 10-30 s
 
-TRAIN = {"autoencoder": train_autoencoder, "image-ldm": train_ldm, "video-ldm": train_ldm,
-         "prediction": train_ldm, "interpolation": train_ldm, "upsampler": train_upsampler,
-         "probes": train_probes}
+TRAIN = {
+    "autoencoder": train_autoencoder,
+    "image-ldm": train_ldm,
+    "video-ldm": train_ldm,
+    "prediction": train_ldm,
+    "interpolation": train_ldm,
+    "upsampler": train_upsampler,
+    "probes": train_probes,
+}
 LOSS_COLUMNS = {"autoencoder": ["rec"], "upsampler": ["loss"], "probes": ["clip_loss", "box_loss"]}
 
 
@@ -55,12 +61,30 @@ def overrides(values: dict, prefix: str = "") -> list[str]:
 
 def torchrun(model: str, cfg, nproc: int = 2) -> None:
     """`torchrun --standalone --nproc_per_node N -m drivesim.cli train MODEL ...` with cfg's values."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "drivesim.cli", "train", model, *overrides(dataclasses.asdict(cfg)), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "drivesim.cli",
+        "train",
+        model,
+        *overrides(dataclasses.asdict(cfg)),
+        "--quiet",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     # its own session, so a timeout kills the ranks too, not just the torchrun agent
-    run = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, start_new_session=True)
+    run = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, err = run.communicate(timeout=180)
     except subprocess.TimeoutExpired:
@@ -95,58 +119,111 @@ def chain(tmp_path_factory):
     """Image autoencoder -> latent caches (key rate and 4x) -> image -> video -> prediction LDM,
     each a 1-step untrained start for the next stage."""
     root = tmp_path_factory.mktemp("ddp")
-    ae = train_autoencoder(AETrainConfig(out_dir=str(root / "ae"), autoencoder=TINY_AE, steps=1, batch_size=2,
-                                         num_frames=3, size=(64, 128), crop=(32, 64)), progress=False)
-    cache = lambda name, fps: LatentCacheConfig(path=str(root / f"{name}.safetensors"), autoencoder=str(ae),
-                                                clips=4, num_frames=5, fps=fps, size=(64, 128))
-    base = LDMTrainConfig(latents=cache("key", 7.5), unet=TINY_UNET, steps=1, batch_size=4, log_every=1,
-                          save_every=1)
+    ae = train_autoencoder(
+        AETrainConfig(
+            out_dir=str(root / "ae"),
+            autoencoder=TINY_AE,
+            steps=1,
+            batch_size=2,
+            num_frames=3,
+            size=(64, 128),
+            crop=(32, 64),
+        ),
+        progress=False,
+    )
+    cache = lambda name, fps: LatentCacheConfig(
+        path=str(root / f"{name}.safetensors"),
+        autoencoder=str(ae),
+        clips=4,
+        num_frames=5,
+        fps=fps,
+        size=(64, 128),
+    )
+    base = LDMTrainConfig(
+        latents=cache("key", 7.5), unet=TINY_UNET, steps=1, batch_size=4, log_every=1, save_every=1
+    )
     image = train_ldm(dataclasses.replace(base, out_dir=str(root / "image")), progress=False)
-    video = train_ldm(dataclasses.replace(base, stage="video", init_from=str(image),
-                                          out_dir=str(root / "video")), progress=False)
-    prediction = train_ldm(dataclasses.replace(base, stage="prediction", init_from=str(video),
-                                               context_channels=8, out_dir=str(root / "pred")),
-                           progress=False)
-    return {"ae": ae, "base": base, "image": image, "video": video, "prediction": prediction,
-            "fast": cache("fast", 30.0)}
+    video = train_ldm(
+        dataclasses.replace(base, stage="video", init_from=str(image), out_dir=str(root / "video")),
+        progress=False,
+    )
+    prediction = train_ldm(
+        dataclasses.replace(
+            base, stage="prediction", init_from=str(video), context_channels=8, out_dir=str(root / "pred")
+        ),
+        progress=False,
+    )
+    return {
+        "ae": ae,
+        "base": base,
+        "image": image,
+        "video": video,
+        "prediction": prediction,
+        "fast": cache("fast", 30.0),
+    }
 
 
 def test_autoencoder_image_and_temporal_stages(chain, tmp_path):
-    cfg = AETrainConfig(autoencoder=TINY_AE, batch_size=4, num_frames=3, size=(64, 128), crop=(32, 64),
-                        log_every=1, save_every=1)
+    cfg = AETrainConfig(
+        autoencoder=TINY_AE,
+        batch_size=4,
+        num_frames=3,
+        size=(64, 128),
+        crop=(32, 64),
+        log_every=1,
+        save_every=1,
+    )
     two_ranks_match_one("autoencoder", cfg, tmp_path)
-    temporal = dataclasses.replace(cfg, stage="temporal", init_from=str(chain["ae"]), batch_size=2,
-                                   motion_weight=5.0)
+    temporal = dataclasses.replace(
+        cfg, stage="temporal", init_from=str(chain["ae"]), batch_size=2, motion_weight=5.0
+    )
     two_ranks_match_one("autoencoder", temporal, tmp_path / "temporal")
 
 
 @pytest.mark.parametrize("stage", ["image", "video", "prediction", "interpolation"])
 def test_ldm_stages(chain, tmp_path, stage):
-    init = {"image": None, "video": chain["image"], "prediction": chain["video"],
-            "interpolation": chain["prediction"]}[stage]
-    cfg = dataclasses.replace(chain["base"], stage=stage, init_from=str(init) if init else None,
-                              context_channels=8,
-                              fast_latents=chain["fast"] if stage == "interpolation" else None)
+    init = {
+        "image": None,
+        "video": chain["image"],
+        "prediction": chain["video"],
+        "interpolation": chain["prediction"],
+    }[stage]
+    cfg = dataclasses.replace(
+        chain["base"],
+        stage=stage,
+        init_from=str(init) if init else None,
+        context_channels=8,
+        fast_latents=chain["fast"] if stage == "interpolation" else None,
+    )
     if stage == "video":  # mixed steps (image batches train the spatial layers) under DDP too
         cfg = dataclasses.replace(cfg, image_batch_every=2, schedule=ScheduleConfig(frame_correlation=0.3))
     two_ranks_match_one(f"{stage}-ldm" if stage in ("image", "video") else stage, cfg, tmp_path)
 
 
 def test_prediction_with_gradient_accumulation_resumes_from_one_rank_on_two(chain, tmp_path):
-    cfg = dataclasses.replace(chain["base"], stage="prediction", init_from=str(chain["video"]),
-                              context_channels=8, steps=3)
+    cfg = dataclasses.replace(
+        chain["base"], stage="prediction", init_from=str(chain["video"]), context_channels=8, steps=3
+    )
     straight = train_ldm(dataclasses.replace(cfg, out_dir=str(tmp_path / "straight")), progress=False).parent
     resumed = dataclasses.replace(cfg, out_dir=str(tmp_path / "resumed"), grad_accum=2)
     train_ldm(dataclasses.replace(resumed, steps=1), progress=False)  # 1 rank, 2 micro-batches of 2
     torchrun("prediction", resumed)  # 2 ranks x 2 micro-batches of 1, from step 1 to 3
-    assert losses(resumed.out_dir, "prediction") == pytest.approx(losses(straight, "prediction"),
-                                                                   rel=1e-3, abs=1e-5)
+    assert losses(resumed.out_dir, "prediction") == pytest.approx(
+        losses(straight, "prediction"), rel=1e-3, abs=1e-5
+    )
 
 
 def test_upsampler_image_and_video_stages(tmp_path):
     cache = HighResCacheConfig(dir=str(tmp_path / "cache"), clips=2, num_frames=3, size=(64, 128), scale=2)
-    cfg = UpsamplerTrainConfig(upsampler=dataclasses.replace(TINY_UPSAMPLER, scale=2), cache=cache,
-                               crop=(32, 64), batch_size=4, num_frames=3, log_every=1, save_every=1)
+    cfg = UpsamplerTrainConfig(
+        upsampler=dataclasses.replace(TINY_UPSAMPLER, scale=2),
+        cache=cache,
+        crop=(32, 64),
+        batch_size=4,
+        num_frames=3,
+        log_every=1,
+        save_every=1,
+    )
     two_ranks_match_one("upsampler", cfg, tmp_path)
     image = tmp_path / "upsampler-1" / "ema"
     video = dataclasses.replace(cfg, stage="video", init_from=str(image), motion_weight=1.0)

@@ -17,6 +17,9 @@ def test_every_command_is_in_the_usage_page():
 
 
 def test_generated_docs_are_current():
-    stale = [str(path.relative_to(ROOT)) for path, text in expected_docs().items()
-             if not path.exists() or path.read_text() != text]
+    stale = [
+        str(path.relative_to(ROOT))
+        for path, text in expected_docs().items()
+        if not path.exists() or path.read_text() != text
+    ]
     assert not stale, f"{stale} differ from the code: python -m drivesim.cli.reference --write"

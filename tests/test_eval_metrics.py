@@ -18,8 +18,9 @@ from drivesim.train.probes import box_iou
 
 @pytest.fixture(scope="module")
 def clip():
-    frames, cond = ProceduralClipDataset(length=1, num_frames=8, fps=30.0, seed=987_654,
-                                         time_of_day="day", crowdedness="moderate")[0]
+    frames, cond = ProceduralClipDataset(
+        length=1, num_frames=8, fps=30.0, seed=987_654, time_of_day="day", crowdedness="moderate"
+    )[0]
     return frames, cond
 
 
@@ -72,8 +73,9 @@ def test_box_crops_and_iou():
     crop = crop_boxes(frames, torch.tensor([[0.5, 0.5, 1.0, 1.0]]), 8)
     assert torch.allclose(crop, torch.ones_like(crop), atol=1e-5)
     a = torch.tensor([[0.0, 0.0, 0.5, 0.5]])
-    assert box_iou(a, torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.25, 0.0, 0.75, 0.5], [0.6, 0.6, 1, 1]])
-                   ).tolist() == [[1.0, pytest.approx(1 / 3), 0.0]]
+    assert box_iou(
+        a, torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.25, 0.0, 0.75, 0.5], [0.6, 0.6, 1, 1]])
+    ).tolist() == [[1.0, pytest.approx(1 / 3), 0.0]]
 
 
 def test_per_clip_shuffle_is_never_the_identity():  # as the probe training shuffles each clip
@@ -111,8 +113,9 @@ def test_report_on_folders_writes_json_and_markdown(tmp_path):
     save_checkpoint(ClipProbe(cfg), probes / "clip", {"probe": cfg.to_dict()})
     save_checkpoint(BoxProbe(cfg), probes / "box", {"probe": cfg.to_dict()})
     real = VideoSetConfig(source="procedural", clips=2, num_frames=4, fps=7.5)
-    same = EvalConfig(real=real, generated=real, reconstruct=False, probes=str(probes),
-                      out=str(tmp_path / "r"))
+    same = EvalConfig(
+        real=real, generated=real, reconstruct=False, probes=str(probes), out=str(tmp_path / "r")
+    )
     report = run_eval(same, progress=False)
     assert report["sets"]["generated"]["probe_fd"] == pytest.approx(0.0, abs=1e-6)
     assert json.loads((tmp_path / "r" / "report.json").read_text())["sets"]["real"]["clips"] == 2
@@ -123,8 +126,12 @@ def test_report_on_folders_writes_json_and_markdown(tmp_path):
         spec = WorldSpec(num_frames=16, fps=30.0, time_of_day=tod, seed=i)
         write_world_clip(spec, tmp_path / "videos", f"c{i}")
     folder = VideoSetConfig(source="folder", root=str(tmp_path / "videos"), clips=2, num_frames=4, fps=7.5)
-    report = run_eval(EvalConfig(real=folder, generated=real, reconstruct=False, probes=str(probes),
-                                 out=str(tmp_path / "f")), progress=False)
+    report = run_eval(
+        EvalConfig(
+            real=folder, generated=real, reconstruct=False, probes=str(probes), out=str(tmp_path / "f")
+        ),
+        progress=False,
+    )
     assert report["sets"]["real"]["clips"] == 2 and report["sets"]["real"]["clips_with_time_of_day"] == 2
     assert report["sets"]["generated"]["probe_fd"] > 0
 
@@ -138,7 +145,8 @@ def test_warped_reference_flicker_ignores_errors_that_move_with_the_scene():
     error = 0.1 * torch.nn.functional.avg_pool2d(torch.randn(1, 3, 64, 128, generator=g), 5, 1, 2)[0]
     carried = reference + torch.stack([error.roll(t, dims=2) for t in range(6)])
     in_place = reference + 0.1 * torch.nn.functional.avg_pool2d(
-        torch.randn(6, 3, 64, 128, generator=g), 5, 1, 2)
+        torch.randn(6, 3, 64, 128, generator=g), 5, 1, 2
+    )
     moved, changing, exact = warped_reference_flicker([carried, in_place, reference], reference)
     assert exact == 0.0 and changing > 0.5 and moved < changing / 3
     with pytest.raises(ValueError, match="shaped like the reference"):

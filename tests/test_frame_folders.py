@@ -29,12 +29,26 @@ def write_frames(folder: Path, names: list[str]) -> None:
 
 def bdd_entry(video: str, i: int) -> dict:
     """BDD100K box_track_20 frame: 0-based frameIndex, 1-based file name, string track ids."""
-    return {"name": f"{video}-{i + 1:07d}.jpg", "videoName": video, "frameIndex": i,
-            "attributes": {"timeofday": "night", "weather": "clear"},
-            "labels": [{"id": "00000017", "category": "car", "attributes": {"occluded": False},
-                        "box2d": {"x1": 40.0 + i, "y1": 25.0, "x2": 80.0 + i, "y2": 65.0}},
-                       {"id": "42", "category": "pedestrian", "attributes": {"occluded": True},
-                        "box2d": {"x1": 100.0, "y1": 20.0, "x2": 110.0, "y2": 60.0}}]}
+    return {
+        "name": f"{video}-{i + 1:07d}.jpg",
+        "videoName": video,
+        "frameIndex": i,
+        "attributes": {"timeofday": "night", "weather": "clear"},
+        "labels": [
+            {
+                "id": "00000017",
+                "category": "car",
+                "attributes": {"occluded": False},
+                "box2d": {"x1": 40.0 + i, "y1": 25.0, "x2": 80.0 + i, "y2": 65.0},
+            },
+            {
+                "id": "42",
+                "category": "pedestrian",
+                "attributes": {"occluded": True},
+                "box2d": {"x1": 100.0, "y1": 20.0, "x2": 110.0, "y2": 60.0},
+            },
+        ],
+    }
 
 
 @pytest.fixture
@@ -74,8 +88,9 @@ def test_bdd100k_mot_layout_loads_with_boxes_and_track_ids(bdd):
 
 def test_frame_folder_rate_from_label_timestamps_or_given(tmp_path):
     write_frames(tmp_path / "drive", [f"{i:06d}.png" for i in range(N)])
-    entries = [{"name": f"{i:06d}.png", "frameIndex": i, "timestamp": 1000 + 100 * i, "labels": []}
-               for i in range(N)]
+    entries = [
+        {"name": f"{i:06d}.png", "frameIndex": i, "timestamp": 1000 + 100 * i, "labels": []} for i in range(N)
+    ]
     (tmp_path / "drive.json").write_text(json.dumps(entries))
     seq = probe_frame_folder(tmp_path / "drive")
     assert seq.fps == pytest.approx(10.0) and seq.labels[3].boxes == []

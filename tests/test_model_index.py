@@ -25,8 +25,9 @@ def test_index_renames_parts_and_folders_without_index_fall_back(tmp_path):
     save_checkpoint(unet, tmp_path / "weights_v2", {"unet": TINY_UNET.to_dict()})
     with pytest.raises(CheckpointError, match="no 'unet' part"):
         part_prefix(tmp_path, "unet")  # no index, no unet.safetensors
-    (tmp_path / MODEL_INDEX).write_text(json.dumps(
-        {"parts": {"unet": {"class": "VideoUNet", "file": "weights_v2.safetensors"}}}))
+    (tmp_path / MODEL_INDEX).write_text(
+        json.dumps({"parts": {"unet": {"class": "VideoUNet", "file": "weights_v2.safetensors"}}})
+    )
     loaded = load_part(tmp_path, "unet")
     assert isinstance(loaded, VideoUNet)
     assert all(torch.equal(a, b) for a, b in zip(unet.state_dict().values(), loaded.state_dict().values()))

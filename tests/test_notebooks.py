@@ -22,10 +22,16 @@ def test_notebook_runs(path, monkeypatch, tmp_path):
     monkeypatch.setenv("DRIVESIM_NOTEBOOK_WORK", str(tmp_path))  # and write their files here
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=900, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
-    images = [base64.b64decode(out["data"]["image/png"]) for cell in notebook.cells
-              if cell.cell_type == "code" for out in cell.outputs if "image/png" in out.get("data", {})]
+    NotebookClient(
+        notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
+    images = [
+        base64.b64decode(out["data"]["image/png"])
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if "image/png" in out.get("data", {})
+    ]
     assert images, "the notebook displays nothing"
     for data in images:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)

@@ -48,8 +48,9 @@ SD_VAE = 83_653_863  # Stable Diffusion KL-f8 VAE (diffusers AutoencoderKL of sd
 SD_VAE_ENCODER = 34_163_664  # its encoder + quant_conv (the other 49.49 M: decoder + post_quant_conv)
 # Temporal decoder: a one-conv block after the mid block and each of the 4 up blocks (512, 512, 512,
 # 256, 128 channels) and a windowed attention after the mid block.
-PAPER_TEMPORAL_DECODER = SD_VAE - SD_VAE_ENCODER + sum(conv_block(c, 1) for c in (512, 512, 512, 256, 128)) \
-    + attention(512)
+PAPER_TEMPORAL_DECODER = (
+    SD_VAE - SD_VAE_ENCODER + sum(conv_block(c, 1) for c in (512, 512, 512, 256, 128)) + attention(512)
+)
 
 SD1_UNET = 859_520_964  # SD 1.x UNet ("860M UNet", SD v1 model card; diffusers UNet2DConditionModel)
 # Where drivesim's spatial UNet differs from SD 1.x (counted by layer):
@@ -62,12 +63,18 @@ SCENE = (3 + 5) * 1280 + (3 + 5) * 1024  # time of day (2 + null) + crowdedness 
 BOXES = 128 + (4 * 2 * 8 + 128) * 128 + 128 + 128 * 1024 + 1024 + 1024  # class, Fourier MLP, null token
 PAPER_SPATIAL = SD1_UNET + TOKENS_1024 + ADAGN + LAYOUT + SCENE + BOXES  # = the image LDM
 TRANSFORMER_AT = {320: 5, 640: 5, 1280: 6}  # temporal attention after every spatial transformer
-PAPER_TEMPORAL = sum(conv_block(c) for c in RESNET_WIDTHS) \
-    + sum(n * attention(c) for c, n in TRANSFORMER_AT.items())
+PAPER_TEMPORAL = sum(conv_block(c) for c in RESNET_WIDTHS) + sum(
+    n * attention(c) for c, n in TRANSFORMER_AT.items()
+)
 # Prediction / interpolation: the context encoder (conv_in 5 -> 64, stage embedding, 3 stride-2 convs,
 # 4 1x1 outputs to 32 channels) and 32 more input channels in every temporal block's first conv.
-CONTEXT = (5 * 64 * 9 + 64) + 3 * 64 + 3 * (64 * 64 * 9 + 64) + 4 * (64 * 32 + 32) \
+CONTEXT = (
+    (5 * 64 * 9 + 64)
+    + 3 * 64
+    + 3 * (64 * 64 * 9 + 64)
+    + 4 * (64 * 32 + 32)
     + 3 * CONTEXT_CHANNELS * sum(RESNET_WIDTHS)
+)
 
 # Upsampler (no SD counterpart: the paper's driving upsampler is a pixel-space DM): 4 levels
 # (128, 256, 512, 512), 2 resblocks down and 3 up per level. A resblock cin -> cout is two 3x3 convs,
@@ -83,13 +90,17 @@ def resblock(cin: int, cout: int, emb: int = 512) -> int:
 UP_CH = (128, 256, 512, 512)
 PAPER_UPSAMPLER_SPATIAL = (
     2 * (128 * 512 + 512 + 512 * 512 + 512)  # timestep and noise-level embeddings (128 -> 512 -> 512)
-    + 9 * (48 + 3) * 128 + 128  # conv_in: 4x4-unshuffled noisy frame + low-res frame
+    + 9 * (48 + 3) * 128
+    + 128  # conv_in: 4x4-unshuffled noisy frame + low-res frame
     + sum(2 * resblock(c, c) for c in UP_CH)  # down
     + sum(9 * a * b + b for a, b in itertools.pairwise(UP_CH))  # stride-2 downsampling convs
     + resblock(512, 512)  # mid
     + sum(resblock(2 * c, c) + 2 * resblock(c, c) for c in UP_CH)  # up, skip concatenated
     + sum(9 * b * a + a for a, b in itertools.pairwise(UP_CH))  # upsampling convs
-    + 2 * 128 + 9 * 128 * 48 + 48)  # norm_out, conv_out
+    + 2 * 128
+    + 9 * 128 * 48
+    + 48
+)  # norm_out, conv_out
 PAPER_UPSAMPLER_TEMPORAL = sum(conv_block(c, 1) for c in UP_CH[:3])  # levels 0-2 (pixel norm: 2c too)
 
 PAPER = {  # part -> (expected parameters, expected temporal parameters)
@@ -109,8 +120,13 @@ TINY = {  # part -> (parameters, temporal parameters)
     "upsampler": (2_786_722, 34_994),  # upsampler.safetensors
 }
 TINY_PROBES = {"clip": 227_560, "box": 23_873}  # drivesim/assets/eval/{clip,box}.safetensors
-SHIPPED_FILE = {"autoencoder": "autoencoder", "temporal_decoder": "temporal_decoder", "video_ldm": "unet",
-                "prediction": "prediction", "upsampler": "upsampler"}
+SHIPPED_FILE = {
+    "autoencoder": "autoencoder",
+    "temporal_decoder": "temporal_decoder",
+    "video_ldm": "unet",
+    "prediction": "prediction",
+    "upsampler": "upsampler",
+}
 
 
 def profile_config(kind: str, profile: str) -> dict:
@@ -138,8 +154,9 @@ def counts(model: torch.nn.Module) -> tuple[int, int]:
     return sum(p.numel() for _, p in named), sum(p.numel() for n, p in named if is_temporal(n))
 
 
-@pytest.mark.parametrize(("profile", "part"), [("paper", p) for p in sorted(PAPER)]
-                         + [("tiny", p) for p in sorted(TINY)])
+@pytest.mark.parametrize(
+    ("profile", "part"), [("paper", p) for p in sorted(PAPER)] + [("tiny", p) for p in sorted(TINY)]
+)
 def test_profile_parameter_count(profile, part):
     total, temporal = counts(build(part, profile))
     expected, expected_temporal = {"paper": PAPER, "tiny": TINY}[profile][part]

@@ -23,11 +23,16 @@ def model_dir(tmp_path_factory):
     torch.manual_seed(0)
     ae = AutoencoderKL(TINY_AE)
     save_checkpoint(ae, d / "autoencoder", {"autoencoder": TINY_AE.to_dict()})
-    save_checkpoint(TemporalDecoder.from_image_autoencoder(ae), d / "temporal_decoder",
-                    {"autoencoder": TINY_AE.to_dict()})
+    save_checkpoint(
+        TemporalDecoder.from_image_autoencoder(ae), d / "temporal_decoder", {"autoencoder": TINY_AE.to_dict()}
+    )
     unet = VideoUNet(TINY_UNET)
-    save_checkpoint(unet, d / "unet", {"unet": TINY_UNET.to_dict(), "latent_scale": 1.0, "step": 0,
-                                       "train_config": {"schedule": {}}}, dtype=torch.float16)
+    save_checkpoint(
+        unet,
+        d / "unet",
+        {"unet": TINY_UNET.to_dict(), "latent_scale": 1.0, "step": 0, "train_config": {"schedule": {}}},
+        dtype=torch.float16,
+    )
     save_upsampler(d)
     return d
 
@@ -52,8 +57,20 @@ def test_pipeline_is_seeded_and_shapes(model_dir, repo):
 
 
 def test_generate_command_writes_and_resumes(model_dir, repo, tmp_path, capsys):
-    args = ["generate", "--scenario", str(repo / "scenarios" / "day_box_track.yaml"), "--out",
-            str(tmp_path), "--model", str(model_dir), "--steps", "2", "--max-frames", "3", "--quiet"]
+    args = [
+        "generate",
+        "--scenario",
+        str(repo / "scenarios" / "day_box_track.yaml"),
+        "--out",
+        str(tmp_path),
+        "--model",
+        str(model_dir),
+        "--steps",
+        "2",
+        "--max-frames",
+        "3",
+        "--quiet",
+    ]
     assert main(args) == 0
     meta = json.loads((tmp_path / "day_box_track.meta.json").read_text())
     assert meta["seed"] == 8 and meta["frames"] == 3 and "unet" in meta["model_versions"]
@@ -72,15 +89,26 @@ def test_eval_reports_run_on_untrained_models(model_dir, tmp_path):
     from drivesim.eval.samples import time_of_day_report
 
     png = tmp_path / "pairs.png"
-    report = time_of_day_report(VideoLDMPipeline.from_pretrained(model_dir), num_frames=2, steps=1,
-                                progress=False, seeds=[11, 12], montage=str(png))
+    report = time_of_day_report(
+        VideoLDMPipeline.from_pretrained(model_dir),
+        num_frames=2,
+        steps=1,
+        progress=False,
+        seeds=[11, 12],
+        montage=str(png),
+    )
     assert [p["seed"] for p in report["pairs"]] == [11, 12] and 0 <= report["mean_luma_day"] <= 255
     # the world renders night darker than day on the same layouts: the reference of the check
     assert all(0.1 < p["world_night_over_day"] < 0.6 for p in report["pairs"])
     image = cv2.imread(str(png))
     assert image.shape == (2 * 2 * 128, 2 * 2 * 256, 3)  # 2 rows (day, night) x 2 seeds at 2x
-    ae = evaluate_autoencoder(str(model_dir / "autoencoder"), str(model_dir / "temporal_decoder"),
-                              clips=1, num_frames=3, progress=False)
+    ae = evaluate_autoencoder(
+        str(model_dir / "autoencoder"),
+        str(model_dir / "temporal_decoder"),
+        clips=1,
+        num_frames=3,
+        progress=False,
+    )
     # the temporal decoder starts as the image decoder (zero-initialised temporal layers): same frames
     assert ae["psnr_temporal"] == pytest.approx(ae["psnr_image"], abs=1e-4)
     assert ae["flicker_temporal"] == pytest.approx(ae["flicker_image"], abs=1e-5)
@@ -99,16 +127,48 @@ def box_labels(path) -> list[dict]:
 @pytest.mark.parametrize("method", ["model", "bicubic"])
 def test_generate_writes_the_scenario_resolution_with_the_upsampler(model_dir, repo, tmp_path, method):
     out = tmp_path / "out"
-    assert main(["generate", "--scenario", str(repo / "scenarios" / "day_cut_in.yaml"), "--out", str(out),
-                 "--model", str(model_dir), "--steps", "1", "--max-frames", "2", "--upsample-steps", "1",
-                 "--upsampler", method, "--keep-base", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--scenario",
+                str(repo / "scenarios" / "day_cut_in.yaml"),
+                "--out",
+                str(out),
+                "--model",
+                str(model_dir),
+                "--steps",
+                "1",
+                "--max-frames",
+                "2",
+                "--upsample-steps",
+                "1",
+                "--upsampler",
+                method,
+                "--keep-base",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     meta = json.loads((out / "day_cut_in.meta.json").read_text())
     assert meta["resolution"] == video_size(out / "day_cut_in.mp4") == [512, 1024]
     assert meta["base_resolution"] == video_size(out / "day_cut_in.base.mp4") == [128, 256]
     assert meta["upsampler"]["method"] == method
     assert ("upsampler" in meta["model_versions"]) == (method == "model")
-    assert main(["eval", "pair", str(out / "day_cut_in.base.mp4"), str(out / "day_cut_in.mp4"), "--out",
-                 str(out / "pair.png")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "pair",
+                str(out / "day_cut_in.base.mp4"),
+                str(out / "day_cut_in.mp4"),
+                "--out",
+                str(out / "pair.png"),
+            ]
+        )
+        == 0
+    )
     assert cv2.imread(str(out / "pair.png")).shape == (2 * 256, 2 * 512, 3)
     big, small = box_labels(out / "day_cut_in.json"), box_labels(out / "day_cut_in.base.json")
     assert len(big) == len(small) > 0
@@ -118,9 +178,27 @@ def test_generate_writes_the_scenario_resolution_with_the_upsampler(model_dir, r
 
 def test_labels_describe_the_video_written_at_any_requested_resolution(model_dir, repo, tmp_path):
     out = tmp_path / "out"
-    assert main(["generate", "--scenario", str(repo / "scenarios" / "day_cut_in.yaml"), "--out", str(out),
-                 "--model", str(model_dir), "--steps", "1", "--max-frames", "2", "--upsampler", "none",
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--scenario",
+                str(repo / "scenarios" / "day_cut_in.yaml"),
+                "--out",
+                str(out),
+                "--model",
+                str(model_dir),
+                "--steps",
+                "1",
+                "--max-frames",
+                "2",
+                "--upsampler",
+                "none",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     meta = json.loads((out / "day_cut_in.meta.json").read_text())
     size = video_size(out / "day_cut_in.mp4")
     assert meta["resolution"] == size == [128, 256] and meta["requested_resolution"] == [512, 1024]
@@ -132,8 +210,25 @@ def test_labels_describe_the_video_written_at_any_requested_resolution(model_dir
 def test_eval_montage_draws_every_clip_of_a_folder(model_dir, repo, tmp_path):
     out = tmp_path / "clips"
     for name in ("day_cut_in", "night_crowded_city"):
-        assert main(["generate", "--scenario", str(repo / "scenarios" / f"{name}.yaml"), "--out", str(out),
-                     "--model", str(model_dir), "--steps", "1", "--max-frames", "3", "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "generate",
+                    "--scenario",
+                    str(repo / "scenarios" / f"{name}.yaml"),
+                    "--out",
+                    str(out),
+                    "--model",
+                    str(model_dir),
+                    "--steps",
+                    "1",
+                    "--max-frames",
+                    "3",
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
     assert main(["eval", "montage", str(out), "--out", str(tmp_path / "m.png")]) == 0
     image = cv2.imread(str(tmp_path / "m.png"))
     assert image.shape == (2 * 2 * 128, 3 * 2 * 256, 3)  # a row per clip, 3 frames at 2x

@@ -32,8 +32,13 @@ def model_dir(tmp_path_factory):
 
 
 def night_scene(**changes) -> SceneForm:
-    form = SceneForm(id="night_test", time_of_day="night", crowdedness="crowded", duration_s=0.2,
-                     boxes=[[1, 0.4, 0.55, 0.5, 0.7, "static", None, None, None, None]])
+    form = SceneForm(
+        id="night_test",
+        time_of_day="night",
+        crowdedness="crowded",
+        duration_s=0.2,
+        boxes=[[1, 0.4, 0.55, 0.5, 0.7, "static", None, None, None, None]],
+    )
     for name, value in changes.items():
         setattr(form, name, value)
     return form
@@ -68,15 +73,22 @@ def test_over_limit_request_is_refused_with_a_message_before_any_work(tmp_path):
     assert preview is None and "interpolation_steps=20 is over this server's limit of 8" in message
     long = session.Editor(night_scene(duration_s=60))
     assert "frames per request" in session.full(previewer, long, PreviewSettings(steps=4))[1]
-    assert previewer._pipe is None and previewer._cascade is None  # refused before loading a model
+    assert previewer._keys is None and previewer._cascade is None  # refused before loading a model
 
 
 def test_form_round_trips_through_yaml_with_schedules_and_moving_boxes():
-    form = night_scene(duration_s=3, time_of_day_schedule="1.5=day", seed=7, resolution="256x512",
-                       crowdedness_schedule="1=light, 2=moderate",
-                       boxes=[[3, 0.4, 0.5, 0.5, 0.6, "end", 0.45, 0.55, 0.6, 0.75],
-                              [4, 0.6, 0.5, 0.7, 0.6, "left", None, None, None, None],
-                              ["", "", "", "", "", "", "", "", "", ""]])  # a blank row is skipped
+    form = night_scene(
+        duration_s=3,
+        time_of_day_schedule="1.5=day",
+        seed=7,
+        resolution="256x512",
+        crowdedness_schedule="1=light, 2=moderate",
+        boxes=[
+            [3, 0.4, 0.5, 0.5, 0.6, "end", 0.45, 0.55, 0.6, 0.75],
+            [4, 0.6, 0.5, 0.7, 0.6, "left", None, None, None, None],
+            ["", "", "", "", "", "", "", "", "", ""],
+        ],
+    )  # a blank row is skipped
     scenario = form_to_scenario(form)
     assert scenario.schedule.crowdedness[1].value == "moderate" and scenario.output.resolution == (256, 512)
     end_track, lane_track = scenario.agents[0].box_track, scenario.agents[1].box_track
@@ -94,8 +106,17 @@ def test_form_round_trips_through_yaml_with_schedules_and_moving_boxes():
 def test_loaded_file_keeps_what_the_form_does_not_show(tmp_path):
     path = tmp_path / "w.yaml"
     agents = [{"id": 1, "waypoints": [{"t": 0, "ahead_m": 20}]}]
-    path.write_text(yaml.safe_dump({"id": "w", "crowdedness": "moderate", "road": {"curvature": "winding"},
-                                    "variants": 3, "agents": agents}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "id": "w",
+                "crowdedness": "moderate",
+                "road": {"curvature": "winding"},
+                "variants": 3,
+                "agents": agents,
+            }
+        )
+    )
     editor, message = session.load_yaml(path, "w.yaml")
     assert "loaded w.yaml" in message and "variants" in message and "agents [1]" in message
     editor.form.boxes = [[2, 0.4, 0.5, 0.5, 0.6, "static"]]
@@ -178,12 +199,14 @@ def test_add_to_catalog_writes_the_same_row_as_a_batch(tmp_path, model_dir):
     previewer = Previewer(model_dir, catalog=tmp_path / "catalog", work_dir=tmp_path / "w")
     editor = session.Editor(night_scene(seed=5))
     ticks = []
-    preview, row, message = session.add_to_catalog(previewer, editor, FAST, None,
-                                                   lambda done, total: ticks.append(done))
+    preview, row, message = session.add_to_catalog(
+        previewer, editor, FAST, None, lambda done, total: ticks.append(done)
+    )
     assert message.startswith("added clip") and ticks == [1, 2]  # one segment + the final flush
     assert preview.rendered is None and preview.video.exists()  # the media moved; the page keeps its copy
     table = ds.dataset(tmp_path / "catalog" / "clips", partitioning="hive").to_table(
-        filter=ds.field("time_of_day") == "night")
+        filter=ds.field("time_of_day") == "night"
+    )
     assert table.num_rows == 1 and table.column("crowdedness").to_pylist() == ["crowded"]
     assert row["clip_id"] == table.column("clip_id")[0].as_py() and row["num_agents"] == 1
     again = session.add_to_catalog(previewer, editor, FAST, preview)[2]
@@ -192,8 +215,10 @@ def test_add_to_catalog_writes_the_same_row_as_a_batch(tmp_path, model_dir):
     options = BatchOptions(RolloutConfig(steps=2, interpolation_steps=1), "none")
     generate_catalog([yaml_path], tmp_path / "batch", options, model_dir, progress=False)
     ignore = {"generation_seconds", "created_at", "scenario_file"}
-    preview_row, batch_row = ({k: v for k, v in read_clips(tmp_path / name).to_pylist()[0].items()
-                               if k not in ignore} for name in ("catalog", "batch"))
+    preview_row, batch_row = (
+        {k: v for k, v in read_clips(tmp_path / name).to_pylist()[0].items() if k not in ignore}
+        for name in ("catalog", "batch")
+    )
     assert preview_row == batch_row
 
 

@@ -31,12 +31,15 @@ MAX_STEPS = 8  # the test server's limit
 
 def chromium() -> tuple[str, str]:
     """(chromium, chromedriver) paths: $DRIVESIM_CHROMIUM / $DRIVESIM_CHROMEDRIVER, else on PATH."""
-    browser = (os.environ.get("DRIVESIM_CHROMIUM") or shutil.which("chromium")
-               or shutil.which("chromium-browser"))
+    browser = (
+        os.environ.get("DRIVESIM_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
     driver = os.environ.get("DRIVESIM_CHROMEDRIVER") or shutil.which("chromedriver")
     if not (browser and driver):
-        reason = ("headless Chromium not found (chromium + chromedriver): `make test` installs Debian's "
-                  "chromium and chromium-driver, or set DRIVESIM_CHROMIUM / DRIVESIM_CHROMEDRIVER")
+        reason = (
+            "headless Chromium not found (chromium + chromedriver): `make test` installs Debian's "
+            "chromium and chromium-driver, or set DRIVESIM_CHROMIUM / DRIVESIM_CHROMEDRIVER"
+        )
         if os.environ.get("DRIVESIM_REQUIRE_BROWSER") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
@@ -47,8 +50,9 @@ def chromium() -> tuple[str, str]:
 def server(tmp_path_factory):
     """The page on a free localhost port; yields (url, catalog folder)."""
     root = tmp_path_factory.mktemp("preview")
-    previewer = Previewer(catalog=root / "catalog", work_dir=root / "work",
-                          limits=PreviewLimits(max_steps=MAX_STEPS))
+    previewer = Previewer(
+        catalog=root / "catalog", work_dir=root / "work", limits=PreviewLimits(max_steps=MAX_STEPS)
+    )
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -66,8 +70,14 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     options.page_load_strategy = "eager"  # DOMContentLoaded; Page waits for the layout image itself
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1500,1200",
-                "--autoplay-policy=no-user-gesture-required", "--mute-audio"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1500,1200",
+        "--autoplay-policy=no-user-gesture-required",
+        "--mute-audio",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.set_page_load_timeout(60)
@@ -111,9 +121,11 @@ class Page:
         page draws it inside its <img> (object-fit: contain)."""
         # the <img> of a redrawn layout exists before its picture has loaded (CI once read a
         # naturalWidth of 0), so wait for a decoded, laid-out image and take its element with it
-        script = ("const i = document.querySelector('#layout img');"
-                  "return i && i.complete && i.naturalWidth > 0 && i.clientWidth > 0"
-                  " ? [i, i.clientWidth, i.clientHeight, i.naturalWidth, i.naturalHeight] : null")
+        script = (
+            "const i = document.querySelector('#layout img');"
+            "return i && i.complete && i.naturalWidth > 0 && i.clientWidth > 0"
+            " ? [i, i.clientWidth, i.clientHeight, i.naturalWidth, i.naturalHeight] : null"
+        )
         img, w, h, nw, nh = self.wait(30).until(lambda d: d.execute_script(script))
         scale = min(w / nw, h / nh)
         x, y = (fx - 0.5) * nw * scale, (fy - 0.5) * nh * scale
@@ -121,8 +133,10 @@ class Page:
 
     def video(self, seconds: float = 120) -> tuple[float, str]:
         """(duration, source) of the page's <video> once its metadata loaded."""
-        script = ("const v = document.querySelector('#video video');"
-                  "return v && v.readyState >= 1 && !v.error ? [v.duration, v.currentSrc] : null")
+        script = (
+            "const v = document.querySelector('#video video');"
+            "return v && v.readyState >= 1 && !v.error ? [v.duration, v.currentSrc] : null"
+        )
         return self.wait(seconds).until(lambda d: d.execute_script(script))
 
     def layout_src(self) -> str:

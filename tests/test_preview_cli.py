@@ -16,8 +16,13 @@ pytest.importorskip("gradio")
 
 
 def preview(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "drivesim.cli", "preview", *args], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "drivesim.cli", "preview", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.slow

@@ -13,9 +13,18 @@ from drivesim.utils import DEFAULT_MODEL_DIR
 
 
 def test_probes_train_on_reconstructed_clips(tmp_path):
-    cfg = ProbeTrainConfig(out_dir=str(tmp_path), size=(64, 128), num_frames=3, steps=4, batch_size=2,
-                           log_every=1, save_every=2, reconstruct_with=str(DEFAULT_MODEL_DIR),
-                           reconstructed_clips=2, reconstructed_share=0.5)
+    cfg = ProbeTrainConfig(
+        out_dir=str(tmp_path),
+        size=(64, 128),
+        num_frames=3,
+        steps=4,
+        batch_size=2,
+        log_every=1,
+        save_every=2,
+        reconstruct_with=str(DEFAULT_MODEL_DIR),
+        reconstructed_clips=2,
+        reconstructed_share=0.5,
+    )
     train_probes(cfg, progress=False)
     with open(tmp_path / "loss.csv") as f:
         assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
@@ -35,8 +44,15 @@ def test_a_reconstructed_cache_built_another_way_is_refused(tmp_path):
 
     import pytest
 
-    cfg = ProbeTrainConfig(out_dir=str(tmp_path), size=(64, 128), num_frames=3, steps=1, batch_size=2,
-                           reconstruct_with=str(DEFAULT_MODEL_DIR), reconstructed_clips=1)  # 1-clip batches
+    cfg = ProbeTrainConfig(
+        out_dir=str(tmp_path),
+        size=(64, 128),
+        num_frames=3,
+        steps=1,
+        batch_size=2,
+        reconstruct_with=str(DEFAULT_MODEL_DIR),
+        reconstructed_clips=1,
+    )  # 1-clip batches
     train_probes(cfg, progress=False)
     with pytest.raises(ValueError, match="was built with"):
         train_probes(dataclasses.replace(cfg, steps=2, reconstructed_clips=3), progress=False)

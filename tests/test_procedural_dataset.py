@@ -37,8 +37,9 @@ def test_items_are_deterministic_and_distinct():
 
 
 def test_fixed_conditions_are_respected():
-    night = ProceduralClipDataset(length=3, num_frames=2, size=(64, 128), time_of_day="night",
-                                  crowdedness="empty")
+    night = ProceduralClipDataset(
+        length=3, num_frames=2, size=(64, 128), time_of_day="night", crowdedness="empty"
+    )
     for i in range(3):
         _, cond = night[i]
         assert cond["time_of_day"].item() == 1 and cond["crowdedness"].item() == 0

@@ -1,11 +1,10 @@
 """Masked-context prediction, rollout and interpolation with tiny UNTRAINED models."""
 
-
 import itertools
 
 import pytest
 import torch
-from conftest import TINY_AE, TINY_UNET, save_upsampler
+from conftest import TINY_AE, TINY_UNET, perturb, save_upsampler
 from torch.utils.data import default_collate
 
 from conditioners.context import Context, context_input, keyframe_mask, leading_mask
@@ -15,9 +14,9 @@ from drivesim.diffusion.schedule import ScheduleConfig
 from drivesim.models.autoencoder import AutoencoderKL
 from drivesim.models.temporal_decoder import TemporalDecoder
 from drivesim.models.unet import VideoUNet
+from drivesim.pipelines.cascade import Cascade
 from drivesim.pipelines.conditions_track import RolloutConditions
 from drivesim.pipelines.rollout import (
-    Rollout,
     RolloutConfig,
     RolloutState,
     load_rollout_state,
@@ -28,14 +27,6 @@ from drivesim.pipelines.video_ldm import VideoLDMPipeline
 from drivesim.world import World, WorldSpec
 
 LATENT = (4, 8)  # 32x64 frames
-
-
-def perturb(model: torch.nn.Module, scale: float = 0.05) -> None:
-    """Random non-zero weights everywhere (zero-initialised layers would hide bugs)."""
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * scale)
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +47,12 @@ def conditions(b: int = 1, t: int = 6) -> dict:
 
 
 def track(key_frames: int) -> RolloutConditions:
-    spec = WorldSpec(num_frames=key_frames * 4 + 1, fps=30.0, height=32, width=64, seed=2,
-                     crowdedness="moderate")
-    return RolloutConditions(list(World(spec).labels()), (32, 64), "night", ["light", "crowded"], 7.5,
-                             keys_per_segment=3)
+    spec = WorldSpec(
+        num_frames=key_frames * 4 + 1, fps=30.0, height=32, width=64, seed=2, crowdedness="moderate"
+    )
+    return RolloutConditions(
+        list(World(spec).labels()), (32, 64), "night", ["light", "crowded"], 7.5, keys_per_segment=3
+    )
 
 
 def test_context_channel_layout():
@@ -104,26 +97,28 @@ def pipeline(unet, decoder) -> VideoLDMPipeline:
 def test_rollout_segments_continuity_and_resume(models, tmp_path):
     _, predict, decoder = models
     pred = pipeline(predict, decoder)
-    cfg = RolloutConfig(segments=3, new_frames=3, context_frames=2, steps=2, interpolation_steps=2,
-                        latent_size=LATENT, seed=4)
-    rollout = Rollout(pred, pred, cfg)
-    segments = list(rollout.run(track(9)))
+    cfg = RolloutConfig(
+        segments=3, new_frames=3, context_frames=2, steps=2, interpolation_steps=2, latent_size=LATENT, seed=4
+    )
+    cascade = Cascade(pred, pred)
+    segments = list(cascade.segments(track(9), cfg))
     windows = [s.key_latents for s in segments[:-1]]
-    assert sum(s.new_keys for s in segments) == 3 * 3  # N segments -> N * new_frames key frames
+    assert sum(s.meta.new_key_frames for s in segments) == 3 * 3  # N segments -> N * new_frames key frames
     for prev, cur in itertools.pairwise(windows):  # context frames continue exactly
         assert torch.equal(cur[:, :2], prev[:, -2:])
     frames = torch.cat([s.frames for s in segments if s.frames.numel()], 1)
     assert frames.shape[1] == 1 + 4 * (9 - 1)  # key 0 + 4 output frames per later key
-    assert [s.first_frame for s in segments] == sorted(s.first_frame for s in segments)
+    assert [s.meta.first_frame for s in segments] == sorted(s.meta.first_frame for s in segments)
+    assert [lab.frame_index for s in segments for lab in s.labels] == list(range(frames.shape[1]))
 
     # Interrupted after two segments: the state saved then resumes to the same frames.
     state = RolloutState()
-    gen = Rollout(pred, pred, cfg).run(track(9), state)
+    gen = cascade.segments(track(9), cfg, state)
     first_two = [next(gen).frames, next(gen).frames]
     save_rollout_state(tmp_path / "state", state, cfg, {"scenario": "test"})
     resumed_state, meta = load_rollout_state(tmp_path / "state")
     assert meta["next_segment"] == 2 and meta["scenario"] == "test"
-    rest = [s.frames for s in Rollout(pred, pred, cfg).run(track(9), resumed_state)]
+    rest = [s.frames for s in cascade.segments(track(9), cfg, resumed_state)]
     resumed = torch.cat([f for f in first_two + rest if f.numel()], 1)
     assert torch.equal(resumed, frames)
 
@@ -131,9 +126,9 @@ def test_rollout_segments_continuity_and_resume(models, tmp_path):
 def test_interpolation_keeps_key_frames(models):
     _, predict, decoder = models
     pred = pipeline(predict, decoder)
-    rollout = Rollout(pred, pred, RolloutConfig(steps=2, interpolation_steps=2, latent_size=LATENT))
+    cfg = RolloutConfig(steps=2, interpolation_steps=2, latent_size=LATENT)
     keys = torch.randn(1, 3, 4, *LATENT)
-    fine = rollout.interpolate(keys, 0, track(3), seed=0)
+    fine = Cascade(pred, pred).interpolate(keys, 0, track(3), cfg, seed=0)
     assert fine.shape == (1, 8, 4, *LATENT)
     assert torch.equal(fine[:, 3], keys[:, 1]) and torch.equal(fine[:, 7], keys[:, 2])
 
@@ -158,9 +153,10 @@ def test_streaming_decode_equals_full_decode(models, chunk):
 def test_rollout_needs_a_context_model(models):
     video, predict, decoder = models
     with pytest.raises(ValueError, match="prediction model"):
-        Rollout(pipeline(video, decoder), None, RolloutConfig(interpolate=False))
+        next(Cascade(pipeline(video, decoder)).segments(track(3), RolloutConfig(interpolate=False)))
     with pytest.raises(ValueError, match="frames=0: give 1 or more"):
-        Rollout(pipeline(predict, decoder), None, RolloutConfig(interpolate=False, frames=0))
+        no_frames = RolloutConfig(interpolate=False, frames=0)
+        next(Cascade(pipeline(predict, decoder)).segments(track(3), no_frames))
 
 
 @pytest.fixture(scope="module")
@@ -195,9 +191,25 @@ def test_rollout_command_resumes_after_interruption(cascade_dir, repo, tmp_path,
     from drivesim.pipelines import rollout_job
 
     scenario = str(repo / "scenarios" / "day_cut_in.yaml")
-    args = [scenario, "--segments", "3", "--new-frames", "3", "--steps", "1", "--interpolation-steps", "1",
-            "--model", str(cascade_dir), "--crowdedness", "light,crowded", "--upsample-steps", "1",
-            "--keep-base", "--quiet"]
+    args = [
+        scenario,
+        "--segments",
+        "3",
+        "--new-frames",
+        "3",
+        "--steps",
+        "1",
+        "--interpolation-steps",
+        "1",
+        "--model",
+        str(cascade_dir),
+        "--crowdedness",
+        "light,crowded",
+        "--upsample-steps",
+        "1",
+        "--keep-base",
+        "--quiet",
+    ]
     assert main(["rollout", *args, "--out", str(tmp_path / "full")]) == 0
     meta = json.loads((tmp_path / "full" / "day_cut_in.meta.json").read_text())
     assert meta["frames"] == 1 + 4 * (9 - 1) and meta["fps"] == 30
@@ -209,10 +221,12 @@ def test_rollout_command_resumes_after_interruption(cascade_dir, repo, tmp_path,
     assert not (tmp_path / "full" / "day_cut_in").exists()  # work folder removed when complete
 
     real_write = rollout_job.write_mp4
+
     def failing_write(path, frames, fps):
         if path.name == "part-00001.mp4":
             raise KeyboardInterrupt
         real_write(path, frames, fps)
+
     monkeypatch.setattr(rollout_job, "write_mp4", failing_write)
     assert main(["rollout", *args, "--out", str(tmp_path / "cut")]) == 130  # Ctrl-C after segment 0
     assert not (tmp_path / "cut" / "day_cut_in.mp4").exists()
@@ -233,9 +247,31 @@ def test_rollout_is_cut_to_the_seconds_asked_for(cascade_dir, repo, tmp_path):
     from drivesim.data.labels import read_scalabel
 
     out = tmp_path / "out"
-    assert main(["rollout", str(repo / "scenarios" / "day_cut_in.yaml"), "--seconds", "0.9",
-                 "--new-frames", "3", "--steps", "1", "--interpolation-steps", "1", "--upsample-steps", "1",
-                 "--model", str(cascade_dir), "--keep-base", "--quiet", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "rollout",
+                str(repo / "scenarios" / "day_cut_in.yaml"),
+                "--seconds",
+                "0.9",
+                "--new-frames",
+                "3",
+                "--steps",
+                "1",
+                "--interpolation-steps",
+                "1",
+                "--upsample-steps",
+                "1",
+                "--model",
+                str(cascade_dir),
+                "--keep-base",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     meta = json.loads((out / "day_cut_in.meta.json").read_text())
     assert meta["rollout"]["segments"] == 3 and meta["rollout"]["frames"] == 27 and meta["frames"] == 27
     for name in ("day_cut_in", "day_cut_in.base"):
@@ -248,8 +284,15 @@ def test_rollout_is_cut_to_the_seconds_asked_for(cascade_dir, repo, tmp_path):
 def test_bench_rollout_rows(cascade_dir, repo):
     from drivesim.bench.rollout import STAGES, bench_rollout, format_rows
 
-    rows = bench_rollout((1, 2), steps=1, interpolation_steps=1, model_dir=str(cascade_dir),
-                         scenario=str(repo / "scenarios" / "day_cut_in.yaml"), threads=1, upsampler="bicubic")
+    rows = bench_rollout(
+        (1, 2),
+        steps=1,
+        interpolation_steps=1,
+        model_dir=str(cascade_dir),
+        scenario=str(repo / "scenarios" / "day_cut_in.yaml"),
+        threads=1,
+        upsampler="bicubic",
+    )
     assert [r["frames"] for r in rows] == [1 + 4 * 5, 1 + 4 * 11]
     assert rows[0]["peak_ratio"] == 1.0 and rows[1]["peak_mib"] > 0
     for r in rows:  # every stage ran and took time; together they fit in the whole run
@@ -265,8 +308,9 @@ def test_denoising_loss_leaves_known_frames_out(models, tmp_path):
     from drivesim.train.latent_cache import LatentClipDataset, build_latent_cache
 
     clips = ProceduralClipDataset(length=2, num_frames=5, fps=7.5, size=(32, 64), seed=9)
-    path = build_latent_cache(clips, lambda x: F.avg_pool2d(torch.cat([x, x[:, :1]], 1), 8),
-                              tmp_path / "c.safetensors", meta={})
+    path = build_latent_cache(
+        clips, lambda x: F.avg_pool2d(torch.cat([x, x[:, :1]], 1), 8), tmp_path / "c.safetensors", meta={}
+    )
     data = LatentClipDataset(path)
     video, predict, _ = models
     image = denoising_loss(video, data, 1.0, clips=2, num_frames=5, image_only=True)
@@ -278,25 +322,20 @@ def test_denoising_loss_leaves_known_frames_out(models, tmp_path):
     assert keys != pytest.approx(plain, rel=1e-6)
 
 
-def test_mixed_starting_noise_shares_the_given_fraction():
-    from drivesim.diffusion.noise import mixed_noise
-
-    g = torch.Generator().manual_seed(0)
-    x = mixed_noise((64, 2, 4, 16, 16), g, 0.8)
-    a, b = x[:, 0].flatten(), x[:, 1].flatten()
-    assert a.var().item() == pytest.approx(1.0, abs=0.03)
-    assert torch.corrcoef(torch.stack([a, b]))[0, 1].item() == pytest.approx(0.8, abs=0.02)
-    assert torch.equal(mixed_noise((1, 2, 3), torch.Generator().manual_seed(1), 0.8),
-                       torch.randn((1, 2, 3), generator=torch.Generator().manual_seed(1)))
-
-
 def test_eval_context_reports_every_strength(cascade_dir, tmp_path):
     import math
 
     from drivesim.eval.context_use import context_use_report
 
-    report = context_use_report(str(cascade_dir), (1.0, 0.5), cache_dir=str(tmp_path), clips=1, steps=2,
-                                interpolation_steps=2, progress=False)
+    report = context_use_report(
+        str(cascade_dir),
+        (1.0, 0.5),
+        cache_dir=str(tmp_path),
+        clips=1,
+        steps=2,
+        interpolation_steps=2,
+        progress=False,
+    )
     assert list(report) == ["prediction s=1", "interpolation s=1", "prediction s=0.5", "interpolation s=0.5"]
     assert all(math.isfinite(v) for m in report.values() for v in m.values())
     # the real clips and the linear blend do not depend on the sampling
@@ -322,17 +361,18 @@ def test_shared_cascade_writes_each_clip_at_its_own_size(cascade_dir, repo, tmp_
     upsampled by the model and resized, and the labels match each video."""
     from drivesim.data.labels import read_scalabel
     from drivesim.pipelines.rollout import RolloutConfig
-    from drivesim.pipelines.rollout_job import load_cascade, run_rollout
+    from drivesim.pipelines.rollout_job import rollout_cascade, run_rollout
     from drivesim.scenario import load_scenario
 
     cfg = RolloutConfig(segments=1, new_frames=3, steps=1, interpolation_steps=1)
     base = load_scenario(repo / "scenarios" / "day_cut_in.yaml")
-    cascade = load_cascade(cascade_dir, cfg, "model", None, "cpu", [(512, 1024)])
+    cascade = rollout_cascade(cascade_dir, cfg, "model", None, "cpu", [(512, 1024)])
     assert cascade.upsampler is not None
     for size in ((128, 256), (256, 512)):
-        scenario = base.model_copy(update={"id": f"clip{size[0]}",
-                                           "output": base.output.model_copy(update={"resolution": size})})
-        meta = run_rollout(scenario, tmp_path, cfg, cascade=cascade, progress=False)
+        scenario = base.model_copy(
+            update={"id": f"clip{size[0]}", "output": base.output.model_copy(update={"resolution": size})}
+        )
+        meta = run_rollout(scenario, tmp_path, cfg, cascade=cascade, progress=False).meta
         frames = read_frames(tmp_path / f"clip{size[0]}.mp4")
         assert meta["resolution"] == list(size) and frames[0].shape == (*size, 3)
         assert meta["upsampler"]["method"] == ("none" if size == (128, 256) else "model")

@@ -73,9 +73,15 @@ def test_yaml_syntax_error_names_file(tmp_path):
 
 
 def test_waypoint_agent_is_rendered_where_scripted(tmp_path):
-    data = {**BASE, "frames": 31, "fps": 30, "seed": 2,
-            "agents": [{"id": 1, "waypoints": [{"t": 0, "lane": 0, "ahead_m": 20},
-                                               {"t": 1, "lane": 0, "ahead_m": 10}]}]}
+    data = {
+        **BASE,
+        "frames": 31,
+        "fps": 30,
+        "seed": 2,
+        "agents": [
+            {"id": 1, "waypoints": [{"t": 0, "lane": 0, "ahead_m": 20}, {"t": 1, "lane": 0, "ahead_m": 10}]}
+        ],
+    }
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(data))
     scenario = load_scenario(path)
@@ -90,12 +96,24 @@ def test_waypoint_agent_is_rendered_where_scripted(tmp_path):
 
 
 def test_box_track_agent_follows_its_boxes():
-    data = {**BASE, "frames": 30, "agents": [
-        {"id": 3, "box_track": [{"t": 0, "box": [0.40, 0.45, 0.50, 0.55]},
-                                {"t": 0.9, "box": [0.55, 0.48, 0.75, 0.68]}]}]}
+    data = {
+        **BASE,
+        "frames": 30,
+        "agents": [
+            {
+                "id": 3,
+                "box_track": [
+                    {"t": 0, "box": [0.40, 0.45, 0.50, 0.55]},
+                    {"t": 0.9, "box": [0.55, 0.48, 0.75, 0.68]},
+                ],
+            }
+        ],
+    }
     clip = render_clip(parse_scenario(data).to_world_spec())
-    for label, target in ((clip.labels[0], [0.40, 0.45, 0.50, 0.55]),
-                          (clip.labels[27], [0.55, 0.48, 0.75, 0.68])):
+    for label, target in (
+        (clip.labels[0], [0.40, 0.45, 0.50, 0.55]),
+        (clip.labels[27], [0.55, 0.48, 0.75, 0.68]),
+    ):
         b = next(b for b in label.boxes if b.track_id == 3)
         got = [b.x1 / 256, b.y1 / 128, b.x2 / 256, b.y2 / 128]
         assert max(abs(g - t) for g, t in zip(got, target)) < 0.04, (got, target)
@@ -109,8 +127,12 @@ from hypothesis import strategies as st  # noqa: E402
 from drivesim.scenario import MAX_SIDE, Scenario  # noqa: E402
 from drivesim.scenario_expand import expand, expand_paths, scenario_hash  # noqa: E402
 
-SWEEP = {"version": 2, "id": "grid", "frames": 60,
-         "sweep": {"time_of_day": ["day", "night"], "crowdedness": ["light", "crowded"], "seeds": [1, 2]}}
+SWEEP = {
+    "version": 2,
+    "id": "grid",
+    "frames": 60,
+    "sweep": {"time_of_day": ["day", "night"], "crowdedness": ["light", "crowded"], "seeds": [1, 2]},
+}
 
 
 def test_v1_files_load_unchanged_and_expand_like_their_v2_twin(repo, tmp_path):
@@ -121,14 +143,23 @@ def test_v1_files_load_unchanged_and_expand_like_their_v2_twin(repo, tmp_path):
     twin = tmp_path / "twin.yaml"
     twin.write_text(path.read_text().replace("version: 1", "version: 2"))
     assert expand(load_scenario(twin))[0].clip_id == clip.clip_id == f"{clip.scenario_hash}-5"
-    assert clip.scenario.version == 2 and clip.scenario.model_dump(exclude={"version"}) == \
-        v1.model_dump(exclude={"version"})
+    assert clip.scenario.version == 2 and clip.scenario.model_dump(exclude={"version"}) == v1.model_dump(
+        exclude={"version"}
+    )
 
 
 def test_v2_round_trip_through_yaml(tmp_path):
-    data = {**SWEEP, "sweep": None, "duration_s": 4, "frames": None, "variants": 3,
-            "schedule": {"time_of_day": [{"at": 2.5, "value": "night"}],
-                         "crowdedness": [{"at": 1, "value": "moderate"}, {"at": 3, "value": "crowded"}]}}
+    data = {
+        **SWEEP,
+        "sweep": None,
+        "duration_s": 4,
+        "frames": None,
+        "variants": 3,
+        "schedule": {
+            "time_of_day": [{"at": 2.5, "value": "night"}],
+            "crowdedness": [{"at": 1, "value": "moderate"}, {"at": 3, "value": "crowded"}],
+        },
+    }
     scenario = parse_scenario(data)
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(scenario.model_dump(mode="json")))
@@ -159,28 +190,53 @@ def test_variants_are_consecutive_seeds_and_cli_override():
         expand(parse_scenario(SWEEP), "grid.yaml", variants=2)
 
 
-@pytest.mark.parametrize("data, expected", [
-    ({"id": ".."}, ["id = '..'", "letter or digit"]),
-    ({"id": "-rf"}, ["id = '-rf'", "letter or digit"]),
-    ({"id": "a/b"}, ["only letters, digits and _ . -"]),
-    ({"id": "a", "output": {"resolution": [4096, 8192]}}, ["4096x8192", f"32..{MAX_SIDE}"]),
-    ({"version": 1, "id": "a", "sweep": {"seeds": [1]}}, ["sweep", "set version: 2"]),
-    ({"id": "a", "frames": 30, "schedule": {"time_of_day": [{"at": 2, "value": "night"}]}},
-     ["schedule.time_of_day[0].at=2", "0 < at < 1 s"]),
-    ({"id": "a", "schedule": {"crowdedness": [{"at": 1, "value": "busy"}]}},
-     ["schedule.crowdedness[0].value", "'busy'", "moderate"]),
-    ({"id": "a", "duration_s": 4, "schedule": {"crowdedness": [{"at": 2, "value": "light"},
-                                                               {"at": 1, "value": "crowded"}]}},
-     ["strictly increasing"]),
-    ({"id": "a", "sweep": {"time_of_day": ["night"]}, "duration_s": 4,
-      "schedule": {"time_of_day": [{"at": 1, "value": "day"}]}}, ["give one"]),
-    ({"id": "a", "sweep": {"seeds": [1, 1]}}, ["sweep.seeds", "repeats"]),
-    ({"id": "a", "sweep": {"seeds": [3]}, "variants": 2}, ["not both"]),
-    ({"id": "a", "sweep": {"dawn": [1]}}, ["sweep.dawn", "unknown key", "crowdedness"]),
-    ({"id": "a", "crowdedness": "crowded", "sweep": {"crowdedness": ["crowded", "empty"]},
-      "agents": [{"id": 1, "waypoints": [{"t": 0, "ahead_m": 20}]}]},
-     ["sweep.crowdedness 'empty'", "at most 0"]),
-])
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        ({"id": ".."}, ["id = '..'", "letter or digit"]),
+        ({"id": "-rf"}, ["id = '-rf'", "letter or digit"]),
+        ({"id": "a/b"}, ["only letters, digits and _ . -"]),
+        ({"id": "a", "output": {"resolution": [4096, 8192]}}, ["4096x8192", f"32..{MAX_SIDE}"]),
+        ({"version": 1, "id": "a", "sweep": {"seeds": [1]}}, ["sweep", "set version: 2"]),
+        (
+            {"id": "a", "frames": 30, "schedule": {"time_of_day": [{"at": 2, "value": "night"}]}},
+            ["schedule.time_of_day[0].at=2", "0 < at < 1 s"],
+        ),
+        (
+            {"id": "a", "schedule": {"crowdedness": [{"at": 1, "value": "busy"}]}},
+            ["schedule.crowdedness[0].value", "'busy'", "moderate"],
+        ),
+        (
+            {
+                "id": "a",
+                "duration_s": 4,
+                "schedule": {"crowdedness": [{"at": 2, "value": "light"}, {"at": 1, "value": "crowded"}]},
+            },
+            ["strictly increasing"],
+        ),
+        (
+            {
+                "id": "a",
+                "sweep": {"time_of_day": ["night"]},
+                "duration_s": 4,
+                "schedule": {"time_of_day": [{"at": 1, "value": "day"}]},
+            },
+            ["give one"],
+        ),
+        ({"id": "a", "sweep": {"seeds": [1, 1]}}, ["sweep.seeds", "repeats"]),
+        ({"id": "a", "sweep": {"seeds": [3]}, "variants": 2}, ["not both"]),
+        ({"id": "a", "sweep": {"dawn": [1]}}, ["sweep.dawn", "unknown key", "crowdedness"]),
+        (
+            {
+                "id": "a",
+                "crowdedness": "crowded",
+                "sweep": {"crowdedness": ["crowded", "empty"]},
+                "agents": [{"id": 1, "waypoints": [{"t": 0, "ahead_m": 20}]}],
+            },
+            ["sweep.crowdedness 'empty'", "at most 0"],
+        ),
+    ],
+)
 def test_v2_errors_name_field_value_and_fix(data, expected):
     msg = error_of(data)
     assert msg.startswith("bad.yaml: invalid scenario")
@@ -210,12 +266,26 @@ def test_expand_paths_validates_every_file_first_and_takes_globs(tmp_path):
 
 
 KEYS = [*sorted(Scenario.model_fields), "agents", "bogus"]
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**20), st.floats(allow_nan=True),
-                    st.text(max_size=8), st.sampled_from(["day", "night", "light", "crowded", ".."]))
-values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(["at", "value", "t", "box", "lane", "seeds",
-                                                                   "time_of_day", "resolution", "id"]), inner,
-                                                 max_size=4)), max_leaves=12)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 10**20),
+    st.floats(allow_nan=True),
+    st.text(max_size=8),
+    st.sampled_from(["day", "night", "light", "crowded", ".."]),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(
+            st.sampled_from(["at", "value", "t", "box", "lane", "seeds", "time_of_day", "resolution", "id"]),
+            inner,
+            max_size=4,
+        ),
+    ),
+    max_leaves=12,
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -234,8 +304,12 @@ def test_fuzzed_scenarios_fail_only_with_clear_scenario_errors(tmp_path_factory,
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("ab01:-[]{}&*!|>'\"#%@`,.? \n\t"))
-               | st.characters(codec="utf-8"), max_size=60))
+@given(
+    st.text(
+        alphabet=st.sampled_from(list("ab01:-[]{}&*!|>'\"#%@`,.? \n\t")) | st.characters(codec="utf-8"),
+        max_size=60,
+    )
+)
 def test_fuzzed_yaml_text_fails_only_with_scenario_errors(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("fuzz") / "text.yaml"
     path.write_text(text)

@@ -8,8 +8,14 @@ import pytest
 from conftest import REPO
 
 MAX_LINES = 400
-SOURCES = sorted([*(REPO / "drivesim").rglob("*.py"), *(REPO / "conditioners").rglob("*.py"),
-                  *(REPO / "scripts").glob("*.py"), *(REPO / "tests").glob("*.py")])
+SOURCES = sorted(
+    [
+        *(REPO / "drivesim").rglob("*.py"),
+        *(REPO / "conditioners").rglob("*.py"),
+        *(REPO / "scripts").glob("*.py"),
+        *(REPO / "tests").glob("*.py"),
+    ]
+)
 
 
 def part_of(module: str) -> str | None:
@@ -37,7 +43,7 @@ def imported_modules(path: Path) -> list[str]:
         if isinstance(node, ast.Import):
             found += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            base = package[:len(package) - node.level + 1] if node.level else []
+            base = package[: len(package) - node.level + 1] if node.level else []
             module = ".".join([*base, *([node.module] if node.module else [])])
             found += [module] + [f"{module}.{alias.name}" for alias in node.names]
     return found
@@ -67,7 +73,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return [*path[path.index(nxt):], nxt]
+                return [*path[path.index(nxt) :], nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         path.pop()
@@ -106,13 +112,23 @@ def test_no_import_cycles_between_parts():
 
 # Import direction: a part may import only parts on a lower level (README, "Layout").
 LEVELS = {
-    "utils": 0, "config": 0, "configs": 0, "world": 0,
-    "data": 1, "metrics": 1,
-    "scenario": 2, "export": 2, "conditioners": 2,
-    "scenario_expand": 3, "models": 3,
+    "utils": 0,
+    "validation": 0,
+    "config": 0,
+    "configs": 0,
+    "world": 0,
+    "data": 1,
+    "metrics": 1,
+    "scenario": 2,
+    "export": 2,
+    "conditioners": 2,
+    "scenario_expand": 3,
+    "models": 3,
     "diffusion": 4,
-    "train": 5, "pipelines": 5,
-    "eval": 6, "bench": 6,
+    "train": 5,
+    "pipelines": 5,
+    "eval": 6,
+    "bench": 6,
     "preview": 7,
     "cli": 8,
 }
@@ -124,8 +140,12 @@ def test_every_part_has_a_level():
 
 
 def test_imports_run_one_way_down_the_levels():
-    upward = [f"{src} (level {LEVELS[src]}) imports {dst} (level {LEVELS[dst]})"
-              for src, dsts in part_graph().items() for dst in dsts if LEVELS[dst] >= LEVELS[src]]
+    upward = [
+        f"{src} (level {LEVELS[src]}) imports {dst} (level {LEVELS[dst]})"
+        for src, dsts in part_graph().items()
+        for dst in dsts
+        if LEVELS[dst] >= LEVELS[src]
+    ]
     assert not upward, upward
 
 
@@ -136,8 +156,11 @@ def test_utils_imports_nothing_of_drivesim():
 
 def test_models_never_import_pipelines_cli_or_hydra():
     for path in (REPO / "drivesim" / "models").rglob("*.py"):
-        bad = [m for m in imported_modules(path) if part_of(m) in ("pipelines", "cli", "train", "eval")
-               or m.split(".")[0] in ("hydra", "gradio")]
+        bad = [
+            m
+            for m in imported_modules(path)
+            if part_of(m) in ("pipelines", "cli", "train", "eval") or m.split(".")[0] in ("hydra", "gradio")
+        ]
         assert not bad, f"{path}: {bad}"
 
 

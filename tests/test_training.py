@@ -20,27 +20,65 @@ def rows(path):
 
 
 def test_autoencoder_then_ldm_stages(tmp_path):
-    ae_cfg = AETrainConfig(out_dir=str(tmp_path / "ae"), autoencoder=TINY_AE, steps=3, batch_size=2,
-                           crop=(32, 64), size=(64, 128), disc_start=1, log_every=1, save_every=2)
+    ae_cfg = AETrainConfig(
+        out_dir=str(tmp_path / "ae"),
+        autoencoder=TINY_AE,
+        steps=3,
+        batch_size=2,
+        crop=(32, 64),
+        size=(64, 128),
+        disc_start=1,
+        log_every=1,
+        save_every=2,
+    )
     ae = train_autoencoder(ae_cfg, progress=False)
     assert [int(r["step"]) for r in rows(tmp_path / "ae" / "loss.csv")] == [1, 2, 3]
-    temporal = train_autoencoder(AETrainConfig(
-        stage="temporal", init_from=str(ae), out_dir=str(tmp_path / "td"), autoencoder=TINY_AE, steps=2,
-        batch_size=1, num_frames=3, crop=(32, 64), size=(64, 128), disc_start=0, log_every=1),
-        progress=False)
+    temporal = train_autoencoder(
+        AETrainConfig(
+            stage="temporal",
+            init_from=str(ae),
+            out_dir=str(tmp_path / "td"),
+            autoencoder=TINY_AE,
+            steps=2,
+            batch_size=1,
+            num_frames=3,
+            crop=(32, 64),
+            size=(64, 128),
+            disc_start=0,
+            log_every=1,
+        ),
+        progress=False,
+    )
     before, after = read_tensors(f"{ae}.safetensors"), read_tensors(f"{temporal}.safetensors")
     for k, v in after.items():  # spatial decoder weights of the temporal decoder are untouched
         if not is_temporal(k):
             assert torch.equal(v, before[k]), k
 
-    latents = LatentCacheConfig(path=str(tmp_path / "lat.safetensors"), autoencoder=str(ae), clips=3,
-                                num_frames=3, size=(64, 128))
-    image = LDMTrainConfig(latents=latents, out_dir=str(tmp_path / "img"), unet=TINY_UNET, steps=2,
-                           batch_size=2, log_every=1, save_every=1)
+    latents = LatentCacheConfig(
+        path=str(tmp_path / "lat.safetensors"), autoencoder=str(ae), clips=3, num_frames=3, size=(64, 128)
+    )
+    image = LDMTrainConfig(
+        latents=latents,
+        out_dir=str(tmp_path / "img"),
+        unet=TINY_UNET,
+        steps=2,
+        batch_size=2,
+        log_every=1,
+        save_every=1,
+    )
     image_ckpt = train_ldm(image, progress=False)
     assert read_config(image_ckpt)["latent_scale"] > 0
-    video = LDMTrainConfig(stage="video", latents=latents, init_from=str(image_ckpt), unet=TINY_UNET,
-                           out_dir=str(tmp_path / "vid"), steps=2, batch_size=1, log_every=1, save_every=1)
+    video = LDMTrainConfig(
+        stage="video",
+        latents=latents,
+        init_from=str(image_ckpt),
+        unet=TINY_UNET,
+        out_dir=str(tmp_path / "vid"),
+        steps=2,
+        batch_size=1,
+        log_every=1,
+        save_every=1,
+    )
     video_ckpt = train_ldm(video, progress=False)
     spatial_before = read_tensors(f"{image_ckpt}.safetensors")
     last = read_tensors(str(tmp_path / "vid" / "last.safetensors"))
@@ -54,23 +92,64 @@ def test_autoencoder_then_ldm_stages(tmp_path):
 
 
 def test_temporal_stage_with_train_spatial_tunes_the_decoder_too(tmp_path):
-    ae = train_autoencoder(AETrainConfig(out_dir=str(tmp_path / "ae"), autoencoder=TINY_AE, steps=1,
-                                         batch_size=2, crop=(32, 64), size=(64, 128)), progress=False)
-    td = train_autoencoder(AETrainConfig(
-        stage="temporal", init_from=str(ae), out_dir=str(tmp_path / "td"), autoencoder=TINY_AE, steps=2,
-        batch_size=1, num_frames=3, crop=(32, 64), size=(64, 128), disc_start=100, train_spatial=True),
-        progress=False)
+    ae = train_autoencoder(
+        AETrainConfig(
+            out_dir=str(tmp_path / "ae"),
+            autoencoder=TINY_AE,
+            steps=1,
+            batch_size=2,
+            crop=(32, 64),
+            size=(64, 128),
+        ),
+        progress=False,
+    )
+    td = train_autoencoder(
+        AETrainConfig(
+            stage="temporal",
+            init_from=str(ae),
+            out_dir=str(tmp_path / "td"),
+            autoencoder=TINY_AE,
+            steps=2,
+            batch_size=1,
+            num_frames=3,
+            crop=(32, 64),
+            size=(64, 128),
+            disc_start=100,
+            train_spatial=True,
+        ),
+        progress=False,
+    )
     before, after = read_tensors(f"{ae}.safetensors"), read_tensors(f"{td}.safetensors")
     changed = [k for k, v in after.items() if not is_temporal(k) and not torch.equal(v, before[k])]
     assert any(k.startswith("decoder.") for k in changed)
 
 
 def test_image_stage_from_an_autoencoder_can_keep_its_encoder(tmp_path):
-    ae = train_autoencoder(AETrainConfig(out_dir=str(tmp_path / "ae"), autoencoder=TINY_AE, steps=1,
-                                         batch_size=2, crop=(32, 64), size=(64, 128)), progress=False)
-    tuned = train_autoencoder(AETrainConfig(
-        init_from=str(ae), train_encoder=False, out_dir=str(tmp_path / "dec"), autoencoder=TINY_AE, steps=2,
-        batch_size=2, crop=(32, 64), size=(64, 128), disc_start=1), progress=False)
+    ae = train_autoencoder(
+        AETrainConfig(
+            out_dir=str(tmp_path / "ae"),
+            autoencoder=TINY_AE,
+            steps=1,
+            batch_size=2,
+            crop=(32, 64),
+            size=(64, 128),
+        ),
+        progress=False,
+    )
+    tuned = train_autoencoder(
+        AETrainConfig(
+            init_from=str(ae),
+            train_encoder=False,
+            out_dir=str(tmp_path / "dec"),
+            autoencoder=TINY_AE,
+            steps=2,
+            batch_size=2,
+            crop=(32, 64),
+            size=(64, 128),
+            disc_start=1,
+        ),
+        progress=False,
+    )
     before, after = read_tensors(f"{ae}.safetensors"), read_tensors(f"{tuned}.safetensors")
     assert before.keys() == after.keys()
     frozen = [k for k in before if k.startswith(("encoder.", "quant_conv."))]
@@ -81,8 +160,17 @@ def test_image_stage_from_an_autoencoder_can_keep_its_encoder(tmp_path):
 def test_average_last_makes_final_the_mean_of_the_last_saves(tmp_path):
     import pytest
 
-    cfg = AETrainConfig(out_dir=str(tmp_path / "ae"), autoencoder=TINY_AE, steps=4, batch_size=2,
-                        crop=(32, 64), size=(64, 128), disc_start=100, save_every=1, average_last=2)
+    cfg = AETrainConfig(
+        out_dir=str(tmp_path / "ae"),
+        autoencoder=TINY_AE,
+        steps=4,
+        batch_size=2,
+        crop=(32, 64),
+        size=(64, 128),
+        disc_start=100,
+        save_every=1,
+        average_last=2,
+    )
     final = read_tensors(f"{train_autoencoder(cfg, progress=False)}.safetensors")
     s3, s4 = (read_tensors(str(tmp_path / "ae" / f"step{s}.safetensors")) for s in (3, 4))
     assert not (tmp_path / "ae" / "step2.safetensors").exists()
@@ -103,9 +191,14 @@ def test_train_configs_compose():
     from drivesim.eval.report import EvalConfig
     from drivesim.train.probes import ProbeTrainConfig
 
-    for name, cls in (("train_autoencoder", AETrainConfig), ("train_image_ldm", LDMTrainConfig),
-                      ("train_video_ldm", LDMTrainConfig), ("train_prediction", LDMTrainConfig),
-                      ("train_interpolation", LDMTrainConfig), ("train_probes", ProbeTrainConfig)):
+    for name, cls in (
+        ("train_autoencoder", AETrainConfig),
+        ("train_image_ldm", LDMTrainConfig),
+        ("train_video_ldm", LDMTrainConfig),
+        ("train_prediction", LDMTrainConfig),
+        ("train_interpolation", LDMTrainConfig),
+        ("train_probes", ProbeTrainConfig),
+    ):
         cfg = to_dataclass(cls, load_config(["steps=5"], name))
         assert cfg.steps == 5
     interp = to_dataclass(LDMTrainConfig, load_config([], "train_interpolation"))
@@ -116,48 +209,107 @@ def test_train_configs_compose():
     assert video.stage == "video" and video.init_from and video.unet == UNetConfig.tiny()
     paper = to_dataclass(LDMTrainConfig, load_config(["unet=paper"], "train_image_ldm"))
     assert paper.unet == UNetConfig.paper()
-    assert to_dataclass(AETrainConfig, load_config(["autoencoder=paper"], "train_autoencoder")
-                        ).autoencoder == AutoencoderConfig.paper()
+    assert (
+        to_dataclass(AETrainConfig, load_config(["autoencoder=paper"], "train_autoencoder")).autoencoder
+        == AutoencoderConfig.paper()
+    )
 
 
 def test_mixed_image_batches_train_spatial_only_on_image_steps(tmp_path):
-    ae = train_autoencoder(AETrainConfig(out_dir=str(tmp_path / "ae"), autoencoder=TINY_AE, steps=1,
-                                         batch_size=1, crop=(32, 64), size=(64, 128)), progress=False)
-    latents = LatentCacheConfig(path=str(tmp_path / "lat.safetensors"), autoencoder=str(ae), clips=2,
-                                num_frames=2, size=(64, 128))
-    image = train_ldm(LDMTrainConfig(latents=latents, out_dir=str(tmp_path / "img"), unet=TINY_UNET,
-                                     steps=1, batch_size=1), progress=False)
+    ae = train_autoencoder(
+        AETrainConfig(
+            out_dir=str(tmp_path / "ae"),
+            autoencoder=TINY_AE,
+            steps=1,
+            batch_size=1,
+            crop=(32, 64),
+            size=(64, 128),
+        ),
+        progress=False,
+    )
+    latents = LatentCacheConfig(
+        path=str(tmp_path / "lat.safetensors"), autoencoder=str(ae), clips=2, num_frames=2, size=(64, 128)
+    )
+    image = train_ldm(
+        LDMTrainConfig(latents=latents, out_dir=str(tmp_path / "img"), unet=TINY_UNET, steps=1, batch_size=1),
+        progress=False,
+    )
     before = read_tensors(f"{image}.safetensors")
-    common = dict(stage="video", latents=latents, init_from=str(image), unet=TINY_UNET, batch_size=1,
-                  ema_decay=0.0)
-    video_only = train_ldm(LDMTrainConfig(**common, out_dir=str(tmp_path / "v1"), steps=1,
-                                          image_batch_every=2), progress=False)
+    common = dict(
+        stage="video", latents=latents, init_from=str(image), unet=TINY_UNET, batch_size=1, ema_decay=0.0
+    )
+    video_only = train_ldm(
+        LDMTrainConfig(**common, out_dir=str(tmp_path / "v1"), steps=1, image_batch_every=2), progress=False
+    )
     after_video_step = read_tensors(str(tmp_path / "v1" / "last.safetensors"))
     assert all(torch.equal(v, before[k]) for k, v in after_video_step.items() if not is_temporal(k))
-    train_ldm(LDMTrainConfig(**common, out_dir=str(tmp_path / "v1"), steps=2, image_batch_every=2),
-              progress=False)
+    train_ldm(
+        LDMTrainConfig(**common, out_dir=str(tmp_path / "v1"), steps=2, image_batch_every=2), progress=False
+    )
     after_image_step = read_tensors(str(tmp_path / "v1" / "last.safetensors"))
     assert any(not torch.equal(v, before[k]) for k, v in after_image_step.items() if not is_temporal(k))
     assert video_only.name == "ema"
 
 
 def test_prediction_and_interpolation_stages_train_only_temporal_layers(tmp_path):
-    ae = train_autoencoder(AETrainConfig(out_dir=str(tmp_path / "ae"), autoencoder=TINY_AE, steps=1,
-                                         batch_size=1, crop=(32, 64), size=(64, 128)), progress=False)
-    latents = LatentCacheConfig(path=str(tmp_path / "lat.safetensors"), autoencoder=str(ae), clips=2,
-                                num_frames=5, size=(64, 128))
-    fast = LatentCacheConfig(path=str(tmp_path / "fast.safetensors"), autoencoder=str(ae), clips=2,
-                             num_frames=5, fps=30.0, size=(64, 128), seed=7)
-    image = train_ldm(LDMTrainConfig(latents=latents, out_dir=str(tmp_path / "img"), unet=TINY_UNET,
-                                     steps=1, batch_size=1), progress=False)
-    video = train_ldm(LDMTrainConfig(stage="video", latents=latents, init_from=str(image), unet=TINY_UNET,
-                                     out_dir=str(tmp_path / "vid"), steps=1, batch_size=1), progress=False)
+    ae = train_autoencoder(
+        AETrainConfig(
+            out_dir=str(tmp_path / "ae"),
+            autoencoder=TINY_AE,
+            steps=1,
+            batch_size=1,
+            crop=(32, 64),
+            size=(64, 128),
+        ),
+        progress=False,
+    )
+    latents = LatentCacheConfig(
+        path=str(tmp_path / "lat.safetensors"), autoencoder=str(ae), clips=2, num_frames=5, size=(64, 128)
+    )
+    fast = LatentCacheConfig(
+        path=str(tmp_path / "fast.safetensors"),
+        autoencoder=str(ae),
+        clips=2,
+        num_frames=5,
+        fps=30.0,
+        size=(64, 128),
+        seed=7,
+    )
+    image = train_ldm(
+        LDMTrainConfig(latents=latents, out_dir=str(tmp_path / "img"), unet=TINY_UNET, steps=1, batch_size=1),
+        progress=False,
+    )
+    video = train_ldm(
+        LDMTrainConfig(
+            stage="video",
+            latents=latents,
+            init_from=str(image),
+            unet=TINY_UNET,
+            out_dir=str(tmp_path / "vid"),
+            steps=1,
+            batch_size=1,
+        ),
+        progress=False,
+    )
     spatial = {k: v for k, v in read_tensors(f"{video}.safetensors").items() if not is_temporal(k)}
     common = dict(latents=latents, unet=TINY_UNET, batch_size=2, context_channels=8, log_every=1)
-    pred = train_ldm(LDMTrainConfig(stage="prediction", init_from=str(video), out_dir=str(tmp_path / "p"),
-                                    steps=2, **common), progress=False)
-    interp = train_ldm(LDMTrainConfig(stage="interpolation", init_from=str(pred), fast_latents=fast,
-                                      out_dir=str(tmp_path / "i"), steps=2, **common), progress=False)
+    pred = train_ldm(
+        LDMTrainConfig(
+            stage="prediction", init_from=str(video), out_dir=str(tmp_path / "p"), steps=2, **common
+        ),
+        progress=False,
+    )
+    interp = train_ldm(
+        LDMTrainConfig(
+            stage="interpolation",
+            init_from=str(pred),
+            fast_latents=fast,
+            out_dir=str(tmp_path / "i"),
+            steps=2,
+            **common,
+        ),
+        progress=False,
+    )
     for ckpt in (tmp_path / "p" / "last", tmp_path / "i" / "last"):
         tensors = read_tensors(f"{ckpt}.safetensors")
         assert any(k.startswith("temporal_context.") for k in tensors)
@@ -175,5 +327,6 @@ def test_unknown_frame_mse_scores_only_generated_frames():
     mask = torch.tensor([[1.0, 1, 0, 0], [1.0, 1, 0, 0]])
     assert unknown_frame_mse(pred, target, mask).item() == 1.0
     none_known = torch.zeros(2, 4)
-    torch.testing.assert_close(unknown_frame_mse(pred, target, none_known),
-                               torch.nn.functional.mse_loss(pred, target))
+    torch.testing.assert_close(
+        unknown_frame_mse(pred, target, none_known), torch.nn.functional.mse_loss(pred, target)
+    )

@@ -43,6 +43,7 @@ def test_tiled_equals_untiled():
     model = random_model()
     x, low = torch.randn(1, 2, 3, 32, 256), torch.randn(1, 2, 3, 16, 128)
     full = run(model, x, low)
+
     def fn(a, b):
         return run(model, a, b)
 
@@ -71,7 +72,8 @@ def test_noise_level_changes_the_output():
     settings = UpsampleSettings(steps=2, noise_level=0)
     a = Upsampler(model, ScheduleConfig(), settings=settings)(low.clamp(-1, 1), seed=1)
     b = Upsampler(model, ScheduleConfig(), settings=dataclasses.replace(settings, noise_level=250))(
-        low.clamp(-1, 1), seed=1)
+        low.clamp(-1, 1), seed=1
+    )
     assert a.shape == (1, 1, 3, 32, 64) and not torch.allclose(a, b, atol=1e-3)
 
 
@@ -100,8 +102,12 @@ def test_streaming_equals_the_whole_clip():
     parts = [stream.push(low[:, :4]), stream.push(low[:, 4:7]), stream.push(low[:, 7:]), stream.flush()]
     out = torch.cat([p for p in parts if p.numel()], 1)
     torch.testing.assert_close(out, whole, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(upsample_video(low, "model", Upsampler(model, schedule, settings=settings),
-                                              seed=3), whole, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        upsample_video(low, "model", Upsampler(model, schedule, settings=settings), seed=3),
+        whole,
+        atol=1e-4,
+        rtol=1e-4,
+    )
 
 
 def test_bicubic_and_method_names():
@@ -122,12 +128,25 @@ def test_train_image_then_video_stage_and_load(tmp_path):
     from drivesim.train.upsampler_data import HighResCacheConfig
 
     cache = HighResCacheConfig(dir=str(tmp_path / "cache"), clips=2, num_frames=3, size=(64, 128), scale=2)
-    base = UpsamplerTrainConfig(upsampler=SMALL, cache=cache, crop=(32, 64), steps=2, batch_size=2,
-                                log_every=1, save_every=1, num_frames=3)
+    base = UpsamplerTrainConfig(
+        upsampler=SMALL,
+        cache=cache,
+        crop=(32, 64),
+        steps=2,
+        batch_size=2,
+        log_every=1,
+        save_every=1,
+        num_frames=3,
+    )
     image = train_upsampler(dataclasses.replace(base, out_dir=str(tmp_path / "image")), progress=False)
     video_dir = str(tmp_path / "video")
-    video_cfg = dataclasses.replace(base, stage="video", init_from=str(image), out_dir=video_dir,
-                                    schedule=ScheduleConfig(frame_correlation=0.5))
+    video_cfg = dataclasses.replace(
+        base,
+        stage="video",
+        init_from=str(image),
+        out_dir=video_dir,
+        schedule=ScheduleConfig(frame_correlation=0.5),
+    )
     video = train_upsampler(video_cfg, progress=False)
     train_upsampler(dataclasses.replace(video_cfg, steps=3), progress=False)  # resumes at step 2
     rows = (tmp_path / "video" / "loss.csv").read_text().split()
@@ -139,8 +158,12 @@ def test_train_image_then_video_stage_and_load(tmp_path):
     assert not up.image_only and up.schedule.frame_correlation == 0.5
     assert up(torch.zeros(1, 2, 3, 16, 32)).shape == (1, 2, 3, 32, 64)
     with pytest.raises(ValueError, match="cache built with"):
-        train_upsampler(dataclasses.replace(base, cache=dataclasses.replace(cache, clips=3),
-                                            out_dir=str(tmp_path / "other")), progress=False)
+        train_upsampler(
+            dataclasses.replace(
+                base, cache=dataclasses.replace(cache, clips=3), out_dir=str(tmp_path / "other")
+            ),
+            progress=False,
+        )
 
 
 @pytest.mark.slow
@@ -155,21 +178,32 @@ def test_bench_upsample_rows(tmp_path):
     save_upsampler(tmp_path)
     rows = bench_upsample(tiles=(256,), frames=2, lengths=(2, 3), steps=1, model_dir=str(tmp_path), threads=1)
     assert [(r["variant"], r["frames"]) for r in rows] == [
-        ("bicubic", 2), ("image", 2), ("video", 2), ("video", 3), ("latent_decode", 4)]
+        ("bicubic", 2),
+        ("image", 2),
+        ("video", 2),
+        ("video", 3),
+        ("latent_decode", 4),
+    ]
     assert rows[1]["temporal_radius"] == 0 and rows[2]["temporal_radius"] == 1  # one temporal level, 1 step
     assert all(r["s_per_frame"] > 0 and r["peak_mib"] > 0 for r in rows)
     assert "x bicubic" in format_rows(rows)
 
 
-SHARED_CLIP = REPO.parent / "shared" / "data" / "udacity_project_video_640x360.mp4"
+REAL_CLIP = REPO / "tests" / "data" / "udacity_240-289_640x360.mp4"
 
 
-@pytest.mark.skipif(not SHARED_CLIP.exists(), reason="../shared/data not beside the repo")
 def test_cache_takes_real_clips(tmp_path):
     from drivesim.train.upsampler_data import HighResCacheConfig, ensure_highres_cache
 
-    cfg = HighResCacheConfig(dir=str(tmp_path), clips=1, num_frames=2, size=(64, 128), autoencoder=None,
-                             real_root=str(SHARED_CLIP), real_clips=2)
+    cfg = HighResCacheConfig(
+        dir=str(tmp_path),
+        clips=1,
+        num_frames=2,
+        size=(64, 128),
+        autoencoder=None,
+        real_root=str(REAL_CLIP),
+        real_clips=2,
+    )
     cache = ensure_highres_cache(cfg, progress=False)
     assert cache["high"].shape == (3, 2, 64, 128, 3) and cache["high"][1:].any()
     assert ensure_highres_cache(cfg, progress=False)["high"].shape[0] == 3  # reopened, not rebuilt
@@ -202,8 +236,11 @@ def test_motion_weight_adds_a_frame_difference_term():
     def loss(weight):
         cfg = UpsamplerTrainConfig(stage="video", upsampler=SMALL, motion_weight=weight)
         with torch.no_grad():
-            return float(upsampler_loss(model, training_scheduler(cfg.schedule), high, low, cfg,
-                                        torch.Generator().manual_seed(0)))
+            return float(
+                upsampler_loss(
+                    model, training_scheduler(cfg.schedule), high, low, cfg, torch.Generator().manual_seed(0)
+                )
+            )
 
     base, one, two = loss(0.0), loss(1.0), loss(2.0)
     assert one > base

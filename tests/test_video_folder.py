@@ -36,12 +36,17 @@ def write_video(path: Path, labels: list[dict] | None) -> None:
 def scalabel(with_boxes: bool) -> list[dict]:
     frames = []
     for i in range(N):
-        entry = {"name": f"v/{i:05d}.jpg", "videoName": "v", "frameIndex": i,
-                 "attributes": {"timeofday": "night", "crowdedness": "3"}}
+        entry = {
+            "name": f"v/{i:05d}.jpg",
+            "videoName": "v",
+            "frameIndex": i,
+            "attributes": {"timeofday": "night", "crowdedness": "3"},
+        }
         if with_boxes:
             # 16:9 -> 1:2 crop keeps rows 10..170 of 180; this box maps to (0.25, 0.25)-(0.5, 0.75)
-            entry["labels"] = [{"id": "7", "category": "car",
-                                "box2d": {"x1": 80, "y1": 50, "x2": 160, "y2": 130}}]
+            entry["labels"] = [
+                {"id": "7", "category": "car", "box2d": {"x1": 80, "y1": 50, "x2": 160, "y2": 130}}
+            ]
         frames.append(entry)
     return frames
 
@@ -106,8 +111,9 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
         VideoFolderDataset(tmp_path)
 
 
-@pytest.mark.skipif(not (SHARED / "udacity_project_video_640x360.mp4").exists(),
-                    reason="../shared/data not beside the repo")
+@pytest.mark.skipif(
+    not (SHARED / "udacity_project_video_640x360.mp4").exists(), reason="../shared/data not beside the repo"
+)
 def test_shared_real_clip_streams(monkeypatch):
     ds = VideoFolderDataset(SHARED / "udacity_project_video_640x360.mp4", num_frames=8, fps=30)
     assert ds.videos[0].num_frames == 1259 and len(ds) == 51

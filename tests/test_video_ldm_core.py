@@ -23,10 +23,11 @@ T, H, W = 4, 8, 16
 def conditions(batch: int = 2, frames: int = T) -> dict[str, torch.Tensor]:
     items = []
     for i in range(batch):
-        boxes = [[Box(10 + f + i, 40, 30 + f, 60, track_id=1), Box(50, 45, 70, 70, track_id=2)]
-                 for f in range(frames)]
-        items.append(clip_conditions(boxes, (128, 256), ("day", "night")[i % 2], "light", 30.0,
-                                     max_boxes=4))
+        boxes = [
+            [Box(10 + f + i, 40, 30 + f, 60, track_id=1), Box(50, 45, 70, 70, track_id=2)]
+            for f in range(frames)
+        ]
+        items.append(clip_conditions(boxes, (128, 256), ("day", "night")[i % 2], "light", 30.0, max_boxes=4))
     return default_collate(items)
 
 
@@ -52,9 +53,23 @@ def test_inflated_model_equals_image_model_frame_by_frame(image_model):
     x, t, cond = torch.randn(2, T, 4, H, W), torch.tensor([3, 700]), conditions()
     with torch.no_grad():
         out = video(x, t, cond)
-        per_frame = torch.stack([image_model(x[:, i:i + 1], t, {
-            **cond, "boxes": cond["boxes"][:, i:i + 1], "box_class": cond["box_class"][:, i:i + 1],
-            "box_mask": cond["box_mask"][:, i:i + 1]}, image_only=True)[:, 0] for i in range(T)], 1)
+        per_frame = torch.stack(
+            [
+                image_model(
+                    x[:, i : i + 1],
+                    t,
+                    {
+                        **cond,
+                        "boxes": cond["boxes"][:, i : i + 1],
+                        "box_class": cond["box_class"][:, i : i + 1],
+                        "box_mask": cond["box_mask"][:, i : i + 1],
+                    },
+                    image_only=True,
+                )[:, 0]
+                for i in range(T)
+            ],
+            1,
+        )
     assert out.abs().mean() > 0
     torch.testing.assert_close(out, per_frame, atol=1e-4, rtol=1e-4)
 
@@ -82,7 +97,8 @@ def test_temporal_parameters_share_a_prefix(image_model):
     assert all(n.startswith(spatial_prefixes) for n in names if not is_temporal(n))
     total = sum(p.numel() for p in image_model.parameters())
     assert total == sum(p.numel() for p in temporal_parameters(image_model)) + sum(
-        p.numel() for p in spatial_parameters(image_model))
+        p.numel() for p in spatial_parameters(image_model)
+    )
 
 
 def test_video_step_leaves_spatial_parameters_unchanged(image_model):
@@ -180,8 +196,16 @@ def test_sampling_is_seeded_deterministic(image_model, sampler):
         return image_model(x, t, cond)
 
     with torch.no_grad():
-        a, b, c = (sample(denoise, (1, T, 4, H, W), SamplerConfig(sampler, steps=3), cfg,
-                          torch.Generator().manual_seed(seed)) for seed in (7, 7, 8))
+        a, b, c = (
+            sample(
+                denoise,
+                (1, T, 4, H, W),
+                SamplerConfig(sampler, steps=3),
+                cfg,
+                torch.Generator().manual_seed(seed),
+            )
+            for seed in (7, 7, 8)
+        )
     assert torch.equal(a, b) and not torch.equal(a, c) and torch.isfinite(a).all()
 
 
@@ -215,19 +239,30 @@ def test_spatial_path_equals_diffusers_unet_forward(image_model):
     with torch.no_grad():
         ours = image_model(x, t, cond, image_only=True)[:, 0]
         scene = image_model.scene(cond["time_of_day"], cond["crowdedness"])
-        tokens = torch.cat([image_model.boxes(cond["boxes"], cond["box_class"], cond["box_mask"]),
-                            image_model.scene_tokens.tokens(cond["time_of_day"], cond["crowdedness"])], 1)
+        tokens = torch.cat(
+            [
+                image_model.boxes(cond["boxes"], cond["box_class"], cond["box_mask"]),
+                image_model.scene_tokens.tokens(cond["time_of_day"], cond["crowdedness"]),
+            ],
+            1,
+        )
         layout = rasterize_boxes(cond["boxes"], cond["box_class"], cond["box_mask"], (H, W))
-        reference = image_model.unet(torch.cat([x[:, 0], layout], 1), t, encoder_hidden_states=tokens,
-                                     class_labels=scene).sample
+        reference = image_model.unet(
+            torch.cat([x[:, 0], layout], 1), t, encoder_hidden_states=tokens, class_labels=scene
+        ).sample
     torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("zero_snr", [True, False])
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_sdedit_start_runs_steps_from_the_strength_level(sampler, zero_snr):
-    cfg = ScheduleConfig() if zero_snr else ScheduleConfig(
-        prediction_type="epsilon", rescale_betas_zero_snr=False, timestep_spacing="leading")
+    cfg = (
+        ScheduleConfig()
+        if zero_snr
+        else ScheduleConfig(
+            prediction_type="epsilon", rescale_betas_zero_snr=False, timestep_spacing="leading"
+        )
+    )
     alphas = training_scheduler(cfg).alphas_cumprod
     target = torch.randn(1, T, 4, H, W)
     calls = []
@@ -239,17 +274,43 @@ def test_sdedit_start_runs_steps_from_the_strength_level(sampler, zero_snr):
         return velocity(target, eps, ab) if cfg.prediction_type == "v_prediction" else eps
 
     guess = target + 0.3 * torch.randn_like(target)
-    out = sample(oracle, target.shape, SamplerConfig(sampler, 4, strength=0.5), cfg,
-                 torch.Generator().manual_seed(0), start=guess)
+    out = sample(
+        oracle,
+        target.shape,
+        SamplerConfig(sampler, 4, strength=0.5),
+        cfg,
+        torch.Generator().manual_seed(0),
+        start=guess,
+    )
     assert len(calls) == 4 and 350 <= calls[0] <= 560  # about half-way up the schedule, 4 model calls
     # DDIM ends at t=0's noise level (set_alpha_to_one=False), hence a small tolerance
     assert (out - target).abs().mean() < 0.05 < 0.2 < (guess - target).abs().mean()
     calls.clear()
-    full = sample(oracle, target.shape, SamplerConfig(sampler, 4, strength=1.0), cfg,
-                  torch.Generator().manual_seed(0), start=target)
+    full = sample(
+        oracle,
+        target.shape,
+        SamplerConfig(sampler, 4, strength=1.0),
+        cfg,
+        torch.Generator().manual_seed(0),
+        start=target,
+    )
     plain = sample(oracle, target.shape, SamplerConfig(sampler, 4), cfg, torch.Generator().manual_seed(0))
     assert calls[0] > 700 and torch.equal(full, plain)  # strength 1 = pure noise, the start is unused
     with pytest.raises(ValueError, match="strength"):
         sample(oracle, target.shape, SamplerConfig(sampler, 4, strength=0.0), cfg, start=target)
     with pytest.raises(ValueError, match="start guess"):
         sample(oracle, target.shape, SamplerConfig(sampler, 4, strength=0.5), cfg)
+
+
+def test_mixed_starting_noise_shares_the_given_fraction():
+    from drivesim.diffusion.noise import mixed_noise
+
+    g = torch.Generator().manual_seed(0)
+    x = mixed_noise((64, 2, 4, 16, 16), g, 0.8)
+    a, b = x[:, 0].flatten(), x[:, 1].flatten()
+    assert a.var().item() == pytest.approx(1.0, abs=0.03)
+    assert torch.corrcoef(torch.stack([a, b]))[0, 1].item() == pytest.approx(0.8, abs=0.02)
+    assert torch.equal(
+        mixed_noise((1, 2, 3), torch.Generator().manual_seed(1), 0.8),
+        torch.randn((1, 2, 3), generator=torch.Generator().manual_seed(1)),
+    )

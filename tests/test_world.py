@@ -69,8 +69,11 @@ def test_night_is_darker_than_day():
 def test_car_count_follows_crowdedness():
     mean_visible = {}
     for crowd in ("empty", "light", "moderate", "crowded"):
-        counts = [len(lab.boxes) for seed in range(6)
-                  for lab in render_clip(WorldSpec(crowdedness=crowd, num_frames=10, seed=seed)).labels]
+        counts = [
+            len(lab.boxes)
+            for seed in range(6)
+            for lab in render_clip(WorldSpec(crowdedness=crowd, num_frames=10, seed=seed)).labels
+        ]
         mean_visible[crowd] = float(np.mean(counts))
     assert mean_visible["empty"] == 0
     assert 0 < mean_visible["light"] < mean_visible["moderate"] < mean_visible["crowded"]
@@ -90,8 +93,9 @@ def test_scene_is_resolution_independent():
 
 
 def test_night_has_lights_and_lit_lane_marks():
-    clip = render_clip(WorldSpec(time_of_day="night", crowdedness="crowded", num_frames=2, seed=1,
-                                 height=256, width=512))
+    clip = render_clip(
+        WorldSpec(time_of_day="night", crowdedness="crowded", num_frames=2, seed=1, height=256, width=512)
+    )
     frame = clip.frames[0].astype(int)
     sky = frame[:60].mean()
     assert sky < 30  # dark sky

@@ -22,9 +22,16 @@ def test_a_car_ahead_is_found_by_night_and_day():
     for time_of_day in tallies:
         for seed in range(6):
             for ahead in (9.0, 15.0, 24.0):  # 30-70 px high at 256x512
-                spec = WorldSpec(time_of_day=time_of_day, crowdedness="empty", num_frames=1, height=256,
-                                 width=512, seed=seed, curvature="straight",
-                                 agents=(AgentTrack(seed, waypoints=((0.0, 0, ahead),)),))
+                spec = WorldSpec(
+                    time_of_day=time_of_day,
+                    crowdedness="empty",
+                    num_frames=1,
+                    height=256,
+                    width=512,
+                    seed=seed,
+                    curvature="straight",
+                    agents=(AgentTrack(seed, waypoints=((0.0, 0, ahead),)),),
+                )
                 image, label = next(World(spec).frames())
                 tallies[time_of_day].add(detector.detect(image), label.boxes)
     day, night = (tallies[t].summary() for t in ("day", "night"))
@@ -56,8 +63,11 @@ def test_detector_montage_draws_a_row_per_clip(tmp_path):
     from drivesim.export.world_clips import write_world_clip
 
     for seed in (1, 2):
-        write_world_clip(WorldSpec(num_frames=4, height=128, width=256, seed=seed, crowdedness="moderate"),
-                         tmp_path / "clips", f"clip{seed}")
+        write_world_clip(
+            WorldSpec(num_frames=4, height=128, width=256, seed=seed, crowdedness="moderate"),
+            tmp_path / "clips",
+            f"clip{seed}",
+        )
     out = detector_montage([(tmp_path / "clips", 0.0)], Detector(WEIGHTS), tmp_path / "m.png", tile_height=64)
     image = cv2.imread(str(out))
     assert image.shape == (2 * 64, 3 * 128, 3)  # 2 clips x 3 frames of 64x128

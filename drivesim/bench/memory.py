@@ -33,10 +33,17 @@ def peak_rss_kib() -> int:
 
 def run_isolated(module: str, function: str, **kwargs) -> dict:
     """Call module.function(**kwargs) in a new Python process; it returns a JSON-able dict."""
-    code = (f"import json, sys; from {module} import {function} as f; "
-            f"print('@@' + json.dumps(f(**json.loads(sys.argv[1]))))")
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], capture_output=True,
-                          text=True, check=False, env={**os.environ, **ISOLATED_ENV})
+    code = (
+        f"import json, sys; from {module} import {function} as f; "
+        f"print('@@' + json.dumps(f(**json.loads(sys.argv[1]))))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(kwargs)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **ISOLATED_ENV},
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"{module}.{function}({kwargs}) failed:\n{proc.stderr[-3000:]}")
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("@@"))

@@ -14,8 +14,15 @@ import time
 from drivesim.bench.memory import peak_rss_kib, reset_peak_rss, run_isolated
 
 
-def measure(segments: int, steps: int, interpolation_steps: int, model_dir: str | None,
-            scenario: str, threads: int, upsampler: str = "model") -> dict:
+def measure(
+    segments: int,
+    steps: int,
+    interpolation_steps: int,
+    model_dir: str | None,
+    scenario: str,
+    threads: int,
+    upsampler: str = "model",
+) -> dict:
     """One rollout of `segments` segments -> peak RSS above the loaded models (MiB), s/frame."""
     import torch
 
@@ -29,22 +36,48 @@ def measure(segments: int, steps: int, interpolation_steps: int, model_dir: str 
         gc.collect()
         rest = reset_peak_rss()
         start = time.perf_counter()
-        meta = run_rollout(scenario, out, cfg, model_dir or DEFAULT_MODEL_DIR, progress=False,
-                           upsampler=upsampler)
+        meta = run_rollout(
+            scenario, out, cfg, model_dir or DEFAULT_MODEL_DIR, progress=False, upsampler=upsampler
+        ).meta
         seconds = time.perf_counter() - start
     stages = {f"{k}_s_per_frame": v / meta["frames"] for k, v in meta["stage_seconds_this_run"].items()}
-    return {"peak_mib": peak_rss_kib() / 1024, "above_start_mib": (peak_rss_kib() - rest) / 1024,
-            "frames": meta["frames"], "s_per_frame": seconds / meta["frames"], "seconds": seconds, **stages}
+    return {
+        "peak_mib": peak_rss_kib() / 1024,
+        "above_start_mib": (peak_rss_kib() - rest) / 1024,
+        "frames": meta["frames"],
+        "s_per_frame": seconds / meta["frames"],
+        "seconds": seconds,
+        **stages,
+    }
 
 
-def bench_rollout(segments: tuple[int, ...] = (1, 5, 20), steps: int = 20, interpolation_steps: int = 10,
-                  model_dir: str | None = None, scenario: str = "scenarios/day_light_highway.yaml",
-                  threads: int = 2, upsampler: str = "model") -> list[dict]:
+def bench_rollout(
+    segments: tuple[int, ...] = (1, 5, 20),
+    steps: int = 20,
+    interpolation_steps: int = 10,
+    model_dir: str | None = None,
+    scenario: str = "scenarios/day_light_highway.yaml",
+    threads: int = 2,
+    upsampler: str = "model",
+) -> list[dict]:
     """One row per length; peak_ratio is relative to the shortest rollout."""
-    rows = [{"segments": n, **run_isolated("drivesim.bench.rollout", "measure", segments=n, steps=steps,
-                                           interpolation_steps=interpolation_steps, model_dir=model_dir,
-                                           scenario=scenario, threads=threads, upsampler=upsampler)}
-            for n in segments]
+    rows = [
+        {
+            "segments": n,
+            **run_isolated(
+                "drivesim.bench.rollout",
+                "measure",
+                segments=n,
+                steps=steps,
+                interpolation_steps=interpolation_steps,
+                model_dir=model_dir,
+                scenario=scenario,
+                threads=threads,
+                upsampler=upsampler,
+            ),
+        }
+        for n in segments
+    ]
     for r in rows:
         r["peak_ratio"] = r["peak_mib"] / rows[0]["peak_mib"]
     return rows
@@ -55,10 +88,14 @@ STAGES = ("key_frames", "interpolation", "decode", "upsample", "write")
 
 def format_rows(rows: list[dict]) -> str:
     """A table: length, peak memory, s/frame in all and per stage (of output frames)."""
-    lines = [f"{'segments':>8} {'frames':>6} {'peak MiB':>9} {'ratio':>6} {'s/frame':>8} {'total s':>8} "
-             + " ".join(f"{s:>13}" for s in STAGES)]
+    lines = [
+        f"{'segments':>8} {'frames':>6} {'peak MiB':>9} {'ratio':>6} {'s/frame':>8} {'total s':>8} "
+        + " ".join(f"{s:>13}" for s in STAGES)
+    ]
     for r in rows:
-        lines.append(f"{r['segments']:>8} {r['frames']:>6} {r['peak_mib']:>9.0f} {r['peak_ratio']:>6.3f} "
-                     f"{r['s_per_frame']:>8.3f} {r['seconds']:>8.0f} "
-                     + " ".join(f"{r.get(f'{s}_s_per_frame', 0.0):>13.3f}" for s in STAGES))
+        lines.append(
+            f"{r['segments']:>8} {r['frames']:>6} {r['peak_mib']:>9.0f} {r['peak_ratio']:>6.3f} "
+            f"{r['s_per_frame']:>8.3f} {r['seconds']:>8.0f} "
+            + " ".join(f"{r.get(f'{s}_s_per_frame', 0.0):>13.3f}" for s in STAGES)
+        )
     return "\n".join(lines)

@@ -9,8 +9,18 @@ import time
 from collections import Counter
 from pathlib import Path
 
-LS_COLUMNS = ("clip_id", "scenario_id", "time_of_day", "crowdedness", "seed", "frames", "fps", "height",
-              "width", "generation_seconds")
+LS_COLUMNS = (
+    "clip_id",
+    "scenario_id",
+    "time_of_day",
+    "crowdedness",
+    "seed",
+    "frames",
+    "fps",
+    "height",
+    "width",
+    "generation_seconds",
+)
 
 
 def format_table(rows: list[dict], columns: tuple[str, ...] | list[str]) -> str:
@@ -52,8 +62,10 @@ def cmd_show(args) -> int:
         table = read_clips(args.catalog, columns=["time_of_day", "crowdedness", "frames"])
         column = lambda name: table.column(name).to_pylist()
         counts = Counter(zip(column("time_of_day"), column("crowdedness")))
-        print(f"catalog {args.catalog}: schema_version {info['schema_version']}, {table.num_rows} clip(s), "
-              f"{sum(column('frames'))} frames, {len(failures(args.catalog))} failed")
+        print(
+            f"catalog {args.catalog}: schema_version {info['schema_version']}, {table.num_rows} clip(s), "
+            f"{sum(column('frames'))} frames, {len(failures(args.catalog))} failed"
+        )
         rows = [{"time_of_day": t, "crowdedness": c, "clips": n} for (t, c), n in sorted(counts.items())]
         print(format_table(rows, ("time_of_day", "crowdedness", "clips")))
         return 0
@@ -83,17 +95,29 @@ def cmd_compact(args) -> int:
     from drivesim.export.catalog import compact
 
     stats = compact(args.catalog)
-    print(f"{stats['fragments_before']} file(s) -> {stats['files_after']}, {stats['rows']} row(s), "
-          f"{stats['duplicates_removed']} duplicate(s) removed")
+    print(
+        f"{stats['fragments_before']} file(s) -> {stats['files_after']}, {stats['rows']} row(s), "
+        f"{stats['duplicates_removed']} duplicate(s) removed"
+    )
     return 0
 
 
 def summary_table(results, wall_seconds: float) -> str:
     """The end-of-batch table: one line per clip, then the totals and clips per minute of wall time."""
-    rows = [{"clip_id": r.clip.clip_id, "scenario": r.clip.scenario.id,
-             "time_of_day": r.clip.scenario.time_of_day, "crowdedness": r.clip.scenario.crowdedness,
-             "seed": r.clip.seed, "status": r.status,
-             "frames": r.frames, "seconds": round(r.seconds, 1), "error": r.error[:60]} for r in results]
+    rows = [
+        {
+            "clip_id": r.clip.clip_id,
+            "scenario": r.clip.scenario.id,
+            "time_of_day": r.clip.scenario.time_of_day,
+            "crowdedness": r.clip.scenario.crowdedness,
+            "seed": r.clip.seed,
+            "status": r.status,
+            "frames": r.frames,
+            "seconds": round(r.seconds, 1),
+            "error": r.error[:60],
+        }
+        for r in results
+    ]
     counts = Counter(r.status for r in results)
     rate = counts["generated"] / max(wall_seconds, 1e-9) * 60
     totals = ", ".join(f"{counts[s]} {s}" for s in ("generated", "skipped", "failed"))
@@ -107,8 +131,10 @@ def stage_line(results) -> str:
     frames = sum(r.frames for r in done)
     if not frames:
         return ""
-    stages = {k: sum(r.stage_seconds.get(k, 0.0) for r in done) / frames
-              for k in dict.fromkeys(k for r in done for k in r.stage_seconds)}
+    stages = {
+        k: sum(r.stage_seconds.get(k, 0.0) for r in done) / frames
+        for k in dict.fromkeys(k for r in done for k in r.stage_seconds)
+    }
     parts = ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
     return f"\ns/frame by stage ({frames} frames): {parts}; all {sum(r.seconds for r in done) / frames:.2f}"
 
@@ -120,15 +146,26 @@ def cmd_generate_catalog(args) -> int:
     from drivesim.pipelines.rollout import RolloutConfig
     from drivesim.utils import DEFAULT_MODEL_DIR
 
-    rollout = RolloutConfig(**sampling_options(args, RolloutConfig),
-                            interpolation_steps=args.interpolation_steps,
-                            guidance_context=args.guidance_context,
-                            frame_correlation=args.frame_correlation)
+    rollout = RolloutConfig(
+        **sampling_options(args, RolloutConfig),
+        interpolation_steps=args.interpolation_steps,
+        guidance_context=args.guidance_context,
+        frame_correlation=args.frame_correlation,
+    )
     options = BatchOptions(rollout, args.upsampler, upsample_settings(args))
     start = time.perf_counter()
-    results = generate_catalog(args.scenario, args.out, options, args.model or DEFAULT_MODEL_DIR,
-                               variants=args.variants, device=args.device, progress=not args.quiet,
-                               backend=args.backend, workers=args.workers, ray_address=args.ray_address)
+    results = generate_catalog(
+        args.scenario,
+        args.out,
+        options,
+        args.model or DEFAULT_MODEL_DIR,
+        variants=args.variants,
+        device=args.device,
+        progress=not args.quiet,
+        backend=args.backend,
+        workers=args.workers,
+        ray_address=args.ray_address,
+    )
     wall = time.perf_counter() - start
     print(summary_table(results, wall))
     print(f"{wall:.0f} s -> {args.out}")
@@ -141,17 +178,23 @@ def register(subparsers) -> None:
     sub = catalog.add_subparsers(dest="catalog_command", required=True)
     ls = sub.add_parser("ls", help="one line per clip")
     ls.add_argument("catalog", type=Path)
-    ls.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
-                    help="keep rows where COLUMN equals VALUE, or compares (==, !=, >=, <=, >, <; "
-                         "crowdedness>=moderate); repeat to combine")
+    ls.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="COLUMN=VALUE",
+        help="keep rows where COLUMN equals VALUE, or compares (==, !=, >=, <=, >, <; "
+        "crowdedness>=moderate); repeat to combine",
+    )
     ls.set_defaults(func=cmd_ls)
     show = sub.add_parser("show", help="the catalog's summary, or one clip's row")
     show.add_argument("catalog", type=Path)
     show.add_argument("clip_id", nargs="?", default=None)
     show.add_argument("--boxes", action="store_true", help="list the clip's per-frame boxes")
     show.set_defaults(func=cmd_show)
-    validate = sub.add_parser("validate", help="re-hash media, find rows without media and orphan media; "
-                                               "exit 1 on problems")
+    validate = sub.add_parser(
+        "validate", help="re-hash media, find rows without media and orphan media; exit 1 on problems"
+    )
     validate.add_argument("catalog", type=Path)
     validate.add_argument("--no-rehash", action="store_true", help="check existence only")
     validate.set_defaults(func=cmd_validate)

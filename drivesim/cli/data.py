@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sized
+from typing import cast
 
 
 def cmd_data_inspect(args) -> int:
@@ -11,16 +13,19 @@ def cmd_data_inspect(args) -> int:
 
     cfg = data_config(load_config(args.overrides)["data"])
     dataset = build_dataset(cfg)
-    print(f"{type(dataset).__name__}: {len(dataset)} items  ({cfg})")
-    for i in range(min(args.samples, len(dataset))):
+    items = len(cast(Sized, dataset))
+    print(f"{type(dataset).__name__}: {items} items  ({cfg})")
+    for i in range(min(args.samples, items)):
         start = time.perf_counter()
         frames, cond = dataset[i]
         ms = (time.perf_counter() - start) * 1000
         n_boxes = int(cond["box_mask"].sum())
-        print(f"[{i}] frames {tuple(frames.shape)} {frames.dtype} range "
-              f"[{frames.min():.2f}, {frames.max():.2f}]  time_of_day={int(cond['time_of_day'])} "
-              f"crowdedness={int(cond['crowdedness'])} boxes_known={bool(cond['boxes_known'])} "
-              f"boxes={n_boxes}  {ms:.0f} ms")
+        print(
+            f"[{i}] frames {tuple(frames.shape)} {frames.dtype} range "
+            f"[{frames.min():.2f}, {frames.max():.2f}]  time_of_day={int(cond['time_of_day'])} "
+            f"crowdedness={int(cond['crowdedness'])} boxes_known={bool(cond['boxes_known'])} "
+            f"boxes={n_boxes}  {ms:.0f} ms"
+        )
     return 0
 
 

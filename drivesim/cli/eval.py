@@ -6,70 +6,93 @@ report takes hydra overrides of the 'eval' config; the others take flags."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from drivesim.cli.common import add_device, add_model, add_quiet, param_default
+from drivesim.cli.eval_real import register_real
 from drivesim.cli.generate import add_sampling_args, add_upsample_settings_args, upsample_settings
-from drivesim.data.frame_folders import FrameFolderError
-from drivesim.data.video_folder import VideoReadError
 from drivesim.eval.autoencoder import evaluate_autoencoder
 from drivesim.eval.context_use import context_use_report
 from drivesim.eval.denoising import denoising_report
-from drivesim.eval.detector import Detector, DetectorWeightsError
-from drivesim.eval.detector_score import AP_CONF, detector_report
 from drivesim.eval.samples import time_of_day_report
 from drivesim.eval.upsampler import LOW_RES, evaluate_upsampler
-from drivesim.utils import DEFAULT_MODEL_DIR, write_json_atomic
-
-DETECTOR_COLUMNS = (("frames", "frames", "d"), ("vehicle_frame_share", "vehicle frames", ".3f"),
-                    ("eligible_boxes", "boxes", "d"), ("box_hits", "hits", "d"),
-                    ("box_hit_rate", "hit rate", ".3f"), ("ap50", "AP50", ".3f"),
-                    ("frechet_to_reference", "Frechet to ref", ".2f"))
+from drivesim.utils import DEFAULT_MODEL_DIR
 
 
 def cmd_eval_denoising(args) -> int:
-    report = denoising_report(str(args.model or DEFAULT_MODEL_DIR), args.cache_dir, args.clips,
-                              progress=not args.quiet, device=args.device)
+    report = denoising_report(
+        str(args.model or DEFAULT_MODEL_DIR),
+        args.cache_dir,
+        args.clips,
+        progress=not args.quiet,
+        device=args.device,
+    )
     for name, loss in report.items():
         print(f"{loss:.5f}  {name}")
     return 0
 
 
 def cmd_eval_context(args) -> int:
-    report = context_use_report(str(args.model or DEFAULT_MODEL_DIR),
-                                tuple(float(s) for s in args.strengths.split(",")), args.cache_dir,
-                                args.clips, args.steps, args.interpolation_steps, args.guidance_context,
-                                progress=not args.quiet, device=args.device)
+    report = context_use_report(
+        str(args.model or DEFAULT_MODEL_DIR),
+        tuple(float(s) for s in args.strengths.split(",")),
+        args.cache_dir,
+        args.clips,
+        args.steps,
+        args.interpolation_steps,
+        args.guidance_context,
+        progress=not args.quiet,
+        device=args.device,
+    )
     for name, metrics in report.items():
         print(f"{name:<20} " + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
     return 0
 
 
 def cmd_eval_autoencoder(args) -> int:
-    report = evaluate_autoencoder(args.autoencoder, args.temporal_decoder, args.clips, args.frames,
-                                  progress=not args.quiet, device=args.device)
+    report = evaluate_autoencoder(
+        args.autoencoder,
+        args.temporal_decoder,
+        args.clips,
+        args.frames,
+        progress=not args.quiet,
+        device=args.device,
+    )
     print(json.dumps(report, indent=2))
     return 0
 
 
 def cmd_eval_upsampler(args) -> int:
-    report = evaluate_upsampler(args.model or DEFAULT_MODEL_DIR, args.clips, args.frames,
-                                low_res=args.low_res, settings=upsample_settings(args),
-                                progress=not args.quiet, device=args.device)
+    report = evaluate_upsampler(
+        str(args.model or DEFAULT_MODEL_DIR),
+        args.clips,
+        args.frames,
+        low_res=args.low_res,
+        settings=upsample_settings(args),
+        progress=not args.quiet,
+        device=args.device,
+    )
     print(json.dumps(report, indent=2))
     return 0
 
 
 def cmd_eval_samples(args) -> int:
     from drivesim.diffusion.guidance import GuidanceScales
-    from drivesim.pipelines.video_ldm import VideoLDMPipeline
+    from drivesim.pipelines.cascade import Cascade
 
-    pipe = VideoLDMPipeline.from_pretrained(args.model or DEFAULT_MODEL_DIR).to(args.device)
-    report = time_of_day_report(pipe, args.clips, args.frames, args.steps,
-                                GuidanceScales(args.guidance_scene, args.guidance_boxes,
-                                               rescale=args.guidance_rescale),
-                                progress=not args.quiet, seeds=args.seeds, montage=args.montage)
+    pipe = Cascade.from_pretrained(
+        args.model or DEFAULT_MODEL_DIR, key_model="unet", interpolation=False, device=args.device
+    ).key_model
+    report = time_of_day_report(
+        pipe,
+        args.clips,
+        args.frames,
+        args.steps,
+        GuidanceScales(args.guidance_scene, args.guidance_boxes, rescale=args.guidance_rescale),
+        progress=not args.quiet,
+        seeds=args.seeds,
+        montage=args.montage,
+    )
     print(json.dumps(report, indent=2))
     return 0
 
@@ -88,44 +111,6 @@ def cmd_eval_pair(args) -> int:
     return 0
 
 
-def detector_table(report: dict) -> str:
-    """`eval detector`'s report -> a fixed-width table, one row per time-of-day group."""
-    columns = [c for c in DETECTOR_COLUMNS if any(c[0] in g for g in report["groups"].values())]
-    rows = [["group", *(title for _, title, _ in columns)]]
-    groups = dict(report["groups"])
-    if "reference" in report:
-        groups["reference"] = report["reference"]
-    for name, g in groups.items():
-        rows.append([name, *("-" if g.get(key) is None else format(g[key], fmt) for key, _, fmt in columns)])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-             for r in rows]
-    return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
-
-
-def cmd_eval_detector(args) -> int:
-    try:
-        detector = Detector(args.detector, conf=AP_CONF)
-        report = detector_report(args.clips, detector, args.reference, args.reference_from_s, args.every,
-                                 progress=not args.quiet)
-    except (DetectorWeightsError, FileNotFoundError, VideoReadError, FrameFolderError) as e:
-        print(e, file=sys.stderr)  # DetectorWeightsError: a missing or unreadable ONNX file
-        return 2
-    print(f"{report['set']}: detector {report['detector']}, every {report['every']} frames")
-    if "reference" in report:
-        print(f"reference {report['reference']['set']} from {report['reference']['from_s']:g} s")
-    print(detector_table(report))
-    if args.json:
-        write_json_atomic(report, args.json, indent=2)
-        print(f"report: {args.json}")
-    if args.montage:
-        from drivesim.eval.detector_montage import detector_montage
-
-        sets = ([(args.reference, args.reference_from_s)] if args.reference else []) + [(args.clips, 0.0)]
-        print(f"montage: {detector_montage(sets, detector, args.montage)}")
-    return 0
-
-
 def cmd_eval_report(args) -> int:
     from drivesim.config import load_config, to_dataclass
     from drivesim.eval.report import EvalConfig, run_eval
@@ -140,8 +125,11 @@ def cmd_eval_report(args) -> int:
 def _held_out_args(parser, report) -> None:
     """--model, --cache-dir, --clips, --device and --quiet of the held-out evaluations."""
     add_model(parser)
-    parser.add_argument("--cache-dir", default=param_default(report, "cache_dir"),
-                        help="where held-out latent caches are built")
+    parser.add_argument(
+        "--cache-dir",
+        default=param_default(report, "cache_dir"),
+        help="where held-out latent caches are built",
+    )
     parser.add_argument("--clips", type=int, default=param_default(report, "clips"))
     add_device(parser)
     add_quiet(parser)
@@ -161,13 +149,19 @@ def register(subparsers) -> None:
     add_quiet(ev_ae)
     ev_ae.set_defaults(func=cmd_eval_autoencoder)
 
-    ev_u = ev_sub.add_parser("upsampler", help="PSNR, SSIM and flicker against 512x1024 ground truth: "
-                                              "bicubic, image and video upsampler")
+    ev_u = ev_sub.add_parser(
+        "upsampler",
+        help="PSNR, SSIM and flicker against 512x1024 ground truth: bicubic, image and video upsampler",
+    )
     add_model(ev_u)
     ev_u.add_argument("--clips", type=int, default=param_default(evaluate_upsampler, "clips"))
     ev_u.add_argument("--frames", type=int, default=param_default(evaluate_upsampler, "num_frames"))
-    ev_u.add_argument("--low-res", default=param_default(evaluate_upsampler, "low_res"), choices=LOW_RES,
-                      help="input: the truth area-downsampled, or that through the autoencoder")
+    ev_u.add_argument(
+        "--low-res",
+        default=param_default(evaluate_upsampler, "low_res"),
+        choices=LOW_RES,
+        help="input: the truth area-downsampled, or that through the autoencoder",
+    )
     add_upsample_settings_args(ev_u)
     add_device(ev_u)
     add_quiet(ev_u)
@@ -176,8 +170,9 @@ def register(subparsers) -> None:
     ev_s = ev_sub.add_parser("samples", help="day/night pairs (same layout and seed): luma night/day")
     add_model(ev_s)
     ev_s.add_argument("--clips", type=int, default=param_default(time_of_day_report, "clips"))
-    ev_s.add_argument("--seeds", type=int, nargs="+", default=None,
-                      help="sampling seed per pair (default: 0..clips-1)")
+    ev_s.add_argument(
+        "--seeds", type=int, nargs="+", default=None, help="sampling seed per pair (default: 0..clips-1)"
+    )
     ev_s.add_argument("--montage", default=None, help="write a PNG of the middle frames with boxes")
     ev_s.add_argument("--frames", type=int, default=param_default(time_of_day_report, "num_frames"))
     add_sampling_args(ev_s)
@@ -185,64 +180,60 @@ def register(subparsers) -> None:
     add_quiet(ev_s)
     ev_s.set_defaults(func=cmd_eval_samples)
 
-    ev_m = ev_sub.add_parser("montage", help="PNG of generated clips (first/middle/last frames) with "
-                                             "their label boxes, e.g. of `make quick-demo`'s outputs")
+    ev_m = ev_sub.add_parser(
+        "montage",
+        help="PNG of generated clips (first/middle/last frames) with "
+        "their label boxes, e.g. of `make quick-demo`'s outputs",
+    )
     ev_m.add_argument("folder", help="folder of <id>.mp4 + <id>.json")
     ev_m.add_argument("--out", required=True, help="PNG path")
     ev_m.add_argument("--frames", type=int, default=3, help="frames per clip")
     ev_m.set_defaults(func=cmd_eval_montage)
 
-    ev_p = ev_sub.add_parser("pair", help="PNG of a base frame beside its upsampled frame (whole, centre), "
-                                         "e.g. of `drivesim generate --keep-base` outputs")
+    ev_p = ev_sub.add_parser(
+        "pair",
+        help="PNG of a base frame beside its upsampled frame (whole, centre), "
+        "e.g. of `drivesim generate --keep-base` outputs",
+    )
     ev_p.add_argument("base", help="the base video, e.g. out/<id>.base.mp4")
     ev_p.add_argument("upsampled", help="the upsampled video, e.g. out/<id>.mp4")
     ev_p.add_argument("--out", required=True, help="PNG path")
     ev_p.add_argument("--frame", type=int, default=0)
     ev_p.set_defaults(func=cmd_eval_pair)
 
-    ev_d = ev_sub.add_parser("denoising", help="held-out eps-MSE of image/video/prediction/interpolation "
-                                              "models (fixed noise)")
+    ev_d = ev_sub.add_parser(
+        "denoising", help="held-out eps-MSE of image/video/prediction/interpolation models (fixed noise)"
+    )
     _held_out_args(ev_d, denoising_report)
     ev_d.set_defaults(func=cmd_eval_denoising)
 
-    ev_c = ev_sub.add_parser("context", help="held-out check that prediction / interpolation sampling "
-                                            "follows real known frames, per SDEdit start strength")
+    ev_c = ev_sub.add_parser(
+        "context",
+        help="held-out check that prediction / interpolation sampling "
+        "follows real known frames, per SDEdit start strength",
+    )
     _held_out_args(ev_c, context_use_report)
-    ev_c.add_argument("--strengths",
-                      default=",".join(f"{s:g}" for s in param_default(context_use_report, "strengths")),
-                      help="comma-separated, 1 = pure noise")
+    ev_c.add_argument(
+        "--strengths",
+        default=",".join(f"{s:g}" for s in param_default(context_use_report, "strengths")),
+        help="comma-separated, 1 = pure noise",
+    )
     ev_c.add_argument("--steps", type=int, default=param_default(context_use_report, "steps"))
-    ev_c.add_argument("--interpolation-steps", type=int,
-                      default=param_default(context_use_report, "interpolation_steps"))
-    ev_c.add_argument("--guidance-context", type=float,
-                      default=param_default(context_use_report, "guidance_context"))
+    ev_c.add_argument(
+        "--interpolation-steps", type=int, default=param_default(context_use_report, "interpolation_steps")
+    )
+    ev_c.add_argument(
+        "--guidance-context", type=float, default=param_default(context_use_report, "guidance_context")
+    )
     ev_c.set_defaults(func=cmd_eval_context)
 
-    ev_det = ev_sub.add_parser("detector", help="real-photo detector (YOLOX-nano) vs the clips' box labels "
-                                                "by time of day: box hit rate, AP50, vehicle frames, "
-                                                "Frechet on its features to a reference")
-    ev_det.add_argument("clips", help="clip folder (videos / frame folders + Scalabel .json), a video, "
-                                      "or a catalog")
-    ev_det.add_argument("--reference", default=None,
-                        help="set to compare features with (e.g. real footage), same forms as clips")
-    ev_det.add_argument("--reference-from-s", type=float,
-                        default=param_default(detector_report, "reference_from_s"),
-                        help="skip the reference's first seconds")
-    ev_det.add_argument("--every", type=int, default=param_default(detector_report, "every"),
-                        help="detect on every K-th frame")
-    ev_det.add_argument("--detector", default=None,
-                        help="YOLOX-nano ONNX file (default: $DRIVESIM_DETECTOR, else "
-                             "../shared/detectors/yolox_nano.onnx beside the repository)")
-    ev_det.add_argument("--json", default=None, help="also write the report to this JSON file")
-    ev_det.add_argument("--montage", default=None,
-                        help="also draw a PNG: a row per clip (reference first) with labels in green "
-                             "and the detector's vehicles in magenta")
-    add_quiet(ev_det)
-    ev_det.set_defaults(func=cmd_eval_detector)
+    register_real(ev_sub)
 
-    ev_r = ev_sub.add_parser("report", help="metrics report of real / reconstructed / generated sets "
-                                           "(hydra config 'eval' + overrides, e.g. device=cuda)")
+    ev_r = ev_sub.add_parser(
+        "report",
+        help="metrics report of real / reconstructed / generated sets "
+        "(hydra config 'eval' + overrides, e.g. device=cuda)",
+    )
     ev_r.add_argument("overrides", nargs="*", help="hydra overrides, e.g. real.clips=32 fid_weights=...")
     add_quiet(ev_r, "no progress bars")
     ev_r.set_defaults(func=cmd_eval_report)
-

@@ -16,35 +16,66 @@ from drivesim.eval.pseudo_label import PseudoLabelError, label_sources
 def cmd_label(args) -> int:
     start = time.perf_counter()
     try:
-        summaries = label_sources(args.input, args.out, args.every, args.road_band, args.source_fps,
-                                  args.detector, args.min_score, progress=not args.quiet)
+        summaries = label_sources(
+            args.input,
+            args.out,
+            args.every,
+            args.road_band,
+            args.source_fps,
+            args.detector,
+            args.min_score,
+            progress=not args.quiet,
+        )
     except (DetectorWeightsError, PseudoLabelError, FrameFolderError, VideoReadError, FileNotFoundError) as e:
         print(e, file=sys.stderr)
         return 2
     for s in summaries:
-        print(f"{s.labels}: {s.processed}/{s.frames} frames labelled, {s.frames_with_car} with a car, "
-              f"{s.boxes} boxes, {s.tracks} tracks")
+        print(
+            f"{s.labels}: {s.processed}/{s.frames} frames labelled, {s.frames_with_car} with a car, "
+            f"{s.boxes} boxes, {s.tracks} tracks"
+        )
     print(f"{len(summaries)} clip(s) in {time.perf_counter() - start:.1f} s")
     return 0
 
 
 def register(subparsers) -> None:
     """`label`."""
-    p = subparsers.add_parser("label", help="pseudo-label real footage (videos, frame folders, BDD100K MOT) "
-                                            "with a local YOLOX-nano detector and ByteTrack: Scalabel JSON")
+    p = subparsers.add_parser(
+        "label",
+        help="pseudo-label real footage (videos, frame folders, BDD100K MOT) "
+        "with a local YOLOX-nano detector and ByteTrack: Scalabel JSON",
+    )
     p.add_argument("input", help="a video, a frame folder, or a folder of them (searched recursively)")
     p.add_argument("--out", required=True, help="folder for <stem>.json (+ <stem>.meta.json) per clip")
-    p.add_argument("--road-band", action="store_true",
-                   help="also detect on overlapping tiles of the road band (rows 35-85%%): finds small and "
-                        "night cars, about 4x slower")
-    p.add_argument("--every", type=int, default=param_default(label_sources, "every"),
-                   help="label every K-th frame; the others are written with unknown boxes")
-    p.add_argument("--source-fps", type=float, default=None,
-                   help="frame rate of frame folders without timestamps in their labels")
-    p.add_argument("--detector", default=None,
-                   help="YOLOX-nano ONNX file (default: $DRIVESIM_DETECTOR, else "
-                        "../shared/detectors/yolox_nano.onnx beside the repository)")
-    p.add_argument("--min-score", type=float, default=param_default(label_sources, "min_score"),
-                   help="detections written as labels (weaker ones only help the tracker)")
+    p.add_argument(
+        "--road-band",
+        action="store_true",
+        help="also detect on overlapping tiles of the road band (rows 35-85%%): finds small and "
+        "night cars, about 4x slower",
+    )
+    p.add_argument(
+        "--every",
+        type=int,
+        default=param_default(label_sources, "every"),
+        help="label every K-th frame; the others are written with unknown boxes",
+    )
+    p.add_argument(
+        "--source-fps",
+        type=float,
+        default=None,
+        help="frame rate of frame folders without timestamps in their labels",
+    )
+    p.add_argument(
+        "--detector",
+        default=None,
+        help="YOLOX-nano ONNX file (default: $DRIVESIM_DETECTOR, else "
+        "../shared/detectors/yolox_nano.onnx beside the repository)",
+    )
+    p.add_argument(
+        "--min-score",
+        type=float,
+        default=param_default(label_sources, "min_score"),
+        help="detections written as labels (weaker ones only help the tracker)",
+    )
     add_quiet(p)
     p.set_defaults(func=cmd_label)

@@ -25,14 +25,27 @@ from drivesim.cli import (
 from drivesim.cli import eval as evaluate  # the `eval` command group
 from drivesim.cli.common import configure_logging
 
-COMMAND_GROUPS = (world, scenario, generate, rollout, catalog, augment, preview, train, evaluate, bench, data,
-                  label)
+COMMAND_GROUPS = (
+    world,
+    scenario,
+    generate,
+    rollout,
+    catalog,
+    augment,
+    preview,
+    train,
+    evaluate,
+    bench,
+    data,
+    label,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command group (each module's register(subparsers))."""
-    parser = argparse.ArgumentParser(prog="drivesim", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="drivesim", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for group in COMMAND_GROUPS:
         group.register(subparsers)

@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 CLI_DOC = "docs/cli.md"
 
 
-def commands(parser: argparse.ArgumentParser, path: str = "drivesim", help_text: str = ""
-             ) -> Iterator[tuple[str, argparse.ArgumentParser, str]]:
+def commands(
+    parser: argparse.ArgumentParser, path: str = "drivesim", help_text: str = ""
+) -> Iterator[tuple[str, argparse.ArgumentParser, str]]:
     """(command line, parser, help) of every leaf command, in the order they are registered."""
     groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     if not groups:
@@ -70,14 +71,24 @@ def _cell(text: str) -> str:
 
 def cli_reference(parser: argparse.ArgumentParser) -> str:
     """Markdown: every leaf command with a table of its arguments (default, meaning)."""
-    lines = ["# `drivesim` command reference", "",
-             "Generated from the argparse parsers by `python -m drivesim.cli.reference --write`;",
-             "do not edit.",
-             "`train`, `eval report` and `data inspect` take hydra overrides (`key=value`, configs in",
-             "`drivesim/configs/`); every other command takes the flags below.", ""]
+    lines = [
+        "# `drivesim` command reference",
+        "",
+        "Generated from the argparse parsers by `python -m drivesim.cli.reference --write`;",
+        "do not edit.",
+        "`train`, `eval report` and `data inspect` take hydra overrides (`key=value`, configs in",
+        "`drivesim/configs/`); every other command takes the flags below.",
+        "",
+    ]
     for line, sub, help_text in commands(parser):
-        lines += [f"## `{line}`", "", _cell(help_text) or "-", "", "| argument | default | meaning |",
-                  "|---|---|---|"]
+        lines += [
+            f"## `{line}`",
+            "",
+            _cell(help_text) or "-",
+            "",
+            "| argument | default | meaning |",
+            "|---|---|---|",
+        ]
         for action in arguments(sub):
             meaning = action.help or ""
             if action.choices and action.option_strings:
@@ -149,8 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         print("wrote", ", ".join(str(p.relative_to(ROOT)) for p in expected_docs()))
         return 0
     for path in stale:
-        print(f"{path.relative_to(ROOT)} is stale: run python -m drivesim.cli.reference --write",
-              file=sys.stderr)
+        print(
+            f"{path.relative_to(ROOT)} is stale: run python -m drivesim.cli.reference --write",
+            file=sys.stderr,
+        )
     return 1 if stale and args.check else 0
 
 

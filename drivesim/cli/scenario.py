@@ -24,9 +24,11 @@ def cmd_scenario_validate(args) -> int:
                 expanded = expand(s, str(path))
                 all_clips += expanded
                 clips = len(expanded)
-                print(f"ok  {path}: {s.id} ({s.time_of_day}, {s.crowdedness}, {s.num_frames} frames "
-                      f"@ {s.fps:g} fps, {s.output.resolution[0]}x{s.output.resolution[1]}, "
-                      f"{len(s.agents)} agent(s)" + (f", {clips} clips" if clips > 1 else "") + ")")
+                print(
+                    f"ok  {path}: {s.id} ({s.time_of_day}, {s.crowdedness}, {s.num_frames} frames "
+                    f"@ {s.fps:g} fps, {s.output.resolution[0]}x{s.output.resolution[1]}, "
+                    f"{len(s.agents)} agent(s)" + (f", {clips} clips" if clips > 1 else "") + ")"
+                )
             except ScenarioError as e:
                 print(e, file=sys.stderr)
                 failed += 1

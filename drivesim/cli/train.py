@@ -34,7 +34,8 @@ def register(subparsers) -> None:
     """`train MODEL [overrides]`."""
     train = subparsers.add_parser("train", help="train a model (hydra config + overrides, e.g. device=cuda)")
     train.add_argument("model", choices=list(TRAINERS))
-    train.add_argument("overrides", nargs="*",
-                       help="hydra overrides, e.g. steps=100 stage=temporal device=cuda")
+    train.add_argument(
+        "overrides", nargs="*", help="hydra overrides, e.g. steps=100 stage=temporal device=cuda"
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)

@@ -22,8 +22,7 @@ def _world_jobs(args) -> list[tuple[str, WorldSpec]]:
             scenario = load_scenario(path)
             spec = scenario.to_world_spec()
             if args.resolution:
-                spec = type(spec)(**{**vars(spec), "height": args.resolution[0],
-                                     "width": args.resolution[1]})
+                spec = type(spec)(**{**vars(spec), "height": args.resolution[0], "width": args.resolution[1]})
             jobs.append((scenario.id, spec))
         return jobs
     h, w = args.resolution or (field_default(WorldSpec, "height"), field_default(WorldSpec, "width"))
@@ -31,8 +30,15 @@ def _world_jobs(args) -> list[tuple[str, WorldSpec]]:
         seed = args.seed + i
         tod = args.time_of_day or TIME_OF_DAY[seed % 2]
         crowd = args.crowdedness or CROWDEDNESS[(seed // 2) % len(CROWDEDNESS)]
-        spec = WorldSpec(time_of_day=tod, crowdedness=crowd, num_frames=args.frames, fps=args.fps,
-                         height=h, width=w, seed=seed)
+        spec = WorldSpec(
+            time_of_day=tod,
+            crowdedness=crowd,
+            num_frames=args.frames,
+            fps=args.fps,
+            height=h,
+            width=w,
+            seed=seed,
+        )
         jobs.append((f"world_{tod}_{crowd}_seed{seed}", spec))
     return jobs
 
@@ -55,8 +61,10 @@ def cmd_world_render(args) -> int:
             tqdm.write(f"{video}  {labels}")
     seconds = time.perf_counter() - start
     if total:
-        print(f"wrote {len(todo)} clip(s), {total} frames in {seconds:.1f} s "
-              f"({total / seconds:.1f} frames/s) to {args.out}")
+        print(
+            f"wrote {len(todo)} clip(s), {total} frames in {seconds:.1f} s "
+            f"({total / seconds:.1f} frames/s) to {args.out}"
+        )
     return 0
 
 
@@ -71,8 +79,9 @@ def register(subparsers) -> None:
     render.add_argument("--seed", type=int, default=0, help="first seed of random clips")
     render.add_argument("--time-of-day", choices=TIME_OF_DAY, help="fix time of day (random clips)")
     render.add_argument("--crowdedness", choices=CROWDEDNESS, help="fix crowdedness (random clips)")
-    render.add_argument("--frames", type=int, default=field_default(WorldSpec, "num_frames"),
-                        help="frames per random clip")
+    render.add_argument(
+        "--frames", type=int, default=field_default(WorldSpec, "num_frames"), help="frames per random clip"
+    )
     render.add_argument("--fps", type=float, default=field_default(WorldSpec, "fps"))
     render.add_argument("--resolution", type=resolution, help="HEIGHTxWIDTH, overrides scenarios")
     render.add_argument("--overwrite", action="store_true", help="re-render complete clips")

@@ -6,9 +6,15 @@ no model.
 
 from importlib import import_module
 
-_EXPORTS = {"CatalogDataset": "catalog_dataset", "CatalogStream": "catalog_stream",
-            "collate_clips": "collate", "mix": "mixing", "catalog_filter": "catalog_query",
-            "VideoFolderDataset": "video_folder", "ProceduralClipDataset": "procedural"}
+_EXPORTS = {
+    "CatalogDataset": "catalog_dataset",
+    "CatalogStream": "catalog_stream",
+    "collate_clips": "collate",
+    "mix": "mixing",
+    "catalog_filter": "catalog_query",
+    "VideoFolderDataset": "video_folder",
+    "ProceduralClipDataset": "procedural",
+}
 __all__ = sorted(_EXPORTS)
 
 

@@ -28,9 +28,18 @@ CLIPS, MEDIA, FAILED, INFO = "clips", "media", "failed", "meta/info.json"
 MEDIA_SUFFIXES = {"mp4": ".mp4", "labels": ".json", "thumbnail": ".png"}
 
 _change = pa.struct([("at", pa.float64()), ("value", pa.string())])
-_box = pa.struct([("frame", pa.int32()), ("track_id", pa.int32()), ("category", pa.string()),
-                  ("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32()),
-                  ("visibility", pa.float32())])
+_box = pa.struct(
+    [
+        ("frame", pa.int32()),
+        ("track_id", pa.int32()),
+        ("category", pa.string()),
+        ("x1", pa.float32()),
+        ("y1", pa.float32()),
+        ("x2", pa.float32()),
+        ("y2", pa.float32()),
+        ("visibility", pa.float32()),
+    ]
+)
 
 PARTITION_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("time_of_day", pa.string(), "day or night at the clip's start (partition)"),
@@ -90,22 +99,38 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("source_start_s", pa.float64(), "augment: where in the source the variant starts, seconds"),
     ("augment_changes", pa.string(), "augment: JSON object condition -> {from, to} of what was changed"),
     ("context_frames", pa.int32(), "augment: source frames encoded as the prediction context"),
-    ("context_strength", pa.float64(), "augment: SDEdit strength that moved the context to the new "
-                                       "conditions (0 = the source frames as they are)"),
-    ("boxes_known", pa.bool_(), "false when the source had no box annotations (`boxes` empty = unknown, "
-                                "not no cars); null in version-1 rows = true"),
-    ("labels_complete", pa.bool_(), "false when the boxes are unknown or the conditions may add cars that "
-                                    "have no box (crowdedness raised above the source's)"),
+    (
+        "context_strength",
+        pa.float64(),
+        "augment: SDEdit strength that moved the context to the new "
+        "conditions (0 = the source frames as they are)",
+    ),
+    (
+        "boxes_known",
+        pa.bool_(),
+        "false when the source had no box annotations (`boxes` empty = unknown, "
+        "not no cars); null in version-1 rows = true",
+    ),
+    (
+        "labels_complete",
+        pa.bool_(),
+        "false when the boxes are unknown or the conditions may add cars that "
+        "have no box (crowdedness raised above the source's)",
+    ),
 ]
 
-FRAGMENT_SCHEMA = pa.schema([pa.field(n, t, metadata={"doc": d}) for n, t, d in COLUMNS],
-                            metadata={"drivesim_catalog_schema_version": str(CATALOG_SCHEMA_VERSION)})
+FRAGMENT_SCHEMA = pa.schema(
+    [pa.field(n, t, metadata={"doc": d}) for n, t, d in COLUMNS],
+    metadata={"drivesim_catalog_schema_version": str(CATALOG_SCHEMA_VERSION)},
+)
 PARTITIONING = ds.partitioning(pa.schema([(n, t) for n, t, _ in PARTITION_COLUMNS]), flavor="hive")
 
 
-LAYOUT = {"clips": f"{CLIPS}/time_of_day={{time_of_day}}/date={{date}}/{{clip_id}}.parquet",
-          **{kind: f"{MEDIA}/{{clip_id}}{suffix}" for kind, suffix in MEDIA_SUFFIXES.items()},
-          "failed": f"{FAILED}/{{clip_id}}.json"}
+LAYOUT = {
+    "clips": f"{CLIPS}/time_of_day={{time_of_day}}/date={{date}}/{{clip_id}}.parquet",
+    **{kind: f"{MEDIA}/{{clip_id}}{suffix}" for kind, suffix in MEDIA_SUFFIXES.items()},
+    "failed": f"{FAILED}/{{clip_id}}.json",
+}
 
 
 class CatalogError(ValueError):
@@ -120,9 +145,14 @@ def media_path(clip_id: str, kind: str) -> str:
 def info(fps: float | None = None) -> dict:
     """meta/info.json of this schema version (LeRobot-like: version, fps, features)."""
     columns = PARTITION_COLUMNS + COLUMNS
-    return {"schema_version": CATALOG_SCHEMA_VERSION, "fps": fps, "layout": LAYOUT,
-            "partitioning": [n for n, _, _ in PARTITION_COLUMNS], "clips_path": CLIPS,
-            "features": {n: {"type": str(t), "doc": d} for n, t, d in columns}}
+    return {
+        "schema_version": CATALOG_SCHEMA_VERSION,
+        "fps": fps,
+        "layout": LAYOUT,
+        "partitioning": [n for n, _, _ in PARTITION_COLUMNS],
+        "clips_path": CLIPS,
+        "features": {n: {"type": str(t), "doc": d} for n, t, d in columns},
+    }
 
 
 def read_info(root: str | Path) -> dict:
@@ -135,9 +165,11 @@ def read_info(root: str | Path) -> dict:
     except json.JSONDecodeError as e:
         raise CatalogError(f"{path}: not valid JSON ({e})") from None
     if meta.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
-        raise CatalogError(f"{path}: catalog schema_version {meta.get('schema_version')!r}; this drivesim "
-                           f"reads versions {', '.join(map(str, READABLE_SCHEMA_VERSIONS))} (a newer catalog "
-                           "needs a newer drivesim)")
+        raise CatalogError(
+            f"{path}: catalog schema_version {meta.get('schema_version')!r}; this drivesim "
+            f"reads versions {', '.join(map(str, READABLE_SCHEMA_VERSIONS))} (a newer catalog "
+            "needs a newer drivesim)"
+        )
     return meta
 
 
@@ -149,8 +181,9 @@ def open_clips(root: str | Path) -> ds.Dataset:
     return ds.dataset(Path(root) / CLIPS, schema=schema, format="parquet", partitioning=PARTITIONING)
 
 
-def read_clips(root: str | Path, filter: ds.Expression | None = None,
-               columns: list[str] | None = None) -> pa.Table:
+def read_clips(
+    root: str | Path, filter: ds.Expression | None = None, columns: list[str] | None = None
+) -> pa.Table:
     """Rows of the catalog (optionally filtered, e.g. ds.field('time_of_day') == 'night')."""
     return open_clips(root).to_table(filter=filter, columns=columns)
 

@@ -27,8 +27,9 @@ def check_catalog(root: str | Path, rehash: bool = True) -> CatalogReport:
     root = Path(root)
     report = CatalogReport()
     try:
-        table = read_clips(root, columns=["clip_id"] + [f"{k}_{f}" for k in MEDIA_SUFFIXES
-                                                         for f in ("path", "sha256")])
+        table = read_clips(
+            root, columns=["clip_id"] + [f"{k}_{f}" for k in MEDIA_SUFFIXES for f in ("path", "sha256")]
+        )
     except CatalogError as e:
         report.problems.append(str(e))
         return report
@@ -46,16 +47,19 @@ def check_catalog(root: str | Path, rehash: bool = True) -> CatalogReport:
             if not path.is_file():
                 report.problems.append(f"clip {row['clip_id']}: {kind} {rel} is missing")
             elif rehash and sha256_file(path) != digest:
-                report.problems.append(f"clip {row['clip_id']}: {kind} {rel} does not match its sha256 "
-                                       "(changed or truncated)")
+                report.problems.append(
+                    f"clip {row['clip_id']}: {kind} {rel} does not match its sha256 (changed or truncated)"
+                )
     for path in sorted((root / MEDIA).iterdir()) if (root / MEDIA).is_dir() else []:
         rel = f"{MEDIA}/{path.name}"
         if path.name.startswith("."):
-            report.warnings.append(f"{rel}: temporary file of an interrupted writer (the next run "
-                                   "removes it)")
+            report.warnings.append(
+                f"{rel}: temporary file of an interrupted writer (the next run removes it)"
+            )
         elif rel not in referenced:
-            report.problems.append(f"{rel}: orphan media file, no row refers to it (re-run the batch that "
-                                   "made it, or delete it)")
+            report.problems.append(
+                f"{rel}: orphan media file, no row refers to it (re-run the batch that made it, or delete it)"
+            )
     for path in sorted((root / CLIPS).rglob(".*")):
         if path.is_file():
             report.warnings.append(f"{path.relative_to(root)}: temporary file of an interrupted writer")

@@ -33,14 +33,25 @@ from drivesim.data.labels import Box
 from drivesim.data.procedural import frames_to_tensor
 from drivesim.data.video_folder import decode_frames
 
-INDEX_COLUMNS = ["clip_id", "mp4_path", "fps", "frames", "height", "width", "time_of_day", "crowdedness",
-                 "ego_speed_kmh", "boxes_known"]
+INDEX_COLUMNS = [
+    "clip_id",
+    "mp4_path",
+    "fps",
+    "frames",
+    "height",
+    "width",
+    "time_of_day",
+    "crowdedness",
+    "ego_speed_kmh",
+    "boxes_known",
+]
 CROPS = ("center", "random", "none")
 
 
 @dataclass(frozen=True)
 class ClipSampling:
     """How a catalog clip becomes a training sample."""
+
     num_frames: int = 8
     fps: float | None = None  # None: the clip's own frame rate
     size: tuple[int, int] = (128, 256)  # (H, W) of the output frames
@@ -73,8 +84,9 @@ def boxes_by_frame(box_rows: list[dict]) -> dict[int, list[Box]]:
     """Rows of the `boxes` column -> {frame: [Box]} in pixels of the catalog video."""
     out: dict[int, list[Box]] = defaultdict(list)
     for b in box_rows:
-        out[b["frame"]].append(Box(b["x1"], b["y1"], b["x2"], b["y2"], b["category"], b["track_id"],
-                                   b["visibility"]))
+        out[b["frame"]].append(
+            Box(b["x1"], b["y1"], b["x2"], b["y2"], b["category"], b["track_id"], b["visibility"])
+        )
     return out
 
 
@@ -88,13 +100,19 @@ def _crop(h: int, w: int, sampling: ClipSampling, rng: np.random.Generator) -> t
     return y0, y1, x0, x1
 
 
-def load_clip(root: Path, row: dict, box_rows: list[dict], start_s: float, sampling: ClipSampling,
-              rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def load_clip(
+    root: Path,
+    row: dict,
+    box_rows: list[dict],
+    start_s: float,
+    sampling: ClipSampling,
+    rng: np.random.Generator,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One window of a catalog row -> frames [T,3,H,W] in [-1,1] (image mode [3,H,W]) + conditions."""
     fps, t = sampling.fps or row["fps"], sampling.frames
     indices = [min(j, row["frames"] - 1) for j in resample_indices(row["fps"], fps, start_s, t)]
     raw = decode_frames(root / row["mp4_path"], indices, row["fps"])
-    crop = _crop(*raw[0].shape[:2], sampling, rng)
+    crop = _crop(raw[0].shape[0], raw[0].shape[1], sampling, rng)
     y0, y1, x0, x1 = crop
     h, w = sampling.size
     frames = np.stack([cv2.resize(f[y0:y1, x0:x1], (w, h), interpolation=cv2.INTER_AREA) for f in raw])
@@ -102,14 +120,24 @@ def load_clip(root: Path, row: dict, box_rows: list[dict], start_s: float, sampl
     boxes = None
     if known:
         by_frame = boxes_by_frame(box_rows)
-        boxes = [[b for b in (transform_box(b, crop, sampling.size) for b in by_frame.get(j, [])) if b]
-                 for j in indices]
+        boxes = [
+            [b for b in (transform_box(b, crop, sampling.size) for b in by_frame.get(j, [])) if b]
+            for j in indices
+        ]
     max_boxes = sampling.max_boxes
     if max_boxes is None:
         max_boxes = max((len(f) for f in boxes), default=0) if boxes else 0
     speed = row.get("ego_speed_kmh")
-    cond = clip_conditions(boxes, sampling.size, row["time_of_day"], row["crowdedness"], fps,
-                           None if speed is None else speed / 3.6, max_boxes, num_frames=t)
+    cond = clip_conditions(
+        boxes,
+        sampling.size,
+        row["time_of_day"],
+        row["crowdedness"],
+        fps,
+        None if speed is None else speed / 3.6,
+        max_boxes,
+        num_frames=t,
+    )
     tensor = frames_to_tensor(frames)
     if sampling.image_mode:
         return tensor[0], to_image_conditions(cond)
@@ -132,21 +160,35 @@ class _BoxReader:
             self.rows = dict(zip(table.column("clip_id").to_pylist(), range(table.num_rows)))
             self.table = table
         if clip_id not in self.rows:
-            raise CatalogError(f"{path}: no row for clip {clip_id!r} (the catalog changed since the dataset "
-                               "was built; build it again)")
+            raise CatalogError(
+                f"{path}: no row for clip {clip_id!r} (the catalog changed since the dataset "
+                "was built; build it again)"
+            )
         return self.table.column("boxes")[self.rows[clip_id]].as_py() or []
 
 
 class CatalogDataset(Dataset):
     """Map-style clips of a catalog's rows matching `filter` (see catalog_filter); lazy decoding."""
 
-    def __init__(self, root: str | Path, filter=None, *, num_frames: int = 8, fps: float | None = None,
-                 size: tuple[int, int] = (128, 256), crop: str = "center", stride_s: float | None = None,
-                 image_mode: bool = False, max_boxes: int | None = MAX_BOXES, seed: int = 0):
+    def __init__(
+        self,
+        root: str | Path,
+        filter=None,
+        *,
+        num_frames: int = 8,
+        fps: float | None = None,
+        size: tuple[int, int] = (128, 256),
+        crop: str = "center",
+        stride_s: float | None = None,
+        image_mode: bool = False,
+        max_boxes: int | None = MAX_BOXES,
+        seed: int = 0,
+    ):
         self.root = Path(root)
         self.filter = catalog_filter(filter)
-        self.sampling = ClipSampling(num_frames, fps, tuple(size), crop, stride_s, image_mode, max_boxes,
-                                     seed)
+        self.sampling = ClipSampling(
+            num_frames, fps, (size[0], size[1]), crop, stride_s, image_mode, max_boxes, seed
+        )
         scanner = open_clips(self.root).scanner(columns=[*INDEX_COLUMNS, "__filename"], filter=self.filter)
         self.rows = sorted(scanner.to_table().to_pylist(), key=lambda r: (r["__filename"], r["clip_id"]))
         self.index = [(r, s) for r in range(len(self.rows)) for s in self.sampling.starts(self.rows[r])]
@@ -165,14 +207,16 @@ class CatalogDataset(Dataset):
             raise IndexError(f"index {index} out of range for {len(self.index)} clips")
         r, start = self.index[index]
         row = self.rows[r]
-        boxes = self._reader.boxes(row["__filename"], row["clip_id"]) if row["boxes_known"] is not False \
-            else []
+        boxes = (
+            self._reader.boxes(row["__filename"], row["clip_id"]) if row["boxes_known"] is not False else []
+        )
         rng = np.random.default_rng([self.sampling.seed, index])
         return load_clip(self.root, row, boxes, start, self.sampling, rng)
 
 
-def filtered_rows(root: Path, filter: ds.Expression | None, columns: list[str],
-                  rng: np.random.Generator | None = None):
+def filtered_rows(
+    root: Path, filter: ds.Expression | None, columns: list[str], rng: np.random.Generator | None = None
+):
     """Yield row dicts of the catalog file by file, in path order or permuted by rng (the catalog is
     opened in the calling process)."""
     dataset = open_clips(root)

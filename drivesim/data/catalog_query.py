@@ -22,8 +22,15 @@ import pyarrow.dataset as ds
 from drivesim.data.catalog import COLUMNS, PARTITION_COLUMNS, CatalogError
 from drivesim.data.conditions import CROWDEDNESS
 
-OPERATORS = {"==": operator.eq, "=": operator.eq, "!=": operator.ne, ">=": operator.ge, "<=": operator.le,
-             ">": operator.gt, "<": operator.lt}
+OPERATORS = {
+    "==": operator.eq,
+    "=": operator.eq,
+    "!=": operator.ne,
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+}
 _TEXT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(==|!=|>=|<=|=|>|<)\s*(.*?)\s*$")
 TYPES = {n: t for n, t, _ in PARTITION_COLUMNS + COLUMNS}
 
@@ -75,8 +82,10 @@ def parse_condition(text: str) -> ds.Expression:
     """'crowdedness >= moderate' -> expression; a CatalogError shows the form on bad text."""
     match = _TEXT.match(text)
     if not match:
-        raise CatalogError(f"filter {text!r}: write COLUMN OP VALUE, e.g. time_of_day == night or "
-                           "crowdedness >= moderate (OP: == != >= <= > <)")
+        raise CatalogError(
+            f"filter {text!r}: write COLUMN OP VALUE, e.g. time_of_day == night or "
+            "crowdedness >= moderate (OP: == != >= <= > <)"
+        )
     return condition(*match.groups())
 
 
@@ -89,11 +98,15 @@ def catalog_filter(spec) -> ds.Expression | None:
     elif isinstance(spec, dict):
         terms = [condition(name, "==", value) for name, value in spec.items()]
     elif isinstance(spec, Iterable):
-        terms = [catalog_filter(item) if isinstance(item, str | ds.Expression) else condition(*item)
-                 for item in spec]
+        terms = [
+            catalog_filter(item) if isinstance(item, str | ds.Expression) else condition(*item)
+            for item in spec
+        ]
     else:
-        raise CatalogError(f"filter {spec!r}: give a pyarrow expression, 'COLUMN OP VALUE' text, a dict "
-                           "or a list of (column, op, value)")
+        raise CatalogError(
+            f"filter {spec!r}: give a pyarrow expression, 'COLUMN OP VALUE' text, a dict "
+            "or a list of (column, op, value)"
+        )
     expr = None
     for term in terms:
         expr = term if expr is None else expr & term

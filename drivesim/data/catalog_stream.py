@@ -34,14 +34,27 @@ def shard() -> tuple[int, int]:
 class CatalogStream(IterableDataset):
     """Streams (frames, conditions) of the catalog rows matching `filter`, one pass per epoch."""
 
-    def __init__(self, root: str | Path, filter=None, *, num_frames: int = 8, fps: float | None = None,
-                 size: tuple[int, int] = (128, 256), crop: str = "center", stride_s: float | None = None,
-                 image_mode: bool = False, max_boxes: int | None = MAX_BOXES, shuffle: bool = False,
-                 shuffle_buffer: int = 16, seed: int = 0):
+    def __init__(
+        self,
+        root: str | Path,
+        filter=None,
+        *,
+        num_frames: int = 8,
+        fps: float | None = None,
+        size: tuple[int, int] = (128, 256),
+        crop: str = "center",
+        stride_s: float | None = None,
+        image_mode: bool = False,
+        max_boxes: int | None = MAX_BOXES,
+        shuffle: bool = False,
+        shuffle_buffer: int = 16,
+        seed: int = 0,
+    ):
         self.root = Path(root)
         self.filter = catalog_filter(filter)
-        self.sampling = ClipSampling(num_frames, fps, tuple(size), crop, stride_s, image_mode, max_boxes,
-                                     seed)
+        self.sampling = ClipSampling(
+            num_frames, fps, (size[0], size[1]), crop, stride_s, image_mode, max_boxes, seed
+        )
         self.shuffle, self.shuffle_buffer, self.seed, self.epoch = shuffle, shuffle_buffer, seed, 0
 
     def set_epoch(self, epoch: int) -> None:

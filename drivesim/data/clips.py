@@ -20,8 +20,7 @@ def num_clips(duration_s: float, num_frames: int, dst_fps: float, stride_s: floa
     return math.floor((duration_s - span) / stride_s + 1e-9) + 1
 
 
-def center_crop_to_aspect(src_h: int, src_w: int, aspect_w_over_h: float = 2.0
-                          ) -> tuple[int, int, int, int]:
+def center_crop_to_aspect(src_h: int, src_w: int, aspect_w_over_h: float = 2.0) -> tuple[int, int, int, int]:
     """(y0, y1, x0, x1) of the largest centred crop with width / height = aspect."""
     if src_w / src_h > aspect_w_over_h:  # too wide: crop columns
         w = round(src_h * aspect_w_over_h)

@@ -39,8 +39,9 @@ def pad_boxes(cond: dict[str, torch.Tensor], slots: int) -> dict[str, torch.Tens
     return out
 
 
-def collate_clips(batch: list[tuple[torch.Tensor, dict[str, torch.Tensor]]]
-                  ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def collate_clips(
+    batch: list[tuple[torch.Tensor, dict[str, torch.Tensor]]],
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """[(frames [T,3,H,W], cond)] with any box counts -> (frames [B,T,3,H,W], cond with N = batch max)."""
     slots = max(used_slots(cond) for _, cond in batch)
     return default_collate([(frames, pad_boxes(cond, slots)) for frames, cond in batch])

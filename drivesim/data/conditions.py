@@ -82,5 +82,4 @@ def clip_conditions(
 
 def to_image_conditions(cond: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Drop the T axis (T must be 1) of a clip condition dict for image mode."""
-    return {k: (v[0] if v.dim() >= 1 and k in PER_FRAME_KEYS else v)
-            for k, v in cond.items()}
+    return {k: (v[0] if v.dim() >= 1 and k in PER_FRAME_KEYS else v) for k, v in cond.items()}

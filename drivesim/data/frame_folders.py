@@ -20,6 +20,7 @@ import logging
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -39,6 +40,7 @@ class FrameFolderError(ValueError):
 @dataclass(frozen=True)
 class FrameSequence:
     """One clip stored as image files; the same fields as a probed video (VideoInfo)."""
+
     path: Path
     fps: float
     num_frames: int
@@ -63,8 +65,11 @@ class FrameSequence:
 
 def image_files(folder: Path) -> list[Path]:
     """The frame files directly inside `folder`, sorted by name (hidden files skipped)."""
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
 
 
 def bdd_mot_labels(folder: Path) -> Path | None:
@@ -77,10 +82,14 @@ def bdd_mot_labels(folder: Path) -> Path | None:
 
 def labels_fps(entries: list[dict]) -> float | None:
     """Frame rate from Scalabel entries: median step of `timestamp` (ms), or an `fps` attribute."""
-    stamps = sorted((e["frameIndex"], float(e["timestamp"])) for e in entries
-                    if isinstance(e, dict) and "timestamp" in e and "frameIndex" in e)
-    steps = [(t1 - t0) / (i1 - i0) for (i0, t0), (i1, t1) in itertools.pairwise(stamps)
-             if i1 > i0 and t1 > t0]
+    stamps = sorted(
+        (e["frameIndex"], float(e["timestamp"]))
+        for e in entries
+        if isinstance(e, dict) and "timestamp" in e and "frameIndex" in e
+    )
+    steps = [
+        (t1 - t0) / (i1 - i0) for (i0, t0), (i1, t1) in itertools.pairwise(stamps) if i1 > i0 and t1 > t0
+    ]
     if steps:
         return 1000.0 / statistics.median(steps)
     for entry in entries:
@@ -102,8 +111,9 @@ def _by_position(frames: list[FrameLabel], entries: list[dict], files: list[Path
     return out
 
 
-def probe_frame_folder(folder: str | Path, fps: float | None = None,
-                       labels: str | Path | None = None) -> FrameSequence:
+def probe_frame_folder(
+    folder: str | Path, fps: float | None = None, labels: str | Path | None = None
+) -> FrameSequence:
     """An image-sequence folder -> FrameSequence (frame rate: `fps`, else the labels, else BDD MOT's)."""
     folder = Path(folder)
     files = image_files(folder)
@@ -123,10 +133,13 @@ def probe_frame_folder(folder: str | Path, fps: float | None = None,
         rate = BDD_MOT_FPS
         logger.info("%s: BDD100K MOT layout, no frame rate in its labels: %g fps", folder, rate)
     if not rate or rate <= 0:
-        raise FrameFolderError(f"{folder}: image sequence without a frame rate; give it (source_fps=, "
-                               "--source-fps) or put `timestamp` (ms) fields or an `fps` attribute in "
-                               f"{label_path.name}")
-    by_position = _by_position(frames, entries, files) if frames is not None else None
+        raise FrameFolderError(
+            f"{folder}: image sequence without a frame rate; give it (source_fps=, "
+            "--source-fps) or put `timestamp` (ms) fields or an `fps` attribute in "
+            f"{label_path.name}"
+        )
+    # frames come from the entries: both are there or neither
+    by_position = _by_position(frames, cast("list[dict]", entries), files) if frames is not None else None
     return FrameSequence(folder, float(rate), len(files), by_position, tuple(files))
 
 

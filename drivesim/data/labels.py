@@ -14,8 +14,15 @@ from pathlib import Path
 
 from drivesim.world.labels import Box, FrameLabel
 
-__all__ = ["TIME_OF_DAY_FROM_BDD", "Box", "FrameLabel", "LabelFormatError", "from_scalabel", "read_scalabel",
-           "to_scalabel"]
+__all__ = [
+    "TIME_OF_DAY_FROM_BDD",
+    "Box",
+    "FrameLabel",
+    "LabelFormatError",
+    "from_scalabel",
+    "read_scalabel",
+    "to_scalabel",
+]
 
 # Scalabel/BDD100K names -> drivesim names (drivesim.world.labels.BDD_TIME_OF_DAY: the other way).
 TIME_OF_DAY_FROM_BDD = {"daytime": "day", "night": "night", "dawn/dusk": "day"}
@@ -74,8 +81,15 @@ def from_scalabel(entries: list[dict], source: str = "<labels>") -> list[FrameLa
                     track = abs(hash(lab.get("id"))) % (2**31)
                 vis = float((lab.get("attributes") or {}).get("visibility", 1.0))
                 boxes.append(
-                    Box(float(b["x1"]), float(b["y1"]), float(b["x2"]), float(b["y2"]),
-                        str(lab.get("category", "car")), track, vis)
+                    Box(
+                        float(b["x1"]),
+                        float(b["y1"]),
+                        float(b["x2"]),
+                        float(b["y2"]),
+                        str(lab.get("category", "car")),
+                        track,
+                        vis,
+                    )
                 )
         attrs = {k: str(v) for k, v in (entry.get("attributes") or {}).items()}
         frames.append(FrameLabel(int(entry["frameIndex"]), boxes, attrs))

@@ -9,7 +9,8 @@ seed, epoch and the DataLoader worker) and ends when a source ends.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Sized
+from typing import cast
 
 import numpy as np
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
@@ -25,12 +26,13 @@ def _probabilities(weights: Sequence[float], n: int) -> np.ndarray:
 class MixedDataset(Dataset):
     """Seeded weighted draw over map-style datasets; item i -> (source, item of that source)."""
 
-    def __init__(self, datasets: Sequence[Dataset], weights: Sequence[float], length: int | None = None,
-                 seed: int = 0):
+    def __init__(
+        self, datasets: Sequence[Dataset], weights: Sequence[float], length: int | None = None, seed: int = 0
+    ):
         self.datasets, self.p = list(datasets), _probabilities(weights, len(datasets))
-        if any(len(d) == 0 for d, p in zip(self.datasets, self.p) if p > 0):
+        if any(len(cast(Sized, d)) == 0 for d, p in zip(self.datasets, self.p) if p > 0):
             raise ValueError("mix: a dataset with a non-zero weight is empty")
-        self.length = sum(len(d) for d in self.datasets) if length is None else length
+        self.length = sum(len(cast(Sized, d)) for d in self.datasets) if length is None else length
         self.seed, self.epoch = seed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -44,7 +46,7 @@ class MixedDataset(Dataset):
         """(dataset number, index within it) of item `index` in this epoch."""
         rng = np.random.default_rng([self.seed, self.epoch, index])
         k = int(rng.choice(len(self.datasets), p=self.p))
-        return k, int(rng.integers(len(self.datasets[k])))
+        return k, int(rng.integers(len(cast(Sized, self.datasets[k]))))
 
     def __getitem__(self, index: int):
         """-> the drawn source's item (the sources' own format, e.g. frames [T,3,H,W] + conditions)."""
@@ -80,8 +82,9 @@ class MixedStream(IterableDataset):
                 return
 
 
-def mix(real, synthetic, weights: Sequence[float] = (0.5, 0.5), seed: int = 0,
-        length: int | None = None) -> MixedDataset | MixedStream:
+def mix(
+    real, synthetic, weights: Sequence[float] = (0.5, 0.5), seed: int = 0, length: int | None = None
+) -> MixedDataset | MixedStream:
     """Real + synthetic clips drawn with `weights` -> MixedDataset (both map-style) or MixedStream."""
     if isinstance(real, IterableDataset) or isinstance(synthetic, IterableDataset):
         if length is not None:

@@ -31,18 +31,27 @@ class ProceduralClipDataset(Dataset):
     Item i is the same on every call and in every worker: its RNG is seeded by (seed, i).
     """
 
-    def __init__(self, length: int = 100_000, num_frames: int = 8, fps: float = 30.0,
-                 size: tuple[int, int] = (128, 256), seed: int = 0, image_mode: bool = False,
-                 time_of_day: str | None = None, crowdedness: str | None = None,
-                 curvature: str | None = None, ego_speed_range: tuple[float, float] = (8.0, 30.0),
-                 max_boxes: int = MAX_BOXES):
+    def __init__(
+        self,
+        length: int = 100_000,
+        num_frames: int = 8,
+        fps: float = 30.0,
+        size: tuple[int, int] = (128, 256),
+        seed: int = 0,
+        image_mode: bool = False,
+        time_of_day: str | None = None,
+        crowdedness: str | None = None,
+        curvature: str | None = None,
+        ego_speed_range: tuple[float, float] = (8.0, 30.0),
+        max_boxes: int = MAX_BOXES,
+    ):
         if time_of_day not in (None, *TIME_OF_DAY):
             raise ValueError(f"time_of_day={time_of_day!r}: use one of {TIME_OF_DAY} or None")
         if crowdedness not in (None, *CROWDEDNESS):
             raise ValueError(f"crowdedness={crowdedness!r}: use one of {CROWDEDNESS} or None")
         if curvature not in (None, *CURVATURES):
             raise ValueError(f"curvature={curvature!r}: use one of {CURVATURES} or None")
-        self.length, self.fps, self.size, self.seed = length, fps, tuple(size), seed
+        self.length, self.fps, self.size, self.seed = length, fps, (size[0], size[1]), seed
         self.num_frames = 1 if image_mode else num_frames
         self.image_mode, self.max_boxes = image_mode, max_boxes
         self.time_of_day, self.crowdedness, self.curvature = time_of_day, crowdedness, curvature
@@ -59,8 +68,12 @@ class ProceduralClipDataset(Dataset):
             time_of_day=self.time_of_day or str(rng.choice(TIME_OF_DAY)),
             crowdedness=self.crowdedness or str(rng.choice(CROWDEDNESS)),
             curvature=self.curvature or str(rng.choice(CURVATURES)),
-            num_frames=self.num_frames, fps=self.fps, height=h, width=w,
-            seed=int(rng.integers(0, 2**31)), ego_speed=float(rng.uniform(*self.ego_speed_range)),
+            num_frames=self.num_frames,
+            fps=self.fps,
+            height=h,
+            width=w,
+            seed=int(rng.integers(0, 2**31)),
+            ego_speed=float(rng.uniform(*self.ego_speed_range)),
         )
 
     def start_frame(self, index: int) -> int:
@@ -82,8 +95,9 @@ class ProceduralClipDataset(Dataset):
             images.append(image)
             boxes.append(label.boxes)
         frames = frames_to_tensor(np.stack(images))
-        cond = clip_conditions(boxes, self.size, spec.time_of_day, spec.crowdedness, spec.fps,
-                               spec.ego_speed, self.max_boxes)
+        cond = clip_conditions(
+            boxes, self.size, spec.time_of_day, spec.crowdedness, spec.fps, spec.ego_speed, self.max_boxes
+        )
         if self.image_mode:
             return frames[0], to_image_conditions(cond)
         return frames, cond

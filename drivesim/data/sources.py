@@ -26,6 +26,7 @@ from drivesim.data.video_folder import decode_frames, find_sources
 @dataclass(frozen=True)
 class SourceClip:
     """A real (or catalog) clip to make variants of."""
+
     clip_id: str
     path: str  # the video file, frame folder, or `catalog_root#clip_id`
     fps: float
@@ -44,8 +45,9 @@ class SourceClip:
     def boxes_known(self) -> bool:
         """Whether every frame has annotated boxes (an empty list = no cars)."""
         labels = self.labels
-        return labels is not None and all(labels.get(i) is not None and labels[i].boxes is not None
-                                          for i in range(self.num_frames))
+        return labels is not None and all(
+            labels.get(i) is not None and labels[i].boxes is not None for i in range(self.num_frames)
+        )
 
     def read_frames(self, indices: list[int]) -> list[np.ndarray]:
         """RGB uint8 [H,W,3] frames at the given indices."""
@@ -55,8 +57,14 @@ class SourceClip:
 def scene_of_labels(labels: dict[int, FrameLabel] | None) -> tuple[str | None, str | None]:
     """(time_of_day, crowdedness) from per-frame labels (first frame that says, else box counts)."""
     frames = [labels[i] for i in sorted(labels)] if labels else []
-    tod = next((TIME_OF_DAY_FROM_BDD.get(f.attributes["timeofday"]) for f in frames
-                if f.attributes.get("timeofday")), None)
+    tod = next(
+        (
+            TIME_OF_DAY_FROM_BDD.get(f.attributes["timeofday"])
+            for f in frames
+            if f.attributes.get("timeofday")
+        ),
+        None,
+    )
     crowd = next((f.attributes["crowdedness"] for f in frames if f.attributes.get("crowdedness")), None)
     if crowd is not None and crowd not in CROWDEDNESS:
         crowd = crowdedness_of_count(int(crowd)) if crowd.isdigit() else None
@@ -74,8 +82,11 @@ def folder_sources(root: str | Path, source_fps: float | None = None) -> list[So
         rel = info.path.relative_to(root) if info.path != root and root.is_dir() else Path(info.path.name)
         clip_id = "__".join(rel.with_suffix("").parts) if rel.parts else info.path.name
         tod, crowd = scene_of_labels(info.labels)
-        out.append(SourceClip(clip_id, str(info.path), info.fps, info.num_frames, info.labels, tod, crowd,
-                              info.read_frames))
+        out.append(
+            SourceClip(
+                clip_id, str(info.path), info.fps, info.num_frames, info.labels, tod, crowd, info.read_frames
+            )
+        )
     return out
 
 
@@ -90,9 +101,18 @@ def catalog_sources(root: str | Path, filter=None) -> list[SourceClip]:
             by_frame = boxes_by_frame(row["boxes"] or [])
             labels = {i: FrameLabel(i, by_frame.get(i, []), {}) for i in range(row["frames"])}
         path, fps = root / row["mp4_path"], row["fps"]
-        out.append(SourceClip(row["clip_id"], f"{root}#{row['clip_id']}", fps, row["frames"], labels,
-                              row["time_of_day"], row["crowdedness"],
-                              lambda idx, path=path, fps=fps: decode_frames(path, idx, fps)))
+        out.append(
+            SourceClip(
+                row["clip_id"],
+                f"{root}#{row['clip_id']}",
+                fps,
+                row["frames"],
+                labels,
+                row["time_of_day"],
+                row["crowdedness"],
+                lambda idx, path=path, fps=fps: decode_frames(path, idx, fps),
+            )
+        )
     return sorted(out, key=lambda s: s.clip_id)
 
 

@@ -49,8 +49,9 @@ def _ramp(scales: GuidanceScales, num_frames: int, like: torch.Tensor) -> torch.
     return torch.linspace(start, end, num_frames, dtype=like.dtype, device=like.device).view(1, -1, 1, 1, 1)
 
 
-def combine(uncond: torch.Tensor, scene: torch.Tensor, full: torch.Tensor,
-            scales: GuidanceScales) -> torch.Tensor:
+def combine(
+    uncond: torch.Tensor, scene: torch.Tensor, full: torch.Tensor, scales: GuidanceScales
+) -> torch.Tensor:
     """Three [B,T,...] predictions -> guided [B,T,...]."""
     ramp = _ramp(scales, uncond.shape[1], uncond)
     return uncond + scales.scene * ramp * (scene - uncond) + scales.boxes * ramp * (full - scene)
@@ -60,8 +61,14 @@ def _cat_conditions(conds: list[dict[str, torch.Tensor]]) -> dict[str, torch.Ten
     return {k: torch.cat([c[k] for c in conds]) for k in conds[0]}
 
 
-def guided_prediction(model, x: torch.Tensor, timesteps: torch.Tensor, cond: dict[str, torch.Tensor],
-                      scales: GuidanceScales, context: Context | None = None) -> torch.Tensor:
+def guided_prediction(
+    model,
+    x: torch.Tensor,
+    timesteps: torch.Tensor,
+    cond: dict[str, torch.Tensor],
+    scales: GuidanceScales,
+    context: Context | None = None,
+) -> torch.Tensor:
     """x [B,T,C,h,w] -> guided prediction; model(x, t, cond, context=...) runs all branches in one
     batched forward (three, or four with context guidance)."""
     b = x.shape[0]

@@ -6,15 +6,33 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, cast
 
 import torch
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
+from diffusers.schedulers.scheduling_ddim import DDIMScheduler
+from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
+from diffusers.schedulers.scheduling_euler_discrete import EulerDiscreteScheduler
 from tqdm import tqdm
 
 from drivesim.diffusion.noise import mixed_noise
 from drivesim.diffusion.schedule import ScheduleConfig
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_in, t [B]) -> model output
+
+
+class InferenceScheduler(Protocol):
+    """What drivesim reads of a scheduler of SCHEDULERS (diffusers types add_noise's timesteps as
+    IntTensor, yet takes any integer tensor)."""
+
+    timesteps: torch.Tensor
+    alphas_cumprod: torch.Tensor
+
+    @property
+    def init_noise_sigma(self) -> float | torch.Tensor: ...
+
+    def add_noise(
+        self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
+    ) -> torch.Tensor: ...
 
 
 def ddim(cfg: ScheduleConfig) -> DDIMScheduler:
@@ -32,7 +50,9 @@ def euler(cfg: ScheduleConfig) -> EulerDiscreteScheduler:
     return EulerDiscreteScheduler(**cfg.scheduler_kwargs())
 
 
-SCHEDULERS: dict[str, Callable[[ScheduleConfig], object]] = {"ddim": ddim, "dpmpp": dpmpp, "euler": euler}
+SCHEDULERS: dict[
+    str, Callable[[ScheduleConfig], DDIMScheduler | DPMSolverMultistepScheduler | EulerDiscreteScheduler]
+] = {"ddim": ddim, "dpmpp": dpmpp, "euler": euler}
 SAMPLERS = tuple(SCHEDULERS)
 
 
@@ -48,15 +68,16 @@ class SamplerConfig:
     frame_correlation: float | None = None
 
 
-def make_scheduler(name: str, cfg: ScheduleConfig):
+def make_scheduler(name: str, cfg: ScheduleConfig) -> InferenceScheduler:
     """A fresh inference scheduler SCHEDULERS[name] for the training schedule."""
     if name not in SCHEDULERS:
         raise ValueError(f"sampler={name!r}: use one of {SAMPLERS}")
-    return SCHEDULERS[name](cfg)
+    return cast(InferenceScheduler, SCHEDULERS[name](cfg))
 
 
-def sdedit_timesteps(scheduler, steps: int, strength: float,
-                     device: torch.device | str = "cpu") -> torch.Tensor:
+def sdedit_timesteps(
+    scheduler, steps: int, strength: float, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """Set `scheduler` up for `steps` steps over the lowest `strength` of the schedule -> [steps] t."""
     if not 0 < strength <= 1:
         raise ValueError(f"strength={strength}: must be in (0, 1]")
@@ -65,12 +86,18 @@ def sdedit_timesteps(scheduler, steps: int, strength: float,
     skip = total - steps
     if skip and hasattr(scheduler, "set_begin_index"):
         scheduler.set_begin_index(skip * scheduler.order)
-    return scheduler.timesteps[skip * scheduler.order:]
+    return scheduler.timesteps[skip * scheduler.order :]
 
 
-def denoise_loop(denoise: Denoiser, x: torch.Tensor, scheduler, timesteps: torch.Tensor,
-                 generator: torch.Generator | None = None, known: tuple | None = None,
-                 progress: bool = False) -> torch.Tensor:
+def denoise_loop(
+    denoise: Denoiser,
+    x: torch.Tensor,
+    scheduler,
+    timesteps: torch.Tensor,
+    generator: torch.Generator | None = None,
+    known: tuple | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
     """x [B,...] at timesteps[0] -> x at t = 0, one scheduler step per timestep.
 
     known = (latents, noise, mask [B,T]): after every step the known frames are replaced by
@@ -80,15 +107,25 @@ def denoise_loop(denoise: Denoiser, x: torch.Tensor, scheduler, timesteps: torch
         x = scheduler.step(out, t, x, generator=generator).prev_sample
         if known is not None:
             latents, noise, keep = known
-            x[keep] = (scheduler.add_noise(latents, noise, timesteps[i + 1:i + 2])[keep]
-                       if i + 1 < len(timesteps) else latents[keep])
+            x[keep] = (
+                scheduler.add_noise(latents, noise, timesteps[i + 1 : i + 2])[keep]
+                if i + 1 < len(timesteps)
+                else latents[keep]
+            )
     return x
 
 
-def sample(denoise: Denoiser, shape: tuple[int, ...], sampler: SamplerConfig, schedule: ScheduleConfig,
-           generator: torch.Generator | None = None, *,
-           known: tuple[torch.Tensor, torch.Tensor] | None = None,
-           start: torch.Tensor | None = None, progress: bool = False) -> torch.Tensor:
+def sample(
+    denoise: Denoiser,
+    shape: tuple[int, ...],
+    sampler: SamplerConfig,
+    schedule: ScheduleConfig,
+    generator: torch.Generator | None = None,
+    *,
+    known: tuple[torch.Tensor, torch.Tensor] | None = None,
+    start: torch.Tensor | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
     """Sample latents `shape` [B,T,C,h,w] with sampler.steps steps of scheduler sampler.name.
 
     known = (latents [B,T,...], mask [B,T]): frames kept as given (noised to every step's level).
@@ -103,7 +140,11 @@ def sample(denoise: Denoiser, shape: tuple[int, ...], sampler: SamplerConfig, sc
         correlation = schedule.frame_correlation
     noise = mixed_noise(shape, generator, correlation)
     skipped = len(timesteps) < len(scheduler.timesteps)
-    x = scheduler.add_noise(start, noise, timesteps[:1]) if skipped else noise * scheduler.init_noise_sigma
+    if skipped:
+        assert start is not None  # steps are skipped only for strength < 1, which needs start (above)
+        x = scheduler.add_noise(start, noise, timesteps[:1])
+    else:
+        x = noise * scheduler.init_noise_sigma
     replace = None
     if known is not None:
         latents, mask = known

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import cast
 
 import torch
-from diffusers import DDPMScheduler
+from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 
 from drivesim.diffusion.noise import mixed_noise
 
 # Fields written by checkpoints from before these keys existed take these values.
-LEGACY_SCHEDULE = {"rescale_betas_zero_snr": False, "timestep_spacing": "leading",
-                   "frame_correlation": 0.0}
+LEGACY_SCHEDULE = {"rescale_betas_zero_snr": False, "timestep_spacing": "leading", "frame_correlation": 0.0}
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,10 @@ def training_scheduler(cfg: ScheduleConfig) -> DDPMScheduler:
     if cfg.prediction_type not in ("epsilon", "v_prediction"):
         raise ValueError(f"prediction_type={cfg.prediction_type!r}: use 'epsilon' or 'v_prediction'")
     if cfg.rescale_betas_zero_snr and cfg.prediction_type == "epsilon":
-        raise ValueError("rescale_betas_zero_snr=true needs prediction_type=v_prediction: at zero "
-                         "terminal SNR the noise is the input, so eps-prediction learns nothing at t = T")
+        raise ValueError(
+            "rescale_betas_zero_snr=true needs prediction_type=v_prediction: at zero "
+            "terminal SNR the noise is the input, so eps-prediction learns nothing at t = T"
+        )
     if not 0 <= cfg.frame_correlation < 1:
         raise ValueError(f"frame_correlation={cfg.frame_correlation}: must be in [0, 1)")
     return DDPMScheduler(**cfg.scheduler_kwargs())
@@ -64,19 +66,29 @@ def terminal_snr(cfg: ScheduleConfig) -> float:
     return a / (1 - a)
 
 
-def noise_clips(scheduler: DDPMScheduler, latents: torch.Tensor, generator: torch.Generator | None = None,
-                frame_correlation: float = 0.0):
+def noise_clips(
+    scheduler: DDPMScheduler,
+    latents: torch.Tensor,
+    generator: torch.Generator | None = None,
+    frame_correlation: float = 0.0,
+):
     """latents [B,T,C,h,w] -> (noisy, timesteps [B], target) with ONE timestep per clip; the noise
     follows the same mixed prior the samplers start from."""
     b = latents.shape[0]
-    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=generator,
-                              device=generator.device if generator is not None else "cpu")
+    timesteps = torch.randint(
+        0,
+        scheduler.config["num_train_timesteps"],
+        (b,),
+        generator=generator,
+        device=generator.device if generator is not None else "cpu",
+    )
     noise = mixed_noise(latents.shape, generator, frame_correlation).to(latents)
     timesteps = timesteps.to(latents.device)
+    int_t = cast(torch.IntTensor, timesteps)  # diffusers' type for it; any integer tensor works
     # add_noise broadcasts per-sample coefficients over all trailing axes, frames included.
-    noisy = scheduler.add_noise(latents, noise, timesteps)
-    if scheduler.config.prediction_type == "v_prediction":
-        target = scheduler.get_velocity(latents, noise, timesteps)
+    noisy = scheduler.add_noise(latents, noise, int_t)
+    if scheduler.config["prediction_type"] == "v_prediction":
+        target = scheduler.get_velocity(latents, noise, int_t)
     else:
         target = noise
     return noisy, timesteps, target
@@ -91,9 +103,9 @@ def x0_preconditioning(alpha_bar: torch.Tensor, sigma_data: float):
     """(c_in, c_skip, c_out): x0 = c_skip x_t + c_out F(c_in x_t) (EDM, Karras et al. 2022, in VP form).
     c_skip x_t is the best linear guess of an x0 of std sigma_data, F's target has unit variance at
     every t, and c_in scales the input by its signal (0 at zero SNR, where x_t is pure noise)."""
-    total = alpha_bar * sigma_data ** 2 + (1 - alpha_bar)
+    total = alpha_bar * sigma_data**2 + (1 - alpha_bar)
     c_in = (alpha_bar / total).sqrt()
-    return c_in, alpha_bar.sqrt() * sigma_data ** 2 / total, ((1 - alpha_bar) / total).sqrt() * sigma_data
+    return c_in, alpha_bar.sqrt() * sigma_data**2 / total, ((1 - alpha_bar) / total).sqrt() * sigma_data
 
 
 def velocity_from_x0(x_t: torch.Tensor, x0: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
@@ -101,8 +113,9 @@ def velocity_from_x0(x_t: torch.Tensor, x0: torch.Tensor, alpha_bar: torch.Tenso
     return (alpha_bar.sqrt() * x_t - x0) / (1 - alpha_bar).sqrt()
 
 
-def x0_and_eps(x_t: torch.Tensor, out: torch.Tensor, alpha_bar: torch.Tensor,
-               prediction_type: str) -> tuple[torch.Tensor, torch.Tensor]:
+def x0_and_eps(
+    x_t: torch.Tensor, out: torch.Tensor, alpha_bar: torch.Tensor, prediction_type: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A model output (eps or v) at x_t -> (x0, eps); v works at alpha_bar = 0, eps cannot."""
     a, s = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
     if prediction_type == "v_prediction":

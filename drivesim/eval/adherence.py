@@ -4,21 +4,30 @@ boxes it was conditioned on? Also the probe features for the built-in Frechet di
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
-from drivesim.models.model_index import load_part
+from drivesim.models.model_index import check_folder_class, load_part
 from drivesim.models.probes import BoxProbe, ClipProbe
 
 DEFAULT_PROBES = Path(__file__).resolve().parents[1] / "assets" / "eval"
 MIN_BOX_HEIGHT = 8.0  # pixels of a 128-pixel-high frame; smaller boxes are not probed
 
 
-def load_probes(folder: str | Path = DEFAULT_PROBES) -> tuple[ClipProbe, BoxProbe]:
+class ProbeSet(NamedTuple):
+    """The probes of an evaluation folder (its model_index.json's `_class_name`)."""
+
+    clip: ClipProbe
+    box: BoxProbe
+
+
+def load_probes(folder: str | Path = DEFAULT_PROBES) -> ProbeSet:
     """The trained probes of a folder (clip.safetensors/.json, box.safetensors/.json), eval mode."""
     folder = Path(folder)
-    clip, box = load_part(folder, "clip"), load_part(folder, "box")
-    return clip.float().eval(), box.float().eval()
+    check_folder_class(folder, "ProbeSet")
+    clip, box = load_part(folder, "clip", ClipProbe), load_part(folder, "box", BoxProbe)
+    return ProbeSet(clip.float().eval(), box.float().eval())
 
 
 class AdherenceMeter:
@@ -51,9 +60,13 @@ class AdherenceMeter:
     def report(self) -> dict:
         """Accuracy per condition (None where no clip had that label) and counts."""
         rates = {k: (h / n if n else None) for k, (h, n) in self.hits.items()}
-        return {"time_of_day_accuracy": rates["time_of_day"], "crowdedness_accuracy": rates["crowdedness"],
-                "box_hit_rate": rates["boxes"], "boxes_probed": self.hits["boxes"][1],
-                "clips_with_time_of_day": self.hits["time_of_day"][1]}
+        return {
+            "time_of_day_accuracy": rates["time_of_day"],
+            "crowdedness_accuracy": rates["crowdedness"],
+            "box_hit_rate": rates["boxes"],
+            "boxes_probed": self.hits["boxes"][1],
+            "clips_with_time_of_day": self.hits["time_of_day"][1],
+        }
 
     def all_features(self) -> torch.Tensor:
         """[N,D] probe features of every clip seen."""

@@ -13,18 +13,30 @@ from tqdm import tqdm
 
 from drivesim.data.procedural import ProceduralClipDataset
 from drivesim.metrics import psnr, reference_flicker, warped_reference_flicker
+from drivesim.models.autoencoder import AutoencoderKL
 from drivesim.models.model_index import load_part
+from drivesim.models.temporal_decoder import TemporalDecoder
 from drivesim.utils import HELD_OUT_SEED, resolve_device
 
 
 @torch.no_grad()
-def evaluate_autoencoder(autoencoder: str, temporal_decoder: str | None, clips: int = 16,
-                         num_frames: int = 16, fps: float = 30.0, progress: bool = True,
-                         device: str = "cpu") -> dict:
+def evaluate_autoencoder(
+    autoencoder: str,
+    temporal_decoder: str | None,
+    clips: int = 16,
+    num_frames: int = 16,
+    fps: float = 30.0,
+    progress: bool = True,
+    device: str | torch.device = "cpu",
+) -> dict:
     """Mean PSNR (dB) and flicker of both decoders over `clips` held-out clips."""
     device = resolve_device(device)
-    ae = load_part(autoencoder, "autoencoder").to(device).eval()
-    td = load_part(temporal_decoder, "temporal_decoder").to(device).eval() if temporal_decoder else None
+    ae = load_part(autoencoder, "autoencoder", AutoencoderKL).to(device).eval()
+    td = (
+        load_part(temporal_decoder, "temporal_decoder", TemporalDecoder).to(device).eval()
+        if temporal_decoder
+        else None
+    )
     data = ProceduralClipDataset(length=clips, num_frames=num_frames, fps=fps, seed=HELD_OUT_SEED)
     sums: dict[str, float] = {}
     for i in tqdm(range(clips), desc="eval autoencoder", disable=not progress):
@@ -35,9 +47,11 @@ def evaluate_autoencoder(autoencoder: str, temporal_decoder: str | None, clips: 
             decoded["temporal"] = td.decode_chunked(z[None])
         warped = warped_reference_flicker([v[0].cpu() for v in decoded.values()], frames.cpu())
         for (name, video), warped_flicker in zip(decoded.items(), warped):
-            for metric, value in (("psnr", psnr(video, frames[None])),
-                                  ("flicker", reference_flicker(video, frames[None])),
-                                  ("warped_flicker", warped_flicker)):
+            for metric, value in (
+                ("psnr", psnr(video, frames[None])),
+                ("flicker", reference_flicker(video, frames[None])),
+                ("warped_flicker", warped_flicker),
+            ):
                 sums[f"{metric}_{name}"] = sums.get(f"{metric}_{name}", 0.0) + value
     report = {k: v / clips for k, v in sums.items()}
     report.update(clips=clips, num_frames=num_frames, fps=fps, seed=HELD_OUT_SEED)

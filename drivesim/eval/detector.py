@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -30,8 +31,14 @@ TILE_ASPECT = 1.6  # tile width / height
 TILE_OVERLAP = 0.25  # of the tile width, between neighbouring tiles
 # Detections merged across passes (full frame + tiles) suppress each other within a group, so a car
 # that one pass calls a truck is still one object.
-MERGE_GROUPS = {"car": "vehicle", "bus": "vehicle", "truck": "vehicle", "bicycle": "two-wheeler",
-                "motorcycle": "two-wheeler", "person": "person"}
+MERGE_GROUPS = {
+    "car": "vehicle",
+    "bus": "vehicle",
+    "truck": "vehicle",
+    "bicycle": "two-wheeler",
+    "motorcycle": "two-wheeler",
+    "person": "person",
+}
 
 
 class DetectorWeightsError(FileNotFoundError):
@@ -77,8 +84,13 @@ def grid_and_strides(size: int = INPUT_SIZE) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(grids).astype(np.float32), np.concatenate(strides).astype(np.float32)
 
 
-def decode(raw: np.ndarray, ratio: float, conf: float = 0.3, nms_iou: float = 0.45,
-           classes: dict[int, str] = COCO_CLASSES) -> list[Detection]:
+def decode(
+    raw: np.ndarray,
+    ratio: float,
+    conf: float = 0.3,
+    nms_iou: float = 0.45,
+    classes: dict[int, str] = COCO_CLASSES,
+) -> list[Detection]:
     """YOLOX output [N,85] (one image) -> detections in input-frame pixels, after class-wise NMS."""
     grid, stride = grid_and_strides()
     centre = (raw[:, :2] + grid) * stride
@@ -96,8 +108,9 @@ def decode(raw: np.ndarray, ratio: float, conf: float = 0.3, nms_iou: float = 0.
     for c in np.unique(cls):
         idx = np.flatnonzero(cls == c)
         wh = xyxy[idx, 2:] - xyxy[idx, :2]
-        kept = cv2.dnn.NMSBoxes(np.concatenate([xyxy[idx, :2], wh], 1).tolist(),
-                                score[idx].tolist(), conf, nms_iou)
+        kept = cv2.dnn.NMSBoxes(
+            np.concatenate([xyxy[idx, :2], wh], 1).tolist(), score[idx].tolist(), conf, nms_iou
+        )
         for k in np.asarray(kept).reshape(-1):
             x1, y1, x2, y2 = (float(v) for v in xyxy[idx[k]])
             out.append(Detection(x1, y1, x2, y2, float(score[idx[k]]), classes[int(c)]))
@@ -108,8 +121,13 @@ class Detector:
     """YOLOX-nano on onnxruntime: `detect(frame)` -> detections; `detect_with_features` adds backbone
     features for a Frechet distance. Stateless between calls; one per thread."""
 
-    def __init__(self, path: str | Path | None = None, conf: float = 0.3, nms_iou: float = 0.45,
-                 threads: int | None = None):
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        conf: float = 0.3,
+        nms_iou: float = 0.45,
+        threads: int | None = None,
+    ):
         import onnxruntime as ort
 
         self.path = Path(path) if path else default_detector_path()
@@ -117,7 +135,8 @@ class Detector:
             raise DetectorWeightsError(
                 f"detector weights not found at {self.path}: put YOLOX-nano (yolox_nano.onnx, "
                 "Apache-2.0, 416x416 COCO) there, or pass --detector PATH / set DRIVESIM_DETECTOR. "
-                "drivesim never downloads weights.")
+                "drivesim never downloads weights."
+            )
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         if threads:
@@ -126,13 +145,16 @@ class Detector:
             model = self._with_feature_output(self.path.read_bytes())
             self.session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise DetectorWeightsError(f"{self.path} is not a readable ONNX model ({err}); "
-                                       "expected YOLOX-nano, 416x416, COCO 80 classes") from err
+            raise DetectorWeightsError(
+                f"{self.path} is not a readable ONNX model ({err}); "
+                "expected YOLOX-nano, 416x416, COCO 80 classes"
+            ) from err
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if list(inputs[0].shape[1:]) != [3, INPUT_SIZE, INPUT_SIZE] or outputs[0].shape[-1] != 85:
             raise DetectorWeightsError(
                 f"{self.path}: input {inputs[0].shape}, output {outputs[0].shape}; expected "
-                f"[1,3,{INPUT_SIZE},{INPUT_SIZE}] -> [1,N,85] (YOLOX, COCO 80 classes)")
+                f"[1,3,{INPUT_SIZE},{INPUT_SIZE}] -> [1,N,85] (YOLOX, COCO 80 classes)"
+            )
         self.input_name = inputs[0].name
         self.output_names = [o.name for o in outputs]
         self.conf, self.nms_iou = conf, nms_iou
@@ -143,15 +165,18 @@ class Detector:
         from onnx import shape_inference
 
         model = shape_inference.infer_shapes(onnx.load_from_string(model_bytes))
-        shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
-                  for v in model.graph.value_info}
+        shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in model.graph.value_info}
         feature = None
         for node in model.graph.node:  # dark5's output: the last 13x13 activation before the neck upsamples
             if node.op_type in ("Resize", "Upsample"):
                 break
             shape = shapes.get(node.output[0], [])
-            if (node.op_type in ("Mul", "Relu") and len(shape) == 4 and shape[2:] == [INPUT_SIZE // 32] * 2
-                    and shape[1] >= 256):
+            if (
+                node.op_type in ("Mul", "Relu")
+                and len(shape) == 4
+                and shape[2:] == [INPUT_SIZE // 32] * 2
+                and shape[1] >= 256
+            ):
                 feature = node.output[0]
         self.feature_name = feature
         if feature is not None and feature not in [o.name for o in model.graph.output]:
@@ -162,7 +187,8 @@ class Detector:
     def detect(self, frame_rgb: np.ndarray) -> list[Detection]:
         """uint8 RGB [H,W,3] -> detections of COCO_CLASSES in its pixels, best first."""
         blob, ratio = letterbox(frame_rgb)
-        raw = self.session.run(self.output_names[:1], {self.input_name: blob})[0][0]
+        # the detector's outputs are dense arrays (onnxruntime also types sparse ones, lists and maps)
+        raw = cast("list[np.ndarray]", self.session.run(self.output_names[:1], {self.input_name: blob}))[0][0]
         return clip_to_frame(decode(raw, ratio, self.conf, self.nms_iou), *frame_rgb.shape[:2])
 
     def detect_with_features(self, frame_rgb: np.ndarray) -> tuple[list[Detection], np.ndarray]:
@@ -170,7 +196,8 @@ class Detector:
         if self.feature_name is None:
             raise RuntimeError(f"{self.path}: found no 13x13 backbone map to expose ({FEATURE_OUTPUT_HINT})")
         blob, ratio = letterbox(frame_rgb)
-        raw, fmap = self.session.run([self.output_names[0], self.feature_name], {self.input_name: blob})
+        outputs = self.session.run([self.output_names[0], self.feature_name], {self.input_name: blob})
+        raw, fmap = cast("list[np.ndarray]", outputs)  # dense arrays
         h, w = frame_rgb.shape[:2]
         cells_h, cells_w = (max(1, int(np.ceil(n * ratio / 32))) for n in (h, w))
         detections = clip_to_frame(decode(raw[0], ratio, self.conf, self.nms_iou), h, w)
@@ -188,8 +215,13 @@ def clip_to_frame(detections: list[Detection], height: int, width: int) -> list[
     return out
 
 
-def road_band_tiles(height: int, width: int, band: tuple[float, float] = ROAD_BAND,
-                    aspect: float = TILE_ASPECT, overlap: float = TILE_OVERLAP) -> list[tuple[int, ...]]:
+def road_band_tiles(
+    height: int,
+    width: int,
+    band: tuple[float, float] = ROAD_BAND,
+    aspect: float = TILE_ASPECT,
+    overlap: float = TILE_OVERLAP,
+) -> list[tuple[int, ...]]:
     """Tiles (y0, y1, x0, x1) covering rows band[0]..band[1] of the height across the whole width:
     each tile_w = aspect x band height, neighbours overlapping by >= `overlap` of tile_w."""
     y0, y1 = round(band[0] * height), round(band[1] * height)
@@ -209,8 +241,13 @@ def merge_detections(detections: list[Detection], nms_iou: float = 0.45) -> list
     return kept
 
 
-def detect_road_band(detector: Detector, frame_rgb: np.ndarray, band: tuple[float, float] = ROAD_BAND,
-                     aspect: float = TILE_ASPECT, overlap: float = TILE_OVERLAP) -> list[Detection]:
+def detect_road_band(
+    detector: Detector,
+    frame_rgb: np.ndarray,
+    band: tuple[float, float] = ROAD_BAND,
+    aspect: float = TILE_ASPECT,
+    overlap: float = TILE_OVERLAP,
+) -> list[Detection]:
     """uint8 RGB [H,W,3] -> detections of the full frame plus of overlapping road-band tiles (each
     seen larger, which finds small and night cars), in frame pixels, merged by group-wise NMS.
     A tile's box that touches a tile side inside the frame is cut off: dropped (a neighbour tile or
@@ -219,8 +256,12 @@ def detect_road_band(detector: Detector, frame_rgb: np.ndarray, band: tuple[floa
     found = detector.detect(frame_rgb)
     for y0, y1, x0, x1 in road_band_tiles(h, w, band, aspect, overlap):
         for d in detector.detect(frame_rgb[y0:y1, x0:x1]):
-            cut = ((x0 > 0 and d.x1 <= 1) or (x1 < w and d.x2 >= x1 - x0 - 1)
-                   or (y0 > 0 and d.y1 <= 1) or (y1 < h and d.y2 >= y1 - y0 - 1))
+            cut = (
+                (x0 > 0 and d.x1 <= 1)
+                or (x1 < w and d.x2 >= x1 - x0 - 1)
+                or (y0 > 0 and d.y1 <= 1)
+                or (y1 < h and d.y2 >= y1 - y0 - 1)
+            )
             if not cut:
                 found.append(Detection(d.x1 + x0, d.y1 + y0, d.x2 + x0, d.y2 + y0, d.score, d.category))
     return merge_detections(found, detector.nms_iou)

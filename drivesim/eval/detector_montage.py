@@ -29,13 +29,27 @@ def annotate(frame: np.ndarray, boxes, detections, scale: float) -> np.ndarray:
         if d.category in VEHICLES and d.score >= HIT_CONF:
             p1, p2 = (round(d.x1 * scale), round(d.y1 * scale)), (round(d.x2 * scale), round(d.y2 * scale))
             cv2.rectangle(tile, p1, p2, DETECTION_RGB, 1)
-            cv2.putText(tile, f"{d.score:.2f}", (p1[0], max(p1[1] - 2, 8)), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
-                        DETECTION_RGB, 1, cv2.LINE_AA)
+            cv2.putText(
+                tile,
+                f"{d.score:.2f}",
+                (p1[0], max(p1[1] - 2, 8)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.35,
+                DETECTION_RGB,
+                1,
+                cv2.LINE_AA,
+            )
     return tile
 
 
-def detector_montage(paths: list[tuple[str | Path, float]], detector: Detector, out: str | Path,
-                     frames_per_clip: int = 3, tile_height: int = 256, max_clips: int = 6) -> Path:
+def detector_montage(
+    paths: list[tuple[str | Path, float]],
+    detector: Detector,
+    out: str | Path,
+    frames_per_clip: int = 3,
+    tile_height: int = 256,
+    max_clips: int = 6,
+) -> Path:
     """(clip set, from_s) pairs -> PNG at `out`: a row per clip (up to max_clips per set)."""
     rows = []
     for path, from_s in paths:
@@ -45,10 +59,22 @@ def detector_montage(paths: list[tuple[str | Path, float]], detector: Detector, 
             tiles = []
             for index, frame in zip(indices, source.read_frames(indices)):
                 label = (source.labels or {}).get(index)
-                tile = annotate(frame, label.boxes if label else None, detector.detect(frame),
-                                tile_height / frame.shape[0])
-                cv2.putText(tile, f"{source.path.name} #{index}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                            (255, 255, 255), 1, cv2.LINE_AA)
+                tile = annotate(
+                    frame,
+                    label.boxes if label else None,
+                    detector.detect(frame),
+                    tile_height / frame.shape[0],
+                )
+                cv2.putText(
+                    tile,
+                    f"{source.path.name} #{index}",
+                    (4, 14),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    0.45,
+                    (255, 255, 255),
+                    1,
+                    cv2.LINE_AA,
+                )
                 tiles.append(tile)
             rows.append(np.concatenate(tiles, axis=1))
     width = max(r.shape[1] for r in rows)

@@ -21,7 +21,7 @@ from drivesim.data.clips import center_crop_to_aspect
 from drivesim.data.conditions import BOX_CLASSES
 from drivesim.data.labels import TIME_OF_DAY_FROM_BDD, Box
 from drivesim.data.video_folder import find_sources, iter_frames
-from drivesim.eval.detector import VEHICLES, Detection, Detector, iou
+from drivesim.eval.detector import VEHICLES, Detection, Detector, detect_road_band, iou
 from drivesim.eval.frechet import FeatureStats, frechet_from_stats
 from drivesim.utils import to_uint8
 
@@ -34,8 +34,9 @@ AP_CONF = 0.05  # detections kept for the precision-recall curve
 
 def eligible(box: Box) -> bool:
     """A labelled vehicle box the detector is expected to find."""
-    return (box.category in VEHICLES and box.y2 - box.y1 >= MIN_BOX_HEIGHT_PX
-            and box.visibility >= MIN_VISIBILITY)
+    return (
+        box.category in VEHICLES and box.y2 - box.y1 >= MIN_BOX_HEIGHT_PX and box.visibility >= MIN_VISIBILITY
+    )
 
 
 def average_precision(scored: list[tuple[float, bool]], positives: int) -> float | None:
@@ -74,8 +75,7 @@ class DetectorTally:
         targets = [b for b in boxes if eligible(b)]
         ignored = [b for b in boxes if not eligible(b)]
         self.eligible += len(targets)
-        self.hits += sum(any(d.score >= HIT_CONF and iou(d, b) >= HIT_IOU for d in vehicles)
-                         for b in targets)
+        self.hits += sum(any(d.score >= HIT_CONF and iou(d, b) >= HIT_IOU for d in vehicles) for b in targets)
         matched = set()
         for d in sorted(vehicles, key=lambda d: -d.score):  # greedy VOC matching
             best = max(range(len(targets)), key=lambda i: iou(d, targets[i]), default=None)
@@ -116,9 +116,17 @@ def clip_sources(path: str | Path) -> list:
     return find_sources(path)
 
 
-def tally_set(path: str | Path, detector: Detector, every: int = 5, from_s: float = 0.0,
-              features: bool = False, progress: bool = True) -> dict[str, DetectorTally]:
-    """Detect on every `every`-th frame (from `from_s` s on) of each clip -> tallies by time of day."""
+def tally_set(
+    path: str | Path,
+    detector: Detector,
+    every: int = 5,
+    from_s: float = 0.0,
+    features: bool = False,
+    progress: bool = True,
+    road_band: bool = False,
+) -> dict[str, DetectorTally]:
+    """Detect on every `every`-th frame (from `from_s` s on) of each clip -> tallies by time of day;
+    road_band: also on tiles of the road band (detect_road_band: small and night cars)."""
     sources = clip_sources(path)
     tallies: dict[str, DetectorTally] = {}
     total = sum(len(range(int(from_s * s.fps), s.num_frames, every)) for s in sources)
@@ -134,22 +142,35 @@ def tally_set(path: str | Path, detector: Detector, every: int = 5, from_s: floa
                     crop = crop_for_features(frame)
                     found, feature = detector.detect_with_features(crop)
                     tally.features.append(feature)
-                    if crop.shape == frame.shape:  # a 1:2 frame is its own crop: one run serves both
+                    if crop.shape == frame.shape and not road_band:  # a 1:2 frame is its own crop
                         detections = found
-                if detections is None:  # labels are of the full frame, so detect on it
+                if road_band:
+                    detections = detect_road_band(detector, frame)
+                elif detections is None:  # labels are of the full frame, so detect on it
                     detections = detector.detect(frame)
                 tally.add(detections, label.boxes if label else None)
                 bar.update(1)
     return tallies
 
 
-def detector_report(path: str | Path, detector: Detector | None = None, reference: str | Path | None = None,
-                    reference_from_s: float = 0.0, every: int = 5, progress: bool = True) -> dict:
+def detector_report(
+    path: str | Path,
+    detector: Detector | None = None,
+    reference: str | Path | None = None,
+    reference_from_s: float = 0.0,
+    every: int = 5,
+    progress: bool = True,
+    road_band: bool = False,
+) -> dict:
     """Detector agreement of a clip set by time of day (+ 'all'), and its Frechet distance on the
-    detector's backbone features to a reference set (real footage or world renders)."""
+    detector's backbone features to a reference set (real footage or world renders); road_band:
+    the clip set's detections also come from tiles of the road band."""
     detector = detector or Detector(conf=AP_CONF)
-    tallies = tally_set(path, detector, every, features=reference is not None, progress=progress)
+    tallies = tally_set(
+        path, detector, every, features=reference is not None, progress=progress, road_band=road_band
+    )
     report = {"set": str(path), "detector": str(detector.path), "every": every, "groups": {}}
+    report |= {"road_band": True} if road_band else {}
     groups = {**dict(sorted(tallies.items())), "all": merged(tallies.values())}
     for group, tally in groups.items():
         report["groups"][group] = tally.summary()
@@ -179,9 +200,13 @@ def tally_clips(clips: list, detector: Detector) -> DetectorTally:
         for t, image in enumerate(images):
             boxes = None
             if known:
-                boxes = [Box(float(x1) * w, float(y1) * h, float(x2) * w, float(y2) * h, BOX_CLASSES[int(c)])
-                         for (x1, y1, x2, y2), c, m in zip(cond["boxes"][t], cond["box_class"][t],
-                                                          cond["box_mask"][t]) if m]
+                boxes = [
+                    Box(float(x1) * w, float(y1) * h, float(x2) * w, float(y2) * h, BOX_CLASSES[int(c)])
+                    for (x1, y1, x2, y2), c, m in zip(
+                        cond["boxes"][t], cond["box_class"][t], cond["box_mask"][t]
+                    )
+                    if m
+                ]
             tally.add(detector.detect(image), boxes)
     return tally
 

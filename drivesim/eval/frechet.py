@@ -6,6 +6,8 @@ update, so streaming equals the one-shot result); `frechet_distance` compares tw
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 
@@ -34,6 +36,7 @@ class FeatureStats:
         if self._mean is None:
             self._count, self._mean, self._scatter = n, mean_b, scatter_b
             return
+        assert self._scatter is not None  # set together with _mean
         total = self._count + n
         delta = mean_b - self._mean
         self._scatter = self._scatter + scatter_b + torch.outer(delta, delta) * (self._count * n / total)
@@ -56,11 +59,17 @@ class FeatureStats:
         """[D,D] float64, unbiased (divides by N-1)."""
         if self._count < 2:
             raise ValueError(f"covariance needs >= 2 features, have {self._count}")
+        assert self._scatter is not None  # set by the first update
         return self._scatter / (self._count - 1)
 
     def to_dict(self) -> dict[str, torch.Tensor]:
         """Tensors only, so it saves with safetensors or torch.save(weights_only loadable)."""
-        return {"count": torch.tensor(self._count), "mean": self.mean, "scatter": self._scatter}
+        # _scatter is set whenever mean is (which raises for empty stats)
+        return {
+            "count": torch.tensor(self._count),
+            "mean": self.mean,
+            "scatter": cast(torch.Tensor, self._scatter),
+        }
 
     @classmethod
     def from_dict(cls, state: dict) -> FeatureStats:

@@ -28,8 +28,9 @@ def _tile(image: np.ndarray, boxes: np.ndarray, title: str, scale: float) -> np.
     return tile
 
 
-def save_montage(path: str | Path, panels: list[tuple[str, torch.Tensor, dict, int]], columns: int,
-                 scale: int = 2) -> Path:
+def save_montage(
+    path: str | Path, panels: list[tuple[str, torch.Tensor, dict, int]], columns: int, scale: int = 2
+) -> Path:
     """panels: (title, frame [3,H,W] in [-1,1], condition dict, frame index) -> PNG grid at `path`."""
     tiles = []
     for title, frame, cond, index in panels:
@@ -37,7 +38,7 @@ def save_montage(path: str | Path, panels: list[tuple[str, torch.Tensor, dict, i
         tiles.append(_tile(to_uint8(frame[None])[0], cond["boxes"][index].numpy()[mask], title, scale))
     blank = np.zeros_like(tiles[0])
     tiles += [blank] * (-len(tiles) % columns)
-    rows = [np.concatenate(tiles[r:r + columns], axis=1) for r in range(0, len(tiles), columns)]
+    rows = [np.concatenate(tiles[r : r + columns], axis=1) for r in range(0, len(tiles), columns)]
     return _write_png(path, np.concatenate(rows, axis=0))
 
 
@@ -61,8 +62,9 @@ def read_frames(path: str | Path, indices: list[int]) -> list[np.ndarray]:
     return video.read_frames([min(i, video.num_frames - 1) for i in indices])
 
 
-def clips_montage(folder: str | Path, out: str | Path, frames_per_clip: int = 3,
-                  tile_height: int = 256) -> Path:
+def clips_montage(
+    folder: str | Path, out: str | Path, frames_per_clip: int = 3, tile_height: int = 256
+) -> Path:
     """One row per `<id>.mp4` in folder (first, middle, last frame) with the boxes of `<id>.json`
     drawn over them, every frame scaled to `tile_height` pixels -> PNG at `out`."""
     from drivesim.data.labels import read_scalabel
@@ -85,9 +87,9 @@ def clips_montage(folder: str | Path, out: str | Path, frames_per_clip: int = 3,
     return _write_png(out, np.concatenate(rows, axis=0))
 
 
-
-def upsample_pair(base: str | Path, high: str | Path, out: str | Path, frame: int = 0,
-                  tile: tuple[int, int] = (256, 512)) -> Path:
+def upsample_pair(
+    base: str | Path, high: str | Path, out: str | Path, frame: int = 0, tile: tuple[int, int] = (256, 512)
+) -> Path:
     """Frame `frame` of the base and of the upsampled video side by side (nearest-neighbour scaling,
     each tile `tile` pixels), whole frames above and their centre quarter below -> PNG at `out`."""
     (low,), (up,) = read_frames(base, [frame]), read_frames(high, [frame])
@@ -106,6 +108,6 @@ def _centre(image: np.ndarray, zoom: int, size: tuple[int, int]) -> np.ndarray:
     h, w = image.shape[:2]
     ch, cw = h // zoom, w // zoom
     y, x = (h - ch) // 2, (w - cw) // 2
-    crop = image[y:y + ch, x:x + cw]
+    crop = image[y : y + ch, x : x + cw]
     interpolation = cv2.INTER_NEAREST if size[0] >= ch else cv2.INTER_AREA
     return cv2.resize(crop, (size[1], size[0]), interpolation=interpolation)

@@ -88,8 +88,10 @@ class TrackIds:
 
         with warnings.catch_warnings():  # ByteTrack is deprecated in supervision 0.30: see the module doc
             warnings.simplefilter("ignore")
-            self.trackers = {group: sv.ByteTrack(frame_rate=fps, lost_track_buffer=round(30 * LOST_TRACK_S))
-                             for group in sorted(set(MERGE_GROUPS.values()))}
+            self.trackers = {
+                group: sv.ByteTrack(frame_rate=fps, lost_track_buffer=round(30 * LOST_TRACK_S))
+                for group in sorted(set(MERGE_GROUPS.values()))
+            }
         self._iou = sv.box_iou_batch
         self.score_scale = score_scale
         self.ids: dict[tuple[str, int], int] = {}
@@ -100,9 +102,19 @@ class TrackIds:
         ids = [0] * len(detections)
         for group, tracker in self.trackers.items():
             picked = [i for i, d in enumerate(detections) if MERGE_GROUPS.get(d.category) == group]
-            boxes = np.array([[detections[i].x1, detections[i].y1, detections[i].x2, detections[i].y2,
-                               min(1.0, detections[i].score * self.score_scale)] for i in picked],
-                             np.float32).reshape(-1, 5)
+            boxes = np.array(
+                [
+                    [
+                        detections[i].x1,
+                        detections[i].y1,
+                        detections[i].x2,
+                        detections[i].y2,
+                        min(1.0, detections[i].score * self.score_scale),
+                    ]
+                    for i in picked
+                ],
+                np.float32,
+            ).reshape(-1, 5)
             tracker.update_with_tensors(boxes)  # every group steps every frame: lost tracks age
             live = [t for t in tracker.tracked_tracks if t.frame_id == tracker.frame_id]
             if not picked or not live:
@@ -137,8 +149,14 @@ class ClipSummary:
     tracks: int
 
 
-def label_frames(source, detector: Detector, every: int = 1, road_band: bool = False,
-                 min_score: float = 0.3, bar: tqdm | None = None) -> tuple[list[FrameLabel], dict]:
+def label_frames(
+    source,
+    detector: Detector,
+    every: int = 1,
+    road_band: bool = False,
+    min_score: float = 0.3,
+    bar: tqdm | None = None,
+) -> tuple[list[FrameLabel], dict]:
     """One clip (VideoInfo / FrameSequence) -> (a FrameLabel per frame, scores {frame: [score per
     box]}); frames not processed have boxes None."""
     tracks = TrackIds(source.fps / every, score_scale=TRACK_HIGH_SCORE / min_score)
@@ -153,11 +171,24 @@ def label_frames(source, detector: Detector, every: int = 1, road_band: bool = F
         kept = [(d, i) for d, i in zip(found, ids) if d.score >= min_score]
         tod, luma = time_of_day_of(frame)
         vehicles = sum(d.category in VEHICLES for d, _ in kept)
-        attributes = {**(known[index].attributes if index in known else {}), "timeofday": tod,
-                      "crowdedness": crowdedness_of_count(vehicles), "labels": "pseudo",
-                      "luma": f"{luma:.1f}"}
-        boxes = [Box(round(d.x1, 2), round(d.y1, 2), round(d.x2, 2), round(d.y2, 2),
-                     CATEGORY_NAMES.get(d.category, d.category), i) for d, i in kept]
+        attributes = {
+            **(known[index].attributes if index in known else {}),
+            "timeofday": tod,
+            "crowdedness": crowdedness_of_count(vehicles),
+            "labels": "pseudo",
+            "luma": f"{luma:.1f}",
+        }
+        boxes = [
+            Box(
+                round(d.x1, 2),
+                round(d.y1, 2),
+                round(d.x2, 2),
+                round(d.y2, 2),
+                CATEGORY_NAMES.get(d.category, d.category),
+                i,
+            )
+            for d, i in kept
+        ]
         out[index] = FrameLabel(index, boxes, attributes)
         scores[index] = [round(d.score, 4) for d, _ in kept]
         if bar is not None:
@@ -165,6 +196,7 @@ def label_frames(source, detector: Detector, every: int = 1, road_band: bool = F
     frames, last = [], None
     for index in range(source.num_frames):
         last = out.get(index, last)
+        assert last is not None  # frame 0 is always processed
         carried = {k: v for k, v in last.attributes.items() if k != "luma"}  # luma was not measured
         frames.append(out[index] if index in out else FrameLabel(index, None, carried))
     return frames, scores
@@ -201,13 +233,22 @@ def check_writable(target: Path) -> None:
     except (json.JSONDecodeError, AttributeError, TypeError):
         ours = False
     if not ours:
-        raise PseudoLabelError(f"{target} exists and is not a pseudo-label file; pick another --out "
-                               "(drivesim label never overwrites other labels)")
+        raise PseudoLabelError(
+            f"{target} exists and is not a pseudo-label file; pick another --out "
+            "(drivesim label never overwrites other labels)"
+        )
 
 
-def label_sources(input: str | Path, out: str | Path, every: int = 1, road_band: bool = False,
-                  source_fps: float | None = None, detector: str | Path | None = None,
-                  min_score: float = 0.3, progress: bool = True) -> list[ClipSummary]:
+def label_sources(
+    input: str | Path,
+    out: str | Path,
+    every: int = 1,
+    road_band: bool = False,
+    source_fps: float | None = None,
+    detector: str | Path | None = None,
+    min_score: float = 0.3,
+    progress: bool = True,
+) -> list[ClipSummary]:
     """Pseudo-label every clip under `input` (a video, a folder of videos / frame folders, BDD100K
     MOT) into `out`/<stem>.json + <stem>.meta.json; returns what was written per clip."""
     from importlib.metadata import version
@@ -220,20 +261,30 @@ def label_sources(input: str | Path, out: str | Path, every: int = 1, road_band:
     for source in sources:
         stem = clip_stem(source)
         if stem in by_stem:
-            raise PseudoLabelError(f"{by_stem[stem]} and {source.path} would both write {out / stem}.json; "
-                                   "label them into different --out folders")
+            raise PseudoLabelError(
+                f"{by_stem[stem]} and {source.path} would both write {out / stem}.json; "
+                "label them into different --out folders"
+            )
         by_stem[stem] = source.path
         check_writable(out / f"{stem}.json")
     net = Detector(detector, conf=min(TRACK_MIN_SCORE, min_score))
     out.mkdir(parents=True, exist_ok=True)
-    weights = {"path": str(net.path.resolve()), "sha256": sha256_file(net.path), "conf": net.conf,
-               "nms_iou": net.nms_iou}
-    meta = {"pseudo_labels": True, "detector": weights,
-            "tracker": f"supervision {version('supervision')} ByteTrack", "every": every,
-            "min_score": min_score,
-            "road_band": list(ROAD_BAND) if road_band else None,
-            "timeofday": f"mean Rec.601 luma >= {DAY_MIN_LUMA:g} (0-255): daytime, else night",
-            "crowdedness": "crowdedness_of_count(car/bus/truck boxes of the frame)"}
+    weights = {
+        "path": str(net.path.resolve()),
+        "sha256": sha256_file(net.path),
+        "conf": net.conf,
+        "nms_iou": net.nms_iou,
+    }
+    meta = {
+        "pseudo_labels": True,
+        "detector": weights,
+        "tracker": f"supervision {version('supervision')} ByteTrack",
+        "every": every,
+        "min_score": min_score,
+        "road_band": list(ROAD_BAND) if road_band else None,
+        "timeofday": f"mean Rec.601 luma >= {DAY_MIN_LUMA:g} (0-255): daytime, else night",
+        "crowdedness": "crowdedness_of_count(car/bus/truck boxes of the frame)",
+    }
     summaries = []
     total = sum(len(range(0, s.num_frames, every)) for s in sources)
     with tqdm(total=total, unit="frame", desc="label", disable=not progress) as bar:
@@ -241,14 +292,26 @@ def label_sources(input: str | Path, out: str | Path, every: int = 1, road_band:
             frames, scores = label_frames(source, net, every, road_band, min_score, bar)
             stem = clip_stem(source)
             entries = scalabel_entries(source, frames, scores)
-            processed = [f for f in frames if f.boxes is not None]
-            summary = ClipSummary(out / f"{stem}.json", len(frames), len(processed),
-                                  sum(any(b.category == "car" for b in f.boxes) for f in processed),
-                                  sum(len(f.boxes) for f in processed),
-                                  len({b.track_id for f in processed for b in f.boxes}))
-            write_json_atomic({**meta, "source": str(Path(source.path).resolve()), "fps": source.fps,
-                               "frames": summary.frames, "processed_frames": summary.processed},
-                              out / f"{stem}.meta.json", indent=2)
+            processed = [f.boxes for f in frames if f.boxes is not None]  # the boxes of each processed frame
+            summary = ClipSummary(
+                out / f"{stem}.json",
+                len(frames),
+                len(processed),
+                sum(any(b.category == "car" for b in boxes) for boxes in processed),
+                sum(len(boxes) for boxes in processed),
+                len({b.track_id for boxes in processed for b in boxes}),
+            )
+            write_json_atomic(
+                {
+                    **meta,
+                    "source": str(Path(source.path).resolve()),
+                    "fps": source.fps,
+                    "frames": summary.frames,
+                    "processed_frames": summary.processed,
+                },
+                out / f"{stem}.meta.json",
+                indent=2,
+            )
             write_json_atomic(entries, summary.labels)
             summaries.append(summary)
     return summaries

@@ -25,8 +25,9 @@ from drivesim.eval.detector import Detector, default_detector_path
 from drivesim.eval.detector_score import AP_CONF, tally_clips
 from drivesim.eval.frechet import FeatureStats, frechet_from_stats
 from drivesim.metrics import temporal_report
+from drivesim.models.autoencoder import AutoencoderKL
 from drivesim.models.model_index import load_part
-from drivesim.pipelines.video_ldm import VideoLDMPipeline
+from drivesim.pipelines.cascade import Cascade
 from drivesim.utils import DEFAULT_MODEL_DIR, HELD_OUT_SEED, write_json_atomic
 
 RESIZE_PROTOCOL = {
@@ -72,15 +73,17 @@ def load_video_set(cfg: VideoSetConfig) -> list[tuple[torch.Tensor, dict]]:
     if cfg.source == "procedural":
         from drivesim.data.procedural import ProceduralClipDataset
 
-        data = ProceduralClipDataset(length=cfg.clips, num_frames=cfg.num_frames, fps=cfg.fps,
-                                     size=cfg.size, seed=cfg.seed)
+        data = ProceduralClipDataset(
+            length=cfg.clips, num_frames=cfg.num_frames, fps=cfg.fps, size=cfg.size, seed=cfg.seed
+        )
     elif cfg.source == "folder":
         if not cfg.root:
             raise ValueError("source=folder needs root=<folder of videos with same-stem .json labels>")
         from drivesim.data.video_folder import VideoFolderDataset
 
-        data = VideoFolderDataset(cfg.root, num_frames=cfg.num_frames, fps=cfg.fps, size=cfg.size,
-                                  stride_s=cfg.num_frames / cfg.fps)
+        data = VideoFolderDataset(
+            cfg.root, num_frames=cfg.num_frames, fps=cfg.fps, size=cfg.size, stride_s=cfg.num_frames / cfg.fps
+        )
     else:
         raise ValueError(f"source={cfg.source!r}: use procedural, folder or model")
     return [data[i] for i in range(min(cfg.clips, len(data)))]
@@ -93,9 +96,15 @@ def generate_set(cfg: EvalConfig, pipe, conditions: list[dict], progress: bool) 
     guidance = GuidanceScales(scene=cfg.guidance_scene, boxes=cfg.guidance_boxes)
     clips = []
     for i, cond in enumerate(tqdm(conditions, desc="generate", disable=not progress)):
-        out = pipe(default_collate([cond]), cfg.generated.num_frames, sampler=cfg.sampler,
-                   steps=cfg.steps, guidance=guidance, seed=cfg.generated.seed + i,
-                   frame_correlation=cfg.frame_correlation)
+        out = pipe(
+            default_collate([cond]),
+            cfg.generated.num_frames,
+            sampler=cfg.sampler,
+            steps=cfg.steps,
+            guidance=guidance,
+            seed=cfg.generated.seed + i,
+            frame_correlation=cfg.frame_correlation,
+        )
         clips.append((out.frames[0].cpu(), cond))
     return clips, pipe.versions
 
@@ -103,9 +112,10 @@ def generate_set(cfg: EvalConfig, pipe, conditions: list[dict], progress: bool) 
 @torch.no_grad()
 def reconstruct_set(clips: list, pipe, model_dir: Path) -> tuple[list, dict]:
     """The real clips through the model folder's autoencoder encoder + the pipeline's decoder."""
-    ae = load_part(model_dir, "autoencoder").to(pipe.device).eval()
-    out = [(pipe.decode(ae.encode(frames.to(pipe.device)).mode()[None])[0].cpu(), cond)
-           for frames, cond in clips]
+    ae = load_part(model_dir, "autoencoder", AutoencoderKL).to(pipe.device).eval()
+    out = [
+        (pipe.decode(ae.encode(frames.to(pipe.device)).mode()[None])[0].cpu(), cond) for frames, cond in clips
+    ]
     return out, {"decoder": pipe.versions.get("decoder", "")}
 
 
@@ -149,7 +159,11 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
     sets = {"real": (load_video_set(cfg.real), {})}
     model_dir = Path(cfg.model or DEFAULT_MODEL_DIR)
     needs_model = cfg.reconstruct or cfg.generated.source == "model"
-    pipe = VideoLDMPipeline.from_pretrained(model_dir).to(cfg.device) if needs_model else None
+    pipe = (
+        Cascade.from_pretrained(model_dir, key_model="unet", interpolation=False, device=cfg.device).key_model
+        if needs_model
+        else None
+    )
     if cfg.reconstruct:
         sets["reconstructed"] = reconstruct_set(sets["real"][0], pipe, model_dir)
     if cfg.generated.source == "model":
@@ -172,25 +186,35 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
         detector = Detector(detector_path, conf=AP_CONF)
         for name in ("real", "generated"):
             summary = tally_clips(sets[name][0], detector).summary()
-            results[name].update({f"detector_{k}": summary[k]
-                                  for k in ("box_hit_rate", "ap50", "vehicle_frame_share")})
-    report = {"config": _jsonable(asdict(cfg)), "protocol": RESIZE_PROTOCOL, "sets": results,
-              "notes": _notes(cfg, detector_path), "seconds": time.perf_counter() - start}
+            results[name].update(
+                {f"detector_{k}": summary[k] for k in ("box_hit_rate", "ap50", "vehicle_frame_share")}
+            )
+    report = {
+        "config": _jsonable(asdict(cfg)),
+        "protocol": RESIZE_PROTOCOL,
+        "sets": results,
+        "notes": _notes(cfg, detector_path),
+        "seconds": time.perf_counter() - start,
+    }
     write_report(report, Path(cfg.out))
     return report
 
 
 def _notes(cfg: EvalConfig, detector_path: Path) -> list[str]:
-    notes = ["probe_fd uses drivesim's probe network trained on procedural clips: it is NOT "
-             "comparable to literature FVD/FID.",
-             "real-set accuracies are the probes' own accuracy on true labels."]
+    notes = [
+        "probe_fd uses drivesim's probe network trained on procedural clips: it is NOT "
+        "comparable to literature FVD/FID.",
+        "real-set accuracies are the probes' own accuracy on true labels.",
+    ]
     if not cfg.fid_weights:
         notes.append("FID skipped: pass fid_weights=<pt_inception-2015-12-05-6726825d.pth>.")
     if not cfg.fvd_weights:
         notes.append("FVD skipped: pass fvd_weights=<rgb_imagenet.pt> (I3D).")
     if not detector_path.is_file():
-        notes.append(f"detector figures skipped: no YOLOX-nano weights at {detector_path} "
-                     "(pass detector=<yolox_nano.onnx>).")
+        notes.append(
+            f"detector figures skipped: no YOLOX-nano weights at {detector_path} "
+            "(pass detector=<yolox_nano.onnx>)."
+        )
     return notes
 
 
@@ -211,13 +235,24 @@ def to_markdown(report: dict) -> str:
     """The report as a Markdown table (one column per set) plus protocol and notes."""
     sets = report["sets"]
     keys = [k for k in dict.fromkeys(k for s in sets.values() for k in s) if k != "versions"]
-    lines = ["# drivesim eval report", "", "| metric | " + " | ".join(sets) + " |",
-             "|---|" + "---|" * len(sets)]
+    lines = [
+        "# drivesim eval report",
+        "",
+        "| metric | " + " | ".join(sets) + " |",
+        "|---|" + "---|" * len(sets),
+    ]
     for k in keys:
         cells = [_fmt(s.get(k)) for s in sets.values()]
         lines.append(f"| {k} | " + " | ".join(cells) + " |")
-    lines += ["", "## Protocol", *[f"- {k}: {v}" for k, v in report["protocol"].items()],
-              "", "## Notes", *[f"- {n}" for n in report["notes"]], ""]
+    lines += [
+        "",
+        "## Protocol",
+        *[f"- {k}: {v}" for k, v in report["protocol"].items()],
+        "",
+        "## Notes",
+        *[f"- {n}" for n in report["notes"]],
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -44,7 +44,10 @@ from drivesim.utils import atomic_write, write_json_atomic
 
 THUMBNAIL_WIDTH = 256
 FILLED_ON_COMMIT = {f"{kind}_{field}" for kind in MEDIA_SUFFIXES for field in ("path", "sha256")} | {
-    "mp4_bytes", "created_at", "drivesim_version"}
+    "mp4_bytes",
+    "created_at",
+    "drivesim_version",
+}
 
 
 def drivesim_version() -> str:
@@ -56,9 +59,20 @@ def drivesim_version() -> str:
 
 def box_rows(labels: list[FrameLabel]) -> list[dict]:
     """Per-frame labels -> rows of the `boxes` column (pixels of the labelled video)."""
-    return [{"frame": label.frame_index, "track_id": b.track_id, "category": b.category, "x1": b.x1,
-             "y1": b.y1, "x2": b.x2, "y2": b.y2, "visibility": b.visibility}
-            for label in labels for b in label.boxes or []]
+    return [
+        {
+            "frame": label.frame_index,
+            "track_id": b.track_id,
+            "category": b.category,
+            "x1": b.x1,
+            "y1": b.y1,
+            "x2": b.x2,
+            "y2": b.y2,
+            "visibility": b.visibility,
+        }
+        for label in labels
+        for b in label.boxes or []
+    ]
 
 
 def write_thumbnail(video: str | Path, png: str | Path, width: int = THUMBNAIL_WIDTH) -> None:
@@ -84,8 +98,9 @@ class CatalogWriter:
             if not (self.root / INFO).exists():
                 write_json_atomic(info(fps), self.root / INFO, indent=2)
         except OSError as e:
-            raise CatalogError(f"{root}: cannot write the catalog there ({e.strerror}); "
-                               "choose a writable --out folder") from None
+            raise CatalogError(
+                f"{root}: cannot write the catalog there ({e.strerror}); choose a writable --out folder"
+            ) from None
         old = read_info(self.root)
         if old["schema_version"] < CATALOG_SCHEMA_VERSION:  # the new columns are additive: old rows read null
             write_json_atomic(info(old.get("fps")), self.root / INFO, indent=2)
@@ -97,8 +112,10 @@ class CatalogWriter:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise CatalogError(f"{self.root}: another process is writing this catalog; wait for it "
-                                   "or write to another --out") from None
+                raise CatalogError(
+                    f"{self.root}: another process is writing this catalog; wait for it "
+                    "or write to another --out"
+                ) from None
             finish_compaction(self.root)  # before removing temporaries: they may be its new files
             self.remove_temporaries()
             try:
@@ -119,8 +136,10 @@ class CatalogWriter:
         clip_id = row["clip_id"]
         expected = (set(FRAGMENT_SCHEMA.names) - FILLED_ON_COMMIT) | {"time_of_day"}
         if set(row) != expected:
-            raise ValueError(f"catalog row of {clip_id}: missing {sorted(expected - set(row))}, unknown "
-                             f"{sorted(set(row) - expected)} (schema: drivesim.data.catalog.COLUMNS)")
+            raise ValueError(
+                f"catalog row of {clip_id}: missing {sorted(expected - set(row))}, unknown "
+                f"{sorted(set(row) - expected)} (schema: drivesim.data.catalog.COLUMNS)"
+            )
         paths = {kind: self.root / media_path(clip_id, kind) for kind in ("mp4", "labels", "thumbnail")}
         os.replace(mp4, paths["mp4"])
         os.replace(labels, paths["labels"])
@@ -144,8 +163,13 @@ class CatalogWriter:
         """failed/<clip_id>.json: the error and how often it happened; the clip is retried next run."""
         path = self.root / FAILED / f"{clip_id}.json"
         attempts = json.loads(path.read_text()).get("attempts", 0) if path.exists() else 0
-        record = {"clip_id": clip_id, **details, "error": f"{type(error).__name__}: {error}",
-                  "attempts": attempts + 1, "last_attempt": dt.datetime.now(dt.UTC).isoformat()}
+        record = {
+            "clip_id": clip_id,
+            **details,
+            "error": f"{type(error).__name__}: {error}",
+            "attempts": attempts + 1,
+            "last_attempt": dt.datetime.now(dt.UTC).isoformat(),
+        }
         write_json_atomic(record, path, indent=2)
         return record
 
@@ -181,8 +205,12 @@ def compact(root: str | Path) -> dict:
             renames.append([str(folder / f".{name}.tmp"), str(folder / name)])
         write_json_atomic({"renames": renames, "delete": [str(p) for p in old]}, writer.root / JOURNAL)
         finish_compaction(writer.root)
-    return {"fragments_before": len(old), "files_after": len(renames), "rows": table.num_rows,
-            "duplicates_removed": len(ids) - table.num_rows}
+    return {
+        "fragments_before": len(old),
+        "files_after": len(renames),
+        "rows": table.num_rows,
+        "duplicates_removed": len(ids) - table.num_rows,
+    }
 
 
 def finish_compaction(root: str | Path) -> None:

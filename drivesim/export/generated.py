@@ -13,9 +13,15 @@ from drivesim.export.video import write_mp4
 from drivesim.utils import to_uint8, write_json_atomic
 
 
-def write_generated_clip(out_dir: str | Path, clip_id: str, frames: torch.Tensor, fps: float,
-                         labels: list[FrameLabel], meta: dict,
-                         base: tuple[torch.Tensor, list[FrameLabel]] | None = None) -> Path:
+def write_generated_clip(
+    out_dir: str | Path,
+    clip_id: str,
+    frames: torch.Tensor,
+    fps: float,
+    labels: list[FrameLabel],
+    meta: dict,
+    base: tuple[torch.Tensor, list[FrameLabel]] | None = None,
+) -> Path:
     """frames [T,3,H,W] in [-1,1] -> files in out_dir; returns the mp4 path. base: the cascade's
     low-resolution video and its labels, written as <id>.base.mp4 / <id>.base.json."""
     out_dir = Path(out_dir)

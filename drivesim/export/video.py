@@ -20,8 +20,7 @@ class Mp4Writer:
     def __init__(self, path: str | Path, fps: float, crf: int = 18):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".tmp.mp4",
-                                        dir=self.path.parent)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".tmp.mp4", dir=self.path.parent)
         os.close(fd)
         self.fps = Fraction(fps).limit_denominator(1001)
         self.crf = crf
@@ -44,6 +43,7 @@ class Mp4Writer:
             raise ValueError(f"expected uint8 [H,W,3] RGB, got {frame.dtype} {frame.shape}")
         if self.stream is None:
             self._open_stream(*frame.shape[:2])
+        assert self.stream is not None  # opened just above for the first frame
         for packet in self.stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
             self.container.mux(packet)
         self.frames_written += 1
@@ -93,6 +93,9 @@ def concat_mp4(parts: list[Path], path: str | Path) -> int:
                             continue
                         if shift is None:  # this part's first decode time follows the last one
                             shift = 0 if next_dts is None else next_dts - packet.dts
+                        assert (
+                            packet.pts is not None and packet.duration is not None
+                        )  # mp4 packets carry both
                         packet.pts += shift
                         packet.dts += shift
                         next_dts = packet.dts + packet.duration

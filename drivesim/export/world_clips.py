@@ -27,8 +27,9 @@ def is_complete(out_dir: str | Path, clip_id: str) -> bool:
     return video.exists() and labels.exists()
 
 
-def write_world_clip(spec: WorldSpec, out_dir: str | Path, clip_id: str,
-                     progress: tqdm | None = None) -> tuple[Path, Path]:
+def write_world_clip(
+    spec: WorldSpec, out_dir: str | Path, clip_id: str, progress: tqdm | None = None
+) -> tuple[Path, Path]:
     """Render `spec` frame by frame into out_dir; returns (mp4, labels) paths."""
     video_path, label_path = clip_paths(out_dir, clip_id)
     label_path.unlink(missing_ok=True)  # an mp4 without labels is never taken as complete

@@ -9,6 +9,7 @@ lives in the config and is saved with every checkpoint.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from diffusers.models.autoencoders.vae import Decoder, DiagonalGaussianDistribution, Encoder
@@ -33,8 +34,7 @@ class AutoencoderConfig:
     @classmethod
     def paper(cls) -> AutoencoderConfig:
         """The Stable Diffusion 1.x / 2.x VAE (83.7 M parameters)."""
-        return cls(block_out_channels=(128, 256, 512, 512), layers_per_block=2,
-                   scaling_factor=0.18215)
+        return cls(block_out_channels=(128, 256, 512, 512), layers_per_block=2, scaling_factor=0.18215)
 
     @property
     def downsample_factor(self) -> int:
@@ -46,7 +46,8 @@ class AutoencoderConfig:
     @classmethod
     def from_dict(cls, values: dict) -> AutoencoderConfig:
         """From JSON (lists -> tuples); unknown keys raise TypeError naming them."""
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        return cls(**kwargs)
 
 
 class AutoencoderKL(nn.Module):
@@ -57,15 +58,24 @@ class AutoencoderKL(nn.Module):
         self.cfg = cfg
         n = len(cfg.block_out_channels)
         self.encoder = Encoder(
-            in_channels=cfg.in_channels, out_channels=cfg.latent_channels,
-            down_block_types=("DownEncoderBlock2D",) * n, block_out_channels=cfg.block_out_channels,
-            layers_per_block=cfg.layers_per_block, norm_num_groups=cfg.norm_num_groups,
-            double_z=True, mid_block_add_attention=cfg.mid_block_add_attention)
+            in_channels=cfg.in_channels,
+            out_channels=cfg.latent_channels,
+            down_block_types=("DownEncoderBlock2D",) * n,
+            block_out_channels=cfg.block_out_channels,
+            layers_per_block=cfg.layers_per_block,
+            norm_num_groups=cfg.norm_num_groups,
+            double_z=True,
+            mid_block_add_attention=cfg.mid_block_add_attention,
+        )
         self.decoder = Decoder(
-            in_channels=cfg.latent_channels, out_channels=cfg.in_channels,
-            up_block_types=("UpDecoderBlock2D",) * n, block_out_channels=cfg.block_out_channels,
-            layers_per_block=cfg.layers_per_block, norm_num_groups=cfg.norm_num_groups,
-            mid_block_add_attention=cfg.mid_block_add_attention)
+            in_channels=cfg.latent_channels,
+            out_channels=cfg.in_channels,
+            up_block_types=("UpDecoderBlock2D",) * n,
+            block_out_channels=cfg.block_out_channels,
+            layers_per_block=cfg.layers_per_block,
+            norm_num_groups=cfg.norm_num_groups,
+            mid_block_add_attention=cfg.mid_block_add_attention,
+        )
         self.quant_conv = nn.Conv2d(2 * cfg.latent_channels, 2 * cfg.latent_channels, 1)
         self.post_quant_conv = nn.Conv2d(cfg.latent_channels, cfg.latent_channels, 1)
 
@@ -77,8 +87,9 @@ class AutoencoderKL(nn.Module):
         """[B,4,h,w] unscaled latents -> [B,3,8h,8w]."""
         return self.decoder(self.post_quant_conv(z))
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
-                noise: torch.Tensor | None = None):
+    def forward(
+        self, x: torch.Tensor, generator: torch.Generator | None = None, noise: torch.Tensor | None = None
+    ):
         """[B,3,H,W] -> (reconstruction [B,3,H,W], posterior); the latent sample uses `noise`
         [B,4,H/8,W/8] if given, else draws it with `generator`."""
         posterior = self.encode(x)

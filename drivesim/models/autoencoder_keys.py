@@ -58,7 +58,7 @@ def load_vae_weights(model, path) -> None:
     # A VAE cut out of a full SD checkpoint keeps its prefix.
     for prefix in ("first_stage_model.", "vae."):
         if state and all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
+            state = {k[len(prefix) :]: v for k, v in state.items()}
     if is_ldm_layout(state):
         state = ldm_to_diffusers(state, len(model.cfg.block_out_channels))
     # Some SD VAE files carry a loss module (LPIPS / discriminator): not part of the model.

@@ -64,8 +64,9 @@ def hinge_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return -fake_logits.mean()
 
 
-def shuffle_frames(video: torch.Tensor, generator: torch.Generator | None = None,
-                   dim: int = 2) -> torch.Tensor:
+def shuffle_frames(
+    video: torch.Tensor, generator: torch.Generator | None = None, dim: int = 2
+) -> torch.Tensor:
     """Copy of video with its frames (axis `dim`, T >= 2) in a random order != the original."""
     t = video.shape[dim]
     if t < 2:

@@ -1,10 +1,11 @@
 """A model folder's `model_index.json` (as in diffusers): the class and file of each part, and
 `load_part`, the one function that loads a part from a folder or from a checkpoint prefix.
 
-    {"_class_name": "VideoLDMPipeline",
+    {"_class_name": "Cascade",
      "parts": {"unet": {"class": "VideoUNet", "file": "unet.safetensors"}, ...}}
 
-Class names map to loaders in LOADERS (nothing named in the file is imported). A folder
+`_class_name` names what the folder loads as (FOLDER_CLASSES: a generation Cascade or a ProbeSet);
+part class names map to loaders in LOADERS (nothing named in the file is imported). A folder
 without model_index.json still loads: each part is `<folder>/<name>.safetensors` with the
 class of DEFAULT_CLASSES.
 """
@@ -14,17 +15,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar, overload
 
 from torch import nn
 
-from drivesim.models.autoencoder import load_autoencoder
+from drivesim.models.autoencoder import AutoencoderKL, load_autoencoder
 from drivesim.models.probes import load_box_probe, load_clip_probe
-from drivesim.models.temporal_decoder import load_temporal_decoder
+from drivesim.models.temporal_decoder import TemporalDecoder, load_temporal_decoder
 from drivesim.models.unet import load_unet
-from drivesim.models.upsampler import load_upsampler
+from drivesim.models.upsampler import load_upsampler_unet
 from drivesim.models.weights import CheckpointError, checkpoint_paths
 from drivesim.utils import write_json_atomic
 
+M = TypeVar("M", bound=nn.Module)
 MODEL_INDEX = "model_index.json"
 LOADERS: dict[str, Callable[[Path], nn.Module]] = {
     "AutoencoderKL": load_autoencoder,
@@ -32,11 +35,25 @@ LOADERS: dict[str, Callable[[Path], nn.Module]] = {
     "VideoUNet": load_unet,
     "ClipProbe": load_clip_probe,
     "BoxProbe": load_box_probe,
-    "UpsamplerUNet": load_upsampler,
+    "UpsamplerUNet": load_upsampler_unet,
 }
-DEFAULT_CLASSES = {"autoencoder": "AutoencoderKL", "temporal_decoder": "TemporalDecoder", "unet": "VideoUNet",
-                   "prediction": "VideoUNet", "interpolation": "VideoUNet", "clip": "ClipProbe",
-                   "box": "BoxProbe", "upsampler": "UpsamplerUNet"}
+# What a folder's `_class_name` may say, and what loads it; "VideoLDMPipeline" is what folders written
+# before the Cascade say (the same parts).
+FOLDER_CLASSES = {
+    "Cascade": "drivesim.pipelines.cascade.Cascade.from_pretrained",
+    "ProbeSet": "drivesim.eval.adherence.load_probes",
+}
+LEGACY_FOLDER_CLASSES = {"VideoLDMPipeline": "Cascade"}
+DEFAULT_CLASSES = {
+    "autoencoder": "AutoencoderKL",
+    "temporal_decoder": "TemporalDecoder",
+    "unet": "VideoUNet",
+    "prediction": "VideoUNet",
+    "interpolation": "VideoUNet",
+    "clip": "ClipProbe",
+    "box": "BoxProbe",
+    "upsampler": "UpsamplerUNet",
+}
 
 
 def parts_on_disk(folder: str | Path) -> dict[str, str]:
@@ -51,18 +68,48 @@ def read_model_index(folder: str | Path) -> dict[str, dict[str, str]]:
     folder = Path(folder)
     index_path = folder / MODEL_INDEX
     if not index_path.exists():
-        return {name: {"class": cls, "file": f"{name}.safetensors"}
-                for name, cls in parts_on_disk(folder).items()}
+        return {
+            name: {"class": cls, "file": f"{name}.safetensors"} for name, cls in parts_on_disk(folder).items()
+        }
     try:
         parts = json.loads(index_path.read_text())["parts"]
     except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{index_path}: not a model index ({e}); expected "
-                              '{"parts": {"<name>": {"class": ..., "file": ...}}}') from e
+        raise CheckpointError(
+            f"{index_path}: not a model index ({e}); expected "
+            '{"parts": {"<name>": {"class": ..., "file": ...}}}'
+        ) from e
     for name, entry in parts.items():
         if entry.get("class") not in LOADERS:
-            raise CheckpointError(f"{index_path}: part {name!r} has class {entry.get('class')!r}; "
-                                  f"known classes: {sorted(LOADERS)}")
+            raise CheckpointError(
+                f"{index_path}: part {name!r} has class {entry.get('class')!r}; "
+                f"known classes: {sorted(LOADERS)}"
+            )
     return parts
+
+
+def folder_class(folder: str | Path) -> str | None:
+    """The class a model folder loads as (its index's `_class_name`), None without an index."""
+    index_path = Path(folder) / MODEL_INDEX
+    if not index_path.exists():
+        return None
+    try:
+        name = json.loads(index_path.read_text()).get("_class_name")
+    except (json.JSONDecodeError, AttributeError) as e:
+        raise CheckpointError(f"{index_path}: not a model index ({e})") from e
+    name = LEGACY_FOLDER_CLASSES.get(name, name)
+    if name not in FOLDER_CLASSES:
+        raise CheckpointError(f"{index_path}: _class_name {name!r} is not one of {sorted(FOLDER_CLASSES)}")
+    return name
+
+
+def check_folder_class(folder: str | Path, expected: str) -> None:
+    """A clear error when a model folder's index says it is not an `expected` folder."""
+    found = folder_class(folder) if Path(folder).is_dir() else None
+    if found not in (None, expected):
+        raise CheckpointError(
+            f"{folder}: its {MODEL_INDEX} says {found!r} (loaded by {FOLDER_CLASSES[found]}), "
+            f"not a {expected}; pass a {expected} folder"
+        )
 
 
 def part_prefix(dir_or_prefix: str | Path, name: str) -> Path:
@@ -72,8 +119,10 @@ def part_prefix(dir_or_prefix: str | Path, name: str) -> Path:
         return path
     parts = read_model_index(path)
     if name not in parts:
-        raise CheckpointError(f"{path}: no '{name}' part (has {sorted(parts) or 'none'}); a model folder "
-                              f"holds <name>.safetensors + <name>.json per part, listed in {MODEL_INDEX}")
+        raise CheckpointError(
+            f"{path}: no '{name}' part (has {sorted(parts) or 'none'}); a model folder "
+            f"holds <name>.safetensors + <name>.json per part, listed in {MODEL_INDEX}"
+        )
     prefix = path / parts[name]["file"]
     return prefix.with_suffix("") if prefix.suffix == ".safetensors" else prefix
 
@@ -84,9 +133,16 @@ def has_part(folder: str | Path, name: str) -> bool:
     return folder.is_dir() and name in read_model_index(folder)
 
 
-def load_part(dir_or_prefix: str | Path, name: str) -> nn.Module:
+@overload
+def load_part(dir_or_prefix: str | Path, name: str) -> nn.Module: ...
+@overload
+def load_part(dir_or_prefix: str | Path, name: str, expected: type[M]) -> M: ...
+
+
+def load_part(dir_or_prefix: str | Path, name: str, expected: type[nn.Module] = nn.Module) -> nn.Module:
     """Part `name` (e.g. 'unet', 'autoencoder', 'prediction') of a model folder, or the checkpoint
-    at a prefix, built with the class its index (or DEFAULT_CLASSES[name]) names; CPU, train mode."""
+    at a prefix, built with the class its index (or DEFAULT_CLASSES[name]) names; CPU, train mode.
+    expected: the class the caller needs (a clear error when the index names another)."""
     path = Path(dir_or_prefix)
     if path.is_dir():
         cls = read_model_index(path).get(name, {}).get("class")
@@ -95,24 +151,32 @@ def load_part(dir_or_prefix: str | Path, name: str) -> nn.Module:
         cls, prefix = DEFAULT_CLASSES.get(name, name), path
     if cls not in LOADERS:
         raise ValueError(f"part {name!r}: unknown class {cls!r}; known: {sorted(LOADERS)}")
-    return LOADERS[cls](prefix)
+    model = LOADERS[cls](prefix)
+    if not isinstance(model, expected):
+        raise CheckpointError(f"{prefix}: part {name!r} is a {cls}; this needs a {expected.__name__}")
+    return model
 
 
-def write_model_index(folder: str | Path, parts: dict[str, str],
-                      class_name: str = "VideoLDMPipeline") -> Path:
+def write_model_index(folder: str | Path, parts: dict[str, str], class_name: str = "Cascade") -> Path:
     """Write <folder>/model_index.json for parts {name: class name}, files <name>.safetensors."""
+    if class_name not in FOLDER_CLASSES:
+        raise ValueError(f"class_name={class_name!r}: use one of {sorted(FOLDER_CLASSES)}")
     unknown = {c for c in parts.values() if c not in LOADERS}
     if unknown:
         raise ValueError(f"unknown classes {sorted(unknown)}; known: {sorted(LOADERS)}")
-    index = {"_class_name": class_name,
-             "parts": {name: {"class": cls, "file": f"{name}.safetensors"} for name, cls in parts.items()}}
+    index = {
+        "_class_name": class_name,
+        "parts": {name: {"class": cls, "file": f"{name}.safetensors"} for name, cls in parts.items()},
+    }
     path = Path(folder) / MODEL_INDEX
     write_json_atomic(index, path, indent=2)
     return path
 
 
-def load_reconstructor(folder: str | Path):
+def load_reconstructor(folder: str | Path) -> tuple[AutoencoderKL, TemporalDecoder | None]:
     """(autoencoder, temporal decoder or None) of a model folder, in eval mode: the pair that
     reconstruct_frames sends frames through."""
-    td = load_part(folder, "temporal_decoder").eval() if has_part(folder, "temporal_decoder") else None
-    return load_part(folder, "autoencoder").eval(), td
+    td = None
+    if has_part(folder, "temporal_decoder"):
+        td = load_part(folder, "temporal_decoder", TemporalDecoder).eval()
+    return load_part(folder, "autoencoder", AutoencoderKL).eval(), td

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +37,8 @@ class ProbeConfig:
 
 def probe_config(values: dict) -> ProbeConfig:
     """ProbeConfig from a JSON mapping (lists become tuples)."""
-    return ProbeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return ProbeConfig(**kwargs)
 
 
 def _conv(cin: int, cout: int) -> nn.Sequential:
@@ -53,8 +55,12 @@ class ClipProbe(nn.Module):
         chans = (6, *cfg.channels)  # frame + difference to the previous frame
         self.frame_net = nn.Sequential(*(_conv(a, b) for a, b in itertools.pairwise(chans)))
         c = chans[-1]
-        self.time_net = nn.Sequential(nn.Conv3d(c, c, (3, 1, 1), padding=(1, 0, 0)), nn.GroupNorm(8, c),
-                                      nn.SiLU(), nn.Conv3d(c, c, (3, 1, 1), padding=(1, 0, 0)))
+        self.time_net = nn.Sequential(
+            nn.Conv3d(c, c, (3, 1, 1), padding=(1, 0, 0)),
+            nn.GroupNorm(8, c),
+            nn.SiLU(),
+            nn.Conv3d(c, c, (3, 1, 1), padding=(1, 0, 0)),
+        )
         self.project = nn.Sequential(nn.Linear(2 * c, cfg.feature_dim), nn.LayerNorm(cfg.feature_dim))
         self.time_of_day = nn.Linear(cfg.feature_dim, len(TIME_OF_DAY))
         self.crowdedness = nn.Linear(cfg.feature_dim, len(CROWDEDNESS))
@@ -76,8 +82,13 @@ class ClipProbe(nn.Module):
     def forward(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
         """-> features and per-head logits (speed: ego metres per frame / 2)."""
         f = self.features(video)
-        return {"features": f, "time_of_day": self.time_of_day(f), "crowdedness": self.crowdedness(f),
-                "speed": self.speed(f)[:, 0], "shuffled": self.shuffled(f)[:, 0]}
+        return {
+            "features": f,
+            "time_of_day": self.time_of_day(f),
+            "crowdedness": self.crowdedness(f),
+            "speed": self.speed(f)[:, 0],
+            "shuffled": self.shuffled(f)[:, 0],
+        }
 
 
 def crop_boxes(frames: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
@@ -97,8 +108,12 @@ class BoxProbe(nn.Module):
         super().__init__()
         self.cfg = cfg
         chans = (3, *cfg.crop_channels)
-        self.net = nn.Sequential(*(_conv(a, b) for a, b in itertools.pairwise(chans)),
-                                 nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(chans[-1], 1))
+        self.net = nn.Sequential(
+            *(_conv(a, b) for a, b in itertools.pairwise(chans)),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(chans[-1], 1),
+        )
 
     def forward(self, frames: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """-> logits [N] that the box holds a car."""

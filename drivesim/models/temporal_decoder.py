@@ -10,6 +10,8 @@ overlap of that radius equals a full decode while memory stays flat in video len
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from einops import rearrange
 from torch import nn
@@ -57,17 +59,18 @@ class TemporalDecoder(nn.Module):
         h = self.temporal_mid(h, t, image_only)
         h = self.temporal_mid_attn(h, t, image_only, frame_offset=frame_offset)
         for block, temporal in zip(dec.up_blocks, self.temporal_up):
-            for resnet in block.resnets:
+            for resnet in cast(nn.ModuleList, block.resnets):
                 h = resnet(h, temb=None)
             h = temporal(h, t, image_only)
-            for up in block.upsamplers or []:
+            for up in cast("nn.ModuleList | None", block.upsamplers) or []:
                 h = up(h)
         h = dec.conv_out(dec.conv_act(dec.conv_norm_out(h)))
         return rearrange(h, "(b t) c h w -> b t c h w", b=b)
 
     @torch.no_grad()
-    def decode_chunked(self, z: torch.Tensor, chunk: int = 16, overlap: int | None = None,
-                       out: torch.Tensor | None = None) -> torch.Tensor:
+    def decode_chunked(
+        self, z: torch.Tensor, chunk: int = 16, overlap: int | None = None, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """[B,T,4,h,w] -> [B,T,3,8h,8w], `chunk` frames at a time plus `overlap` context frames
         on each side (default: the receptive radius, which makes it equal a full decode)."""
         overlap = self.receptive_radius if overlap is None else overlap
@@ -78,7 +81,7 @@ class TemporalDecoder(nn.Module):
         for start in range(0, t, chunk):
             stop = min(start + chunk, t)
             lo, hi = max(0, start - overlap), min(t, stop + overlap)
-            out[:, start:stop] = self(z[:, lo:hi], frame_offset=lo)[:, start - lo:stop - lo]
+            out[:, start:stop] = self(z[:, lo:hi], frame_offset=lo)[:, start - lo : stop - lo]
         return out
 
 

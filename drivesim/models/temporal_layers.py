@@ -82,8 +82,15 @@ class TemporalConvBlock(nn.Module):
     the block pixel-local (the tiled upsampler).
     """
 
-    def __init__(self, channels: int, groups: int = 32, kernel_t: int = 3, extra_channels: int = 0,
-                 convs: int = 2, norm: str = "group"):
+    def __init__(
+        self,
+        channels: int,
+        groups: int = 32,
+        kernel_t: int = 3,
+        extra_channels: int = 0,
+        convs: int = 2,
+        norm: str = "group",
+    ):
         super().__init__()
         pad = (kernel_t // 2, 0, 0)
         self.receptive_radius = convs * (kernel_t // 2)
@@ -98,11 +105,13 @@ class TemporalConvBlock(nn.Module):
             self.conv1.weight[:, channels:].zero_()
         last = self.conv2 if convs == 2 else self.conv1
         nn.init.zeros_(last.weight)
+        assert last.bias is not None  # both convs are built with a bias
         nn.init.zeros_(last.bias)
         self.blend = AlphaBlend()
 
-    def forward(self, x: torch.Tensor, num_frames: int, image_only: bool = False,
-                extra: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, num_frames: int, image_only: bool = False, extra: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """[(b t),c,h,w] (+ extra [(b t),e,h,w] concatenated before conv1) -> [(b t),c,h,w]."""
         if image_only:
             return x
@@ -134,8 +143,9 @@ class TemporalAttention(nn.Module):
         nn.init.zeros_(self.to_out.bias)
         self.blend = AlphaBlend()
 
-    def forward(self, x: torch.Tensor, num_frames: int, image_only: bool = False,
-                frame_offset: int = 0) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, num_frames: int, image_only: bool = False, frame_offset: int = 0
+    ) -> torch.Tensor:
         """[(b t),c,h,w] -> [(b t),c,h,w].
 
         frame_offset: index of the first frame in the whole video, so a chunk of a longer
@@ -146,8 +156,7 @@ class TemporalAttention(nn.Module):
         seq = rearrange(x, "(b t) c h w -> (b h w) t c", t=num_frames)
         pos = frame_position_embedding(num_frames, c, x.device, frame_offset).to(x.dtype)
         tokens = self.norm(seq) + pos
-        q, k, v = rearrange(self.to_qkv(tokens), "n t (three hd d) -> three n hd t d",
-                            three=3, hd=self.heads)
+        q, k, v = rearrange(self.to_qkv(tokens), "n t (three hd d) -> three n hd t d", three=3, hd=self.heads)
         mask = None
         if self.window is not None:
             idx = torch.arange(num_frames, device=x.device)

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any, cast
 
 import torch
-from diffusers import UNet2DConditionModel
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 from einops import rearrange, repeat
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -59,14 +61,20 @@ class UNetConfig:
     @classmethod
     def paper(cls) -> UNetConfig:
         """Paper-sized (SD 1.x channel widths) for 16x32 latents of 128x256 frames."""
-        return cls(block_out_channels=(320, 640, 1280, 1280), cross_attention=(True, True, True, False),
-                   layers_per_block=2, cross_attention_dim=1024, attention_head_dim=64,
-                   temporal_heads=8)
+        return cls(
+            block_out_channels=(320, 640, 1280, 1280),
+            cross_attention=(True, True, True, False),
+            layers_per_block=2,
+            cross_attention_dim=1024,
+            attention_head_dim=64,
+            temporal_heads=8,
+        )
 
     def __post_init__(self):
         if isinstance(self.only_cross_attention, bool):  # one flag per level, so configs compare equal
-            object.__setattr__(self, "only_cross_attention",
-                               (self.only_cross_attention,) * len(self.block_out_channels))
+            object.__setattr__(
+                self, "only_cross_attention", (self.only_cross_attention,) * len(self.block_out_channels)
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,24 +93,35 @@ def unet_config(values: dict) -> UNetConfig:
     """UNetConfig from a JSON/YAML mapping (lists become tuples; keys it lacks take their values
     from before they existed)."""
     values = {**LEGACY_UNET, **values}
-    return UNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return UNetConfig(**kwargs)
 
 
 def build_image_unet(cfg: UNetConfig) -> UNet2DConditionModel:
     """The spatial SD-layout UNet; class embeddings arrive as ready vectors ('identity')."""
     only_cross = cfg.only_cross_attention
+    assert not isinstance(only_cross, bool)  # __post_init__ made it one flag per level
     if not len(cfg.cross_attention) == len(only_cross) == len(cfg.block_out_channels):
-        raise ValueError(f"cross_attention {cfg.cross_attention} and only_cross_attention {only_cross} "
-                         f"need one entry per level of block_out_channels {cfg.block_out_channels}")
+        raise ValueError(
+            f"cross_attention {cfg.cross_attention} and only_cross_attention {only_cross} "
+            f"need one entry per level of block_out_channels {cfg.block_out_channels}"
+        )
     down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in cfg.cross_attention)
     up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(cfg.cross_attention))
     return UNet2DConditionModel(
-        in_channels=cfg.input_channels, out_channels=cfg.out_channels, down_block_types=down,
-        up_block_types=up, block_out_channels=cfg.block_out_channels,
-        layers_per_block=cfg.layers_per_block, cross_attention_dim=cfg.cross_attention_dim,
-        attention_head_dim=cfg.attention_head_dim, norm_num_groups=cfg.norm_num_groups,
-        class_embed_type="identity", resnet_time_scale_shift=cfg.resnet_time_scale_shift,
-        only_cross_attention=list(only_cross))
+        in_channels=cfg.input_channels,
+        out_channels=cfg.out_channels,
+        down_block_types=down,
+        up_block_types=up,
+        block_out_channels=cfg.block_out_channels,
+        layers_per_block=cfg.layers_per_block,
+        cross_attention_dim=cfg.cross_attention_dim,
+        attention_head_dim=cfg.attention_head_dim,
+        norm_num_groups=cfg.norm_num_groups,
+        class_embed_type="identity",
+        resnet_time_scale_shift=cfg.resnet_time_scale_shift,
+        only_cross_attention=cast("tuple[bool]", list(only_cross)),  # stubs: one-flag tuple; takes a list
+    )
 
 
 class TemporalMixer(nn.Module):
@@ -129,24 +148,31 @@ class VideoUNet(nn.Module):
         chans = cfg.block_out_channels
         self.temporal_down = nn.ModuleList(
             nn.ModuleList(TemporalMixer(chans[i], has_attn, cfg) for _ in range(cfg.layers_per_block))
-            for i, has_attn in enumerate(cfg.cross_attention))
+            for i, has_attn in enumerate(cfg.cross_attention)
+        )
         # SD mid block order: resnet 0 -> attention -> resnet 1.
-        self.temporal_mid = nn.ModuleList([TemporalMixer(chans[-1], True, cfg),  # resnet 0 + attn
-                                           TemporalMixer(chans[-1], False, cfg)])  # resnet 1
+        self.temporal_mid = nn.ModuleList(
+            [
+                TemporalMixer(chans[-1], True, cfg),  # resnet 0 + attn
+                TemporalMixer(chans[-1], False, cfg),
+            ]
+        )  # resnet 1
         self.temporal_up = nn.ModuleList(
-            nn.ModuleList(TemporalMixer(chans[-1 - i], has_attn, cfg)
-                          for _ in range(cfg.layers_per_block + 1))
-            for i, has_attn in enumerate(reversed(cfg.cross_attention)))
+            nn.ModuleList(
+                TemporalMixer(chans[-1 - i], has_attn, cfg) for _ in range(cfg.layers_per_block + 1)
+            )
+            for i, has_attn in enumerate(reversed(cfg.cross_attention))
+        )
         if cfg.context_channels:
-            self.temporal_context = ContextEncoder(cfg.in_channels, len(chans), cfg.context_channels,
-                                                   cfg.context_hidden)
+            self.temporal_context = ContextEncoder(
+                cfg.in_channels, len(chans), cfg.context_channels, cfg.context_hidden
+            )
 
     @classmethod
     def from_image_unet(cls, image_model: VideoUNet) -> VideoUNet:
         """Inflate: copy every spatial weight of a trained image model; temporal layers fresh."""
         video = cls(image_model.cfg)
-        missing, unexpected = video.load_state_dict(copy.deepcopy(image_model.state_dict()),
-                                                    strict=False)
+        missing, unexpected = video.load_state_dict(copy.deepcopy(image_model.state_dict()), strict=False)
         if unexpected or any(not k.startswith("temporal") for k in missing):
             raise ValueError(f"image model does not match: missing {missing}, unexpected {unexpected}")
         return video
@@ -163,13 +189,18 @@ class VideoUNet(nn.Module):
             if key not in own:
                 raise ValueError(f"video model has a key the context model lacks: {key}")
             if own[key].shape != value.shape:  # temporal conv1 [out, in + context, k, 1, 1]
-                value = torch.cat([value, own[key][:, value.shape[1]:]], dim=1)
+                value = torch.cat([value, own[key][:, value.shape[1] :]], dim=1)
             own[key] = value
         model.load_state_dict(own)
         return model
 
-    def _embed(self, timesteps: torch.Tensor, cond: dict[str, torch.Tensor], num_frames: int,
-               latent_size: tuple[int, int]):
+    def _embed(
+        self,
+        timesteps: torch.Tensor,
+        cond: dict[str, torch.Tensor],
+        num_frames: int,
+        latent_size: tuple[int, int],
+    ):
         """-> time+scene embedding [(B T),D], tokens [(B T),N+1(+2),Dc] (boxes, scene) and the box
         layout [(B T),K,h,w] (None without the spatial path)."""
         t_emb = self.unet.time_proj(timesteps).to(self.unet.dtype)
@@ -179,8 +210,9 @@ class VideoUNet(nn.Module):
         if boxes.dim() == 3:  # image batches: [B,N,4] -> [B,1,N,4]
             boxes, box_class, box_mask = boxes[:, None], box_class[:, None], box_mask[:, None]
         if boxes.shape[1] == 1 and num_frames > 1:  # one box set for the whole clip
-            boxes, box_class, box_mask = (repeat(v, "b 1 ... -> b t ...", t=num_frames)
-                                          for v in (boxes, box_class, box_mask))
+            boxes, box_class, box_mask = (
+                repeat(v, "b 1 ... -> b t ...", t=num_frames) for v in (boxes, box_class, box_mask)
+            )
         tokens = self.boxes(boxes, box_class, box_mask)
         if self.scene_tokens is not None:
             scene = self.scene_tokens.tokens(cond["time_of_day"], cond["crowdedness"]).to(tokens.dtype)
@@ -195,14 +227,26 @@ class VideoUNet(nn.Module):
             return checkpoint(fn, *args, use_reentrant=False)
         return fn(*args)
 
-    def _layer(self, h, emb, tokens, resnet, attn, mixer: TemporalMixer, t: int, image_only: bool,
-               extra: torch.Tensor | None):
+    def _layer(
+        self,
+        h,
+        emb,
+        tokens,
+        resnet,
+        attn,
+        mixer: TemporalMixer,
+        t: int,
+        image_only: bool,
+        extra: torch.Tensor | None,
+    ):
         def run(h, emb, tokens):
             h = mixer.conv(resnet(h, emb), t, image_only, extra)
             if attn is not None:
                 h = attn(h, encoder_hidden_states=tokens, return_dict=False)[0]
+                assert mixer.attn is not None  # a mixer has attention where its block has
                 h = mixer.attn(h, t, image_only)
             return h
+
         return self._step(run, h, emb, tokens)
 
     def _context_features(self, x: torch.Tensor, context: Context | None) -> list:
@@ -210,19 +254,27 @@ class VideoUNet(nn.Module):
         levels = len(self.cfg.block_out_channels)
         if not self.cfg.context_channels:
             if context is not None and bool(context.mask.any()):
-                raise ValueError("this model has no context input (context_channels=0); "
-                                 "use a prediction/interpolation checkpoint for context frames")
+                raise ValueError(
+                    "this model has no context input (context_channels=0); "
+                    "use a prediction/interpolation checkpoint for context frames"
+                )
             return [None] * levels
         context = context if context is not None else Context.empty(x)
         return self.temporal_context(context.latents, context.mask, context.stage)
 
-    def forward(self, x: torch.Tensor, timesteps: torch.Tensor, cond: dict[str, torch.Tensor],
-                image_only: bool = False, context: Context | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        timesteps: torch.Tensor,
+        cond: dict[str, torch.Tensor],
+        image_only: bool = False,
+        context: Context | None = None,
+    ) -> torch.Tensor:
         """x [B,T,C,h,w], timesteps [B] (one level per clip), context frames (optional)
         -> [B,T,C_out,h,w]."""
         b, t = x.shape[:2]
         unet = self.unet
-        emb, tokens, layout = self._embed(timesteps, cond, t, x.shape[-2:])
+        emb, tokens, layout = self._embed(timesteps, cond, t, (x.shape[-2], x.shape[-1]))
         ctx = self._context_features(x, None if image_only else context)
         h = rearrange(x, "b t c h w -> (b t) c h w")
         if layout is not None:
@@ -230,24 +282,28 @@ class VideoUNet(nn.Module):
         h = unet.conv_in(h)
         skips = [h]
         for level, (block, mixers) in enumerate(zip(unet.down_blocks, self.temporal_down)):
-            attns = getattr(block, "attentions", [None] * len(block.resnets))
-            for resnet, attn, mixer in zip(block.resnets, attns, mixers):
+            resnets = cast(nn.ModuleList, block.resnets)
+            attns = getattr(block, "attentions", [None] * len(resnets))
+            for resnet, attn, mixer in zip(resnets, attns, cast("Iterable[TemporalMixer]", mixers)):
                 h = self._layer(h, emb, tokens, resnet, attn, mixer, t, image_only, ctx[level])
                 skips.append(h)
-            for down in block.downsamplers or []:
+            for down in cast("nn.ModuleList | None", block.downsamplers) or []:
                 h = down(h)
                 skips.append(h)
-        mid = unet.mid_block
-        h = self._layer(h, emb, tokens, mid.resnets[0], mid.attentions[0], self.temporal_mid[0], t,
-                        image_only, ctx[-1])
-        h = self._layer(h, emb, tokens, mid.resnets[1], None, self.temporal_mid[1], t, image_only, ctx[-1])
+        mid, mid_mixers = unet.mid_block, cast("Sequence[TemporalMixer]", self.temporal_mid)
+        h = self._layer(
+            h, emb, tokens, mid.resnets[0], mid.attentions[0], mid_mixers[0], t, image_only, ctx[-1]
+        )
+        h = self._layer(h, emb, tokens, mid.resnets[1], None, mid_mixers[1], t, image_only, ctx[-1])
         for i, (block, mixers) in enumerate(zip(unet.up_blocks, self.temporal_up)):
-            attns = getattr(block, "attentions", [None] * len(block.resnets))
-            for resnet, attn, mixer in zip(block.resnets, attns, mixers):
+            resnets = cast(nn.ModuleList, block.resnets)
+            attns = getattr(block, "attentions", [None] * len(resnets))
+            for resnet, attn, mixer in zip(resnets, attns, cast("Iterable[TemporalMixer]", mixers)):
                 h = torch.cat([h, skips.pop()], dim=1)
                 h = self._layer(h, emb, tokens, resnet, attn, mixer, t, image_only, ctx[-1 - i])
-            for up in block.upsamplers or []:
+            for up in cast("nn.ModuleList | None", block.upsamplers) or []:
                 h = up(h, skips[-1].shape[-2:] if skips else None)
+        assert unet.conv_norm_out is not None and unet.conv_act is not None  # norm_num_groups is set
         h = unet.conv_out(unet.conv_act(unet.conv_norm_out(h)))
         return rearrange(h, "(b t) c h w -> b t c h w", b=b)
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -51,14 +52,20 @@ class UpsamplerConfig:
 
     def __post_init__(self):
         if not len(self.channels) == len(self.blocks) == len(self.temporal):
-            raise ValueError(f"channels {self.channels}, blocks {self.blocks} and temporal "
-                             f"{self.temporal} need one entry per level")
+            raise ValueError(
+                f"channels {self.channels}, blocks {self.blocks} and temporal "
+                f"{self.temporal} need one entry per level"
+            )
 
     @classmethod
     def paper(cls) -> UpsamplerConfig:
         """GPU profile (same layout, SD-like widths)."""
-        return cls(channels=(128, 256, 512, 512), blocks=(2, 2, 2, 2), temporal=(True, True, True, False),
-                   embed_dim=512)
+        return cls(
+            channels=(128, 256, 512, 512),
+            blocks=(2, 2, 2, 2),
+            temporal=(True, True, True, False),
+            embed_dim=512,
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,7 +79,7 @@ class UpsamplerConfig:
     def receptive_radius(self) -> int:
         """Output pixels on each side that can change one output pixel (an upper bound): every 3x3
         conv at a level whose pixels span s output pixels adds s; resampling and shuffles add slop."""
-        spans = [self.scale * 2 ** i for i in range(len(self.channels))]
+        spans = [self.scale * 2**i for i in range(len(self.channels))]
         resnets = sum((4 * n + 2) * s for n, s in zip(self.blocks, spans))  # 2 convs each, down + up
         resample = sum(2 * s for s in spans[:-1])  # strided conv + nearest upsample and its conv
         return resnets + resample + 2 * spans[-1] + 2 * spans[0] + 2 * self.scale  # mid, in/out, shuffles
@@ -92,7 +99,8 @@ def bicubic_upsample(frames: torch.Tensor, scale: int = 4) -> torch.Tensor:
 
 def upsampler_config(values: dict) -> UpsamplerConfig:
     """UpsamplerConfig from a JSON/YAML mapping (lists become tuples)."""
-    return UpsamplerConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return UpsamplerConfig(**kwargs)
 
 
 class ResBlock(nn.Module):
@@ -125,17 +133,25 @@ class UpsamplerUNet(nn.Module):
         self.time_embedding = TimestepEmbedding(ch[0], d)
         self.noise_level_embedding = TimestepEmbedding(ch[0], d)
         self.conv_in = nn.Conv2d(3 * s * s + 3, ch[0], 3, padding=1)
-        self.down = nn.ModuleList(nn.ModuleList(ResBlock(ch[i], ch[i], d) for _ in range(n))
-                                  for i, n in enumerate(cfg.blocks))
-        self.downsample = nn.ModuleList(nn.Conv2d(ch[i], ch[i + 1], 3, stride=2, padding=1)
-                                        for i in range(len(ch) - 1))
+        self.down = nn.ModuleList(
+            nn.ModuleList(ResBlock(ch[i], ch[i], d) for _ in range(n)) for i, n in enumerate(cfg.blocks)
+        )
+        self.downsample = nn.ModuleList(
+            nn.Conv2d(ch[i], ch[i + 1], 3, stride=2, padding=1) for i in range(len(ch) - 1)
+        )
         self.mid = ResBlock(ch[-1], ch[-1], d)
-        self.up = nn.ModuleList(nn.ModuleList(ResBlock(c, ch[i], d) for c in [2 * ch[i]] + [ch[i]] * n)
-                                for i, n in enumerate(cfg.blocks))
-        self.temporal = nn.ModuleDict({str(i): TemporalConvBlock(ch[i], convs=1, norm="channel")
-                                       for i, t in enumerate(cfg.temporal) if t})
-        self.upsample = nn.ModuleList(nn.Conv2d(ch[i + 1], ch[i], 3, padding=1)
-                                      for i in range(len(ch) - 1))
+        self.up = nn.ModuleList(
+            nn.ModuleList(ResBlock(c, ch[i], d) for c in [2 * ch[i]] + [ch[i]] * n)
+            for i, n in enumerate(cfg.blocks)
+        )
+        self.temporal = nn.ModuleDict(
+            {
+                str(i): TemporalConvBlock(ch[i], convs=1, norm="channel")
+                for i, t in enumerate(cfg.temporal)
+                if t
+            }
+        )
+        self.upsample = nn.ModuleList(nn.Conv2d(ch[i + 1], ch[i], 3, padding=1) for i in range(len(ch) - 1))
         self.norm_out = ChannelNorm(ch[0])
         self.conv_out = nn.Conv2d(ch[0], 3 * s * s, 3, padding=1)
 
@@ -149,21 +165,29 @@ class UpsamplerUNet(nn.Module):
             raise ValueError(f"image model does not match: missing {missing}, unexpected {unexpected}")
         return video
 
-    def forward(self, x_t: torch.Tensor, low_res: torch.Tensor, timesteps: torch.Tensor,
-                noise_level: torch.Tensor, image_only: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        x_t: torch.Tensor,
+        low_res: torch.Tensor,
+        timesteps: torch.Tensor,
+        noise_level: torch.Tensor,
+        image_only: bool = False,
+    ) -> torch.Tensor:
         b, t = x_t.shape[:2]
         m = self.cfg.size_multiple
         if x_t.shape[-2] % m or x_t.shape[-1] % m:
-            raise ValueError(f"upsampler input {tuple(x_t.shape[-2:])}: height and width must be "
-                             f"multiples of {m}")
-        emb = (self.time_embedding(self.time_proj(timesteps).to(x_t.dtype))
-               + self.noise_level_embedding(self.time_proj(noise_level).to(x_t.dtype)))
+            raise ValueError(
+                f"upsampler input {tuple(x_t.shape[-2:])}: height and width must be multiples of {m}"
+            )
+        emb = self.time_embedding(self.time_proj(timesteps).to(x_t.dtype)) + self.noise_level_embedding(
+            self.time_proj(noise_level).to(x_t.dtype)
+        )
         emb = emb.repeat_interleave(t, dim=0)  # [(b t),D]
         x = F.pixel_unshuffle(rearrange(x_t, "b t c h w -> (b t) c h w"), self.cfg.scale)
         h = self.conv_in(torch.cat([x, rearrange(low_res, "b t c h w -> (b t) c h w")], 1))
         skips = []
         for i, resnets in enumerate(self.down):
-            for resnet in resnets:
+            for resnet in cast(nn.ModuleList, resnets):
                 h = resnet(h, emb)
             skips.append(h)
             if i < len(self.downsample):
@@ -173,7 +197,7 @@ class UpsamplerUNet(nn.Module):
             if i < len(self.upsample):
                 h = self.upsample[i](F.interpolate(h, scale_factor=2.0, mode="nearest"))
             h = torch.cat([h, skips[i]], 1)
-            for resnet in self.up[i]:
+            for resnet in cast(nn.ModuleList, self.up[i]):
                 h = resnet(h, emb)
             if str(i) in self.temporal:
                 h = self.temporal[str(i)](h, t, image_only)
@@ -181,6 +205,6 @@ class UpsamplerUNet(nn.Module):
         return rearrange(out, "(b t) c h w -> b t c h w", b=b)
 
 
-def load_upsampler(prefix) -> UpsamplerUNet:
+def load_upsampler_unet(prefix) -> UpsamplerUNet:
     """An upsampler checkpoint (safetensors + JSON with its `upsampler` config)."""
     return load_checkpoint(prefix, lambda c: UpsamplerUNet(upsampler_config(c["upsampler"])))

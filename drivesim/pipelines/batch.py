@@ -21,13 +21,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from drivesim.data.catalog import clip_ids
-from drivesim.data.labels import FrameLabel, read_scalabel
+from drivesim.data.labels import FrameLabel
 from drivesim.export.catalog import CatalogWriter
 from drivesim.models.model_index import part_prefix
 from drivesim.models.weights import weights_digest
+from drivesim.pipelines.cascade import Cascade
 from drivesim.pipelines.catalog_row import catalog_row
 from drivesim.pipelines.rollout import RolloutConfig, for_seconds
-from drivesim.pipelines.rollout_job import Cascade, load_cascade, run_rollout
+from drivesim.pipelines.rollout_job import rollout_cascade, run_rollout
 from drivesim.pipelines.upsample import UpsampleSettings
 from drivesim.scenario import Scenario
 from drivesim.scenario_expand import ClipSpec, expand_paths
@@ -69,14 +70,18 @@ def segment_schedule(scenario: Scenario, cfg: RolloutConfig) -> tuple[list[str],
 
 def model_hashes(model_dir: str | Path, cascade: Cascade) -> dict[str, str]:
     """{part: sha256 of its weights file, 16 hex digits} of the parts the cascade runs."""
-    parts = ["temporal_decoder", "prediction"] + ["interpolation"] * (cascade.interpolation is not None) \
+    parts = (
+        ["temporal_decoder", "prediction"]
+        + ["interpolation"] * (cascade.interpolation is not None)
         + ["upsampler"] * (cascade.upsampler is not None)
+    )
     return {name: weights_digest(part_prefix(model_dir, name)) for name in parts}
 
 
 @dataclass
 class RenderedClip:
     """A generated clip before its commit: run_rollout's metadata, its labels and its files."""
+
     meta: dict
     labels: list[FrameLabel]
     seconds: float
@@ -84,48 +89,93 @@ class RenderedClip:
     label_file: Path
 
 
-def render_clip(clip: ClipSpec, cascade: Cascade, options: BatchOptions, work: Path, device: str = "cpu",
-                on_segment: Callable[[int, int], None] | None = None) -> RenderedClip:
+def render_clip(
+    clip: ClipSpec,
+    cascade: Cascade,
+    options: BatchOptions,
+    work: Path,
+    device: str = "cpu",
+    on_segment: Callable[[int, int], None] | None = None,
+) -> RenderedClip:
     """Run the cascade for one clip into `work` (<clip_id>.mp4 and .json); raises on failure.
     on_segment(done, total): progress after each rollout segment (run_rollout)."""
     start = time.perf_counter()
-    cfg = clip_config(clip, options.rollout)
+    cfg = clip_config(clip, cascade.fit(options.rollout))  # the checkpoints' key rate and latent size
     times, crowds = segment_schedule(clip.scenario, cfg)
     named = clip.scenario.model_copy(update={"id": clip.clip_id})  # its files are named by clip id
     try:
-        meta = run_rollout(named, work, cfg, crowdedness=crowds, time_of_day=times, progress=False,
-                           decode_chunk=options.decode_chunk, device=device, upsampler=options.upsampler,
-                           upsample=options.upsample, cascade=cascade, on_segment=on_segment)
+        result = run_rollout(
+            named,
+            work,
+            cfg,
+            crowdedness=crowds,
+            time_of_day=times,
+            progress=False,
+            decode_chunk=options.decode_chunk,
+            device=device,
+            upsampler=options.upsampler,
+            upsample=options.upsample,
+            cascade=cascade,
+            on_segment=on_segment,
+        )
     finally:
         shutil.rmtree(work / clip.clip_id, ignore_errors=True)  # the rollout's state, if it stopped
-    label_file = work / f"{clip.clip_id}.json"
-    return RenderedClip(meta, read_scalabel(label_file), time.perf_counter() - start,
-                        work / f"{clip.clip_id}.mp4", label_file)
+    return RenderedClip(
+        result.meta, result.labels, time.perf_counter() - start, result.video, result.label_file
+    )
 
 
-def commit_clip(writer: CatalogWriter, clip: ClipSpec, rendered: RenderedClip,
-                hashes: dict[str, str]) -> ClipResult:
+def commit_clip(
+    writer: CatalogWriter, clip: ClipSpec, rendered: RenderedClip, hashes: dict[str, str]
+) -> ClipResult:
     """Media into the catalog, then the clip's row."""
     row = catalog_row(clip, rendered.meta, rendered.labels, rendered.seconds, hashes)
     writer.commit(row, rendered.mp4, rendered.label_file)
-    return ClipResult(clip, "generated", rendered.seconds, rendered.meta["frames"],
-                      stage_seconds=rendered.meta.get("stage_seconds_this_run", {}))
+    return ClipResult(
+        clip,
+        "generated",
+        rendered.seconds,
+        rendered.meta["frames"],
+        stage_seconds=rendered.meta.get("stage_seconds_this_run", {}),
+    )
 
 
 def fail_clip(writer: CatalogWriter, clip: ClipSpec, error: BaseException, seconds: float) -> ClipResult:
     """Record a clip whose generation failed (it is retried on the next run)."""
-    logger.warning("%s (%s, seed %d) failed: %s: %s", clip.clip_id, clip.scenario.id, clip.seed,
-                   type(error).__name__, error)
-    writer.record_failure(clip.clip_id, {"scenario_id": clip.scenario.id, "scenario_file": clip.source,
-                                         "seed": clip.seed}, error)
+    logger.warning(
+        "%s (%s, seed %d) failed: %s: %s",
+        clip.clip_id,
+        clip.scenario.id,
+        clip.seed,
+        type(error).__name__,
+        error,
+    )
+    writer.record_failure(
+        clip.clip_id,
+        {"scenario_id": clip.scenario.id, "scenario_file": clip.source, "seed": clip.seed},
+        error,
+    )
     return ClipResult(clip, "failed", seconds, error=f"{type(error).__name__}: {error}")
 
 
-def run_local(todo: list[ClipSpec], writer: CatalogWriter, options: BatchOptions, model_dir: str | Path,
-              device: str, work: Path, progress: bool) -> list[ClipResult]:
+def run_local(
+    todo: list[ClipSpec],
+    writer: CatalogWriter,
+    options: BatchOptions,
+    model_dir: str | Path,
+    device: str,
+    work: Path,
+    progress: bool,
+) -> list[ClipResult]:
     """Every clip in this process, one after the other, the models loaded once."""
-    cascade = load_cascade(model_dir, options.rollout, options.upsampler, options.upsample, device,
-                           [c.scenario.output.resolution for c in todo])
+    cascade = rollout_cascade(
+        model_dir,
+        options.rollout,
+        options.upsampler,
+        options.upsample,
+        device,
+        [c.scenario.output.resolution for c in todo],
+    )
     hashes = model_hashes(model_dir, cascade)
     results = []
     for clip in tqdm(todo, desc="catalog", unit="clip", disable=not progress):
@@ -138,10 +188,18 @@ def run_local(todo: list[ClipSpec], writer: CatalogWriter, options: BatchOptions
     return results
 
 
-def generate_catalog(paths: list[str | Path], root: str | Path, options: BatchOptions | None = None,
-                     model_dir: str | Path = DEFAULT_MODEL_DIR, variants: int | None = None,
-                     device: str = "cpu", progress: bool = True, backend: str = "local", workers: int = 2,
-                     ray_address: str | None = None) -> list[ClipResult]:
+def generate_catalog(
+    paths: list[str | Path],
+    root: str | Path,
+    options: BatchOptions | None = None,
+    model_dir: str | Path = DEFAULT_MODEL_DIR,
+    variants: int | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    backend: str = "local",
+    workers: int = 2,
+    ray_address: str | None = None,
+) -> list[ClipResult]:
     """Generate every clip the scenario files ask for into the catalog at `root` (resumable).
     backend 'ray': one task per clip on `workers` Ray actors (a local cluster, or ray_address)."""
     if backend not in BACKENDS:
@@ -150,8 +208,11 @@ def generate_catalog(paths: list[str | Path], root: str | Path, options: BatchOp
     options = options or BatchOptions()
     out_fps = options.rollout.out_fps
     for scenario_id in sorted({c.scenario.id for c in clips if abs(c.scenario.fps - out_fps) > 1e-6}):
-        logger.info("%s: the cascade writes %g fps; the scenario's fps is used for its length only",
-                    scenario_id, out_fps)
+        logger.info(
+            "%s: the cascade writes %g fps; the scenario's fps is used for its length only",
+            scenario_id,
+            out_fps,
+        )
     writer = CatalogWriter(root, fps=out_fps)
     with writer.lock():
         present = set(clip_ids(writer.root))

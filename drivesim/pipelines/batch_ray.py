@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 import torch
 from tqdm import tqdm
@@ -29,7 +30,7 @@ from drivesim.pipelines.batch import (
     model_hashes,
     render_clip,
 )
-from drivesim.pipelines.rollout_job import load_cascade
+from drivesim.pipelines.rollout_job import rollout_cascade
 from drivesim.scenario_expand import ClipSpec
 
 
@@ -39,8 +40,9 @@ class ClipWorker:
     def __init__(self, model_dir: str, options: BatchOptions, device: str, sizes: list, threads: int):
         torch.set_num_threads(threads)  # the driver's count: the same arithmetic, the same frames
         self.options, self.device = options, device
-        self.cascade = load_cascade(model_dir, options.rollout, options.upsampler, options.upsample, device,
-                                    sizes)
+        self.cascade = rollout_cascade(
+            model_dir, options.rollout, options.upsampler, options.upsample, device, sizes
+        )
         self.model_hashes = model_hashes(model_dir, self.cascade)
 
     def hashes(self) -> dict[str, str]:
@@ -61,22 +63,37 @@ def _error(err: Exception) -> Exception:
     return cause if isinstance(cause, Exception) else err
 
 
-def run_on_ray(todo: list[ClipSpec], writer: CatalogWriter, options: BatchOptions, model_dir: str | Path,
-               device: str, work: Path, progress: bool, workers: int = 2,
-               address: str | None = None) -> list[ClipResult]:
+def run_on_ray(
+    todo: list[ClipSpec],
+    writer: CatalogWriter,
+    options: BatchOptions,
+    model_dir: str | Path,
+    device: str,
+    work: Path,
+    progress: bool,
+    workers: int = 2,
+    address: str | None = None,
+) -> list[ClipResult]:
     """Every clip as a task on `workers` actors; committed by this process as each one returns."""
     import ray
+    from ray.actor import ActorHandle
 
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
-                 log_to_driver=False)
+        ray.init(
+            address=address,
+            num_cpus=None if address else workers,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
     actor = ray.remote(num_cpus=1, max_restarts=1, max_task_retries=1)(ClipWorker)
     sizes = [tuple(c.scenario.output.resolution) for c in todo]
-    actors = [actor.remote(str(model_dir), options, device, sizes, torch.get_num_threads())
-              for _ in range(min(workers, len(todo)))]
+    actors = [
+        actor.remote(str(model_dir), options, device, sizes, torch.get_num_threads())
+        for _ in range(min(workers, len(todo)))
+    ]
     try:
-        hashes = ray.get(actors[0].hashes.remote())  # a model folder problem stops here, before any clip
+        hashes: dict[str, str] = ray.get(actors[0].hashes.remote())  # a model folder problem stops here
         queue, in_flight, results = list(todo), {}, []
 
         def submit(a) -> None:  # the next clip to a free actor
@@ -93,8 +110,9 @@ def run_on_ray(todo: list[ClipSpec], writer: CatalogWriter, options: BatchOption
                 meta, labels, seconds, mp4, label_bytes = ray.get(ref)
                 (work / f"{clip.clip_id}.mp4").write_bytes(mp4)
                 (work / f"{clip.clip_id}.json").write_bytes(label_bytes)
-                rendered = RenderedClip(meta, labels, seconds, work / f"{clip.clip_id}.mp4",
-                                        work / f"{clip.clip_id}.json")
+                rendered = RenderedClip(
+                    meta, labels, seconds, work / f"{clip.clip_id}.mp4", work / f"{clip.clip_id}.json"
+                )
                 results.append(commit_clip(writer, clip, rendered, hashes))
             except Exception as e:  # recorded and retried on the next run, as in the local backend
                 results.append(fail_clip(writer, clip, _error(e), time.perf_counter() - start))
@@ -105,6 +123,6 @@ def run_on_ray(todo: list[ClipSpec], writer: CatalogWriter, options: BatchOption
         return results
     finally:
         for a in actors:
-            ray.kill(a)
+            ray.kill(cast(ActorHandle, a))
         if started:
             ray.shutdown()

@@ -61,7 +61,7 @@ class StreamingWindows:
         out = torch.cat(parts, dim=1).clamp(-1, 1)
         self.emitted = stop
         keep_from = max(self.buffer_start, stop - self.radius)
-        self.buffer = self.buffer[:, keep_from - self.buffer_start:]
+        self.buffer = self.buffer[:, keep_from - self.buffer_start :]
         self.buffer_start = keep_from
         return out
 
@@ -69,14 +69,17 @@ class StreamingWindows:
         """Output frames start..stop-1 (global indices) from the buffered inputs around them."""
         lo = max(self.buffer_start, start - self.radius)
         hi = min(self._end, stop + self.radius)
-        window = self.buffer[:, lo - self.buffer_start:hi - self.buffer_start]
-        return self._window(window, lo)[:, start - lo:stop - lo]
+        assert self.buffer is not None  # _emit decodes only while inputs are buffered
+        window = self.buffer[:, lo - self.buffer_start : hi - self.buffer_start]
+        return self._window(window, lo)[:, start - lo : stop - lo]
 
     def state(self) -> dict[str, torch.Tensor]:
         """Tensors to resume from (see load_state)."""
         buf = self.buffer if self.buffer is not None else torch.empty(0)
-        return {f"{self.state_name}_buffer": buf.contiguous(),
-                f"{self.state_name}_index": torch.tensor([self.buffer_start, self.emitted])}
+        return {
+            f"{self.state_name}_buffer": buf.contiguous(),
+            f"{self.state_name}_index": torch.tensor([self.buffer_start, self.emitted]),
+        }
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
         buf = state[f"{self.state_name}_buffer"]

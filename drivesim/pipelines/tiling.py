@@ -19,8 +19,10 @@ def tile_starts(size: int, tile: int, overlap: int, multiple: int) -> list[int]:
         return [0]
     stride = (tile - overlap) // multiple * multiple
     if tile % multiple or stride <= 0:
-        raise ValueError(f"tile={tile}, overlap={overlap}: the tile must be a multiple of {multiple} "
-                         f"and larger than the overlap by at least {multiple}")
+        raise ValueError(
+            f"tile={tile}, overlap={overlap}: the tile must be a multiple of {multiple} "
+            f"and larger than the overlap by at least {multiple}"
+        )
     starts = list(range(0, size - tile, stride))
     return [*starts, size - tile]
 
@@ -37,8 +39,16 @@ def ramp(length: int, at_start: bool, at_end: bool, overlap: int, blend: int) ->
     return w
 
 
-def tiled(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor, low: torch.Tensor,
-          scale: int, tile: int, overlap: int, blend: int, multiple: int) -> torch.Tensor:
+def tiled(
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    low: torch.Tensor,
+    scale: int,
+    tile: int,
+    overlap: int,
+    blend: int,
+    multiple: int,
+) -> torch.Tensor:
     """fn(x tile [...,th,tw], low tile [...,th/s,tw/s]) -> [...,th,tw], over x [...,H,W] -> [...,H,W]."""
     height, width = x.shape[-2:]
     if blend > overlap:
@@ -55,8 +65,10 @@ def tiled(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Ten
         for x0 in xs:
             wx = ramp(tw, x0 == 0, x0 + tw == width, overlap, blend)
             weight = (wy[:, None] * wx[None]).to(x)
-            pred = fn(x[..., y:y + th, x0:x0 + tw],
-                      low[..., y // scale:(y + th) // scale, x0 // scale:(x0 + tw) // scale])
-            out[..., y:y + th, x0:x0 + tw] += pred * weight
-            total[y:y + th, x0:x0 + tw] += weight
+            pred = fn(
+                x[..., y : y + th, x0 : x0 + tw],
+                low[..., y // scale : (y + th) // scale, x0 // scale : (x0 + tw) // scale],
+            )
+            out[..., y : y + th, x0 : x0 + tw] += pred * weight
+            total[y : y + th, x0 : x0 + tw] += weight
     return out / total

@@ -45,12 +45,17 @@ class UpsampleSettings:
     chunk: int = 16  # output frames per temporal window
 
     def __post_init__(self):
-        problems = [f"{name}={getattr(self, name)}: {rule}" for name, ok, rule in (
-            ("steps", self.steps >= 1, "use 1 or more"),
-            ("noise_level", 0 <= self.noise_level < 1000, "use a timestep in 0..999"),
-            ("tile", self.tile > 0, "use a positive number of pixels"),
-            ("blend", 0 <= self.blend <= self.overlap, "use 0..overlap"),
-            ("chunk", self.chunk >= 1, "use 1 or more")) if not ok]
+        problems = [
+            f"{name}={getattr(self, name)}: {rule}"
+            for name, ok, rule in (
+                ("steps", self.steps >= 1, "use 1 or more"),
+                ("noise_level", 0 <= self.noise_level < 1000, "use a timestep in 0..999"),
+                ("tile", self.tile > 0, "use a positive number of pixels"),
+                ("blend", 0 <= self.blend <= self.overlap, "use 0..overlap"),
+                ("chunk", self.chunk >= 1, "use 1 or more"),
+            )
+            if not ok
+        ]
         if problems:
             raise ValueError("upsampler settings: " + "; ".join(problems))
 
@@ -64,21 +69,36 @@ def frame_noise(seed: int, index: int, stream: int, shape: tuple[int, ...]) -> t
 class Upsampler:
     """low-res frames [B,T,3,h,w] in [-1,1] -> [B,T,3,4h,4w] = bicubic + the sampled residual."""
 
-    def __init__(self, model: UpsamplerUNet, schedule: ScheduleConfig, image_only: bool = False,
-                 version: str = "", settings: UpsampleSettings = UpsampleSettings()):
+    def __init__(
+        self,
+        model: UpsamplerUNet,
+        schedule: ScheduleConfig,
+        image_only: bool = False,
+        version: str = "",
+        settings: UpsampleSettings = UpsampleSettings(),
+    ):
         self.model = model.eval().requires_grad_(False)  # inference only
         self.schedule, self.image_only, self.version, self.settings = schedule, image_only, version, settings
 
     @classmethod
-    def from_pretrained(cls, dir_or_prefix: str | Path, settings: UpsampleSettings = UpsampleSettings(),
-                        name: str = "upsampler") -> Upsampler:
+    def from_pretrained(
+        cls,
+        dir_or_prefix: str | Path,
+        settings: UpsampleSettings = UpsampleSettings(),
+        name: str = "upsampler",
+    ) -> Upsampler:
         """Part `name` of a model folder, or a checkpoint prefix; an image-stage checkpoint runs
         without its (untrained) temporal layers."""
         prefix = part_prefix(dir_or_prefix, name)
         meta = read_config(prefix)
         version = meta.get("model_version", f"{prefix}@step{meta.get('step')}")
-        return cls(load_part(prefix, "upsampler"), ScheduleConfig.from_dict(meta["schedule"]),
-                   image_only=meta.get("stage") == "image", version=version, settings=settings)
+        return cls(
+            load_part(prefix, "upsampler", UpsamplerUNet),
+            ScheduleConfig.from_dict(meta["schedule"]),
+            image_only=meta.get("stage") == "image",
+            version=version,
+            settings=settings,
+        )
 
     def to(self, device: str | torch.device) -> Upsampler:
         self.model.to(device)
@@ -104,7 +124,7 @@ class Upsampler:
         correlation = self.schedule.frame_correlation if s.frame_correlation is None else s.frame_correlation
         shared = frame_noise(seed, 0, 2, (b, 1, 3, *size))
         own = torch.cat([frame_noise(seed, frame_offset + i, 0, (b, 1, 3, *size)) for i in range(t)], 1)
-        x = (correlation ** 0.5 * shared + (1 - correlation) ** 0.5 * own).to(low)
+        x = (correlation**0.5 * shared + (1 - correlation) ** 0.5 * own).to(low)
         x = x * scheduler.init_noise_sigma
         low_noise = torch.cat([frame_noise(seed, frame_offset + i, 1, (b, 1, 3, h, w)) for i in range(t)], 1)
         level = torch.full((b,), s.noise_level, dtype=torch.long, device=low.device)
@@ -113,8 +133,16 @@ class Upsampler:
         def denoise(x_t: torch.Tensor, t_batch: torch.Tensor) -> torch.Tensor:
             alpha_bar = scheduler.alphas_cumprod.to(x_t.device)[t_batch[:1]]
             c_in, c_skip, c_out = x0_preconditioning(alpha_bar, cfg.sigma_data)
-            out = tiled(lambda xt, lo: self.model(xt, lo, t_batch, level, image_only=self.image_only),
-                        c_in * x_t, low_aug, cfg.scale, s.tile, s.overlap, s.blend, cfg.size_multiple)
+            out = tiled(
+                lambda xt, lo: self.model(xt, lo, t_batch, level, image_only=self.image_only),
+                c_in * x_t,
+                low_aug,
+                cfg.scale,
+                s.tile,
+                s.overlap,
+                s.blend,
+                cfg.size_multiple,
+            )
             return velocity_from_x0(x_t, c_skip * x_t + c_out * out, alpha_bar)  # the scheduler takes v
 
         residual = denoise_loop(denoise, x, scheduler, timesteps) / cfg.residual_scale
@@ -134,8 +162,9 @@ class StreamingUpsampler(StreamingWindows):
         return self.upsampler(window, self.seed, frame_offset=lo)
 
 
-def upsample_video(low: torch.Tensor, method: str, upsampler: Upsampler | None = None,
-                   seed: int = 0) -> torch.Tensor:
+def upsample_video(
+    low: torch.Tensor, method: str, upsampler: Upsampler | None = None, seed: int = 0
+) -> torch.Tensor:
     """[B,T,3,h,w] -> upsampled frames by `method` ('none' returns the input)."""
     if method not in METHODS:
         raise ValueError(f"upsampler={method!r}: use one of {METHODS}")
@@ -152,14 +181,15 @@ def upsample_video(low: torch.Tensor, method: str, upsampler: Upsampler | None =
     return torch.cat(outs)
 
 
-def output_frames(low: torch.Tensor, size: tuple[int, int], method: str, upsampler: Upsampler | None = None,
-                  seed: int = 0) -> torch.Tensor:
+def output_frames(
+    low: torch.Tensor, size: tuple[int, int], method: str, upsampler: Upsampler | None = None, seed: int = 0
+) -> torch.Tensor:
     """Base frames [B,T,3,h,w] -> frames at `size` (H,W): upsampled by `method` when size is larger
     than the base, then resized (area down, bicubic up) if it is not exactly 4x. 'none' keeps the base."""
     if method not in METHODS:
         raise ValueError(f"upsampler={method!r}: use one of {METHODS}")
     h, w = low.shape[-2:]
-    size = tuple(size)
+    size = (size[0], size[1])
     if method == "none" or size == (h, w):
         return low
     frames = low if size[0] <= h and size[1] <= w else upsample_video(low, method, upsampler, seed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -28,24 +29,36 @@ class VideoLDMOutput:
 class VideoLDMPipeline:
     """The key-frame video LDM with its decoder; stateless between calls (thread-safe)."""
 
-    def __init__(self, unet: VideoUNet | None, decoder: TemporalDecoder | AutoencoderKL,
-                 schedule: ScheduleConfig, latent_scale: float, versions: dict[str, str] | None = None):
+    def __init__(
+        self,
+        unet: VideoUNet | None,
+        decoder: TemporalDecoder | AutoencoderKL,
+        schedule: ScheduleConfig,
+        latent_scale: float,
+        versions: dict[str, str] | None = None,
+        train_config: dict | None = None,
+    ):
         # inference only: no weight needs a gradient (autocast would also cache a bf16 copy of each)
         self.unet = unet.eval().requires_grad_(False) if unet is not None else None
         self.decoder = decoder.eval().requires_grad_(False)
         self.schedule = schedule
         self.latent_scale = latent_scale
         self.versions = versions or {}
+        self.train_config = train_config or {}  # the UNet checkpoint's training config (data rates, sizes)
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | Path = DEFAULT_MODEL_DIR, unet: str = "unet",
-                        temporal_decoder: bool = True) -> VideoLDMPipeline:
+    def from_pretrained(
+        cls, model_dir: str | Path = DEFAULT_MODEL_DIR, unet: str = "unet", temporal_decoder: bool = True
+    ) -> VideoLDMPipeline:
         """The pipeline of a model folder (model_index.json, or unet/autoencoder/temporal_decoder
         files): UNet part `unet` (e.g. 'prediction'), the temporal decoder if the folder has one
         and `temporal_decoder`, else the image autoencoder's decoder. On the CPU; see .to()."""
-        decoder_part = ("temporal_decoder" if temporal_decoder and has_part(model_dir, "temporal_decoder")
-                        else "autoencoder")
-        decoder = load_part(model_dir, decoder_part)
+        decoder_part = (
+            "temporal_decoder"
+            if temporal_decoder and has_part(model_dir, "temporal_decoder")
+            else "autoencoder"
+        )
+        decoder = cast(TemporalDecoder | AutoencoderKL, load_part(model_dir, decoder_part))
         decoder_prefix = part_prefix(model_dir, decoder_part)
         versions = {"decoder": read_config(decoder_prefix).get("model_version", str(decoder_prefix))}
         return cls(None, decoder, ScheduleConfig(), 1.0, versions).with_unet(model_dir, unet)
@@ -55,11 +68,21 @@ class VideoLDMPipeline:
         checkpoint prefix) sharing this decoder; its version is added under `name`."""
         unet = part_prefix(dir_or_prefix, name)
         meta = read_config(unet)
-        model = load_part(unet, "unet")
+        model = load_part(unet, "unet", VideoUNet)
         schedule = ScheduleConfig.from_dict(meta.get("train_config", {}).get("schedule", {}))
         version = meta.get("model_version", f"{unet}@step{meta.get('step')}")
-        return VideoLDMPipeline(model, self.decoder, schedule, float(meta["latent_scale"]),
-                                {**self.versions, name: version})
+        return VideoLDMPipeline(
+            model,
+            self.decoder,
+            schedule,
+            float(meta["latent_scale"]),
+            {**self.versions, name: version},
+            meta.get("train_config", {}),
+        )
+
+    def data_config(self, name: str) -> dict:
+        """The UNet's training data entry `name` ('latents', 'fast_latents': fps, size), {} if absent."""
+        return self.train_config.get(name) or {}
 
     def output_size(self, latent_size: tuple[int, int]) -> tuple[int, int]:
         """(H, W) of the decoded frames for a latent size (h, w)."""
@@ -94,13 +117,25 @@ class VideoLDMPipeline:
         return self
 
     @torch.no_grad()
-    def __call__(self, cond: dict[str, torch.Tensor], num_frames: int, *,
-                 latent_size: tuple[int, int] = (16, 32), sampler: str = "dpmpp", steps: int = 25,
-                 guidance: GuidanceScales | None = None, seed: int = 0, decode: bool = True,
-                 progress: bool = False, context_latents: torch.Tensor | None = None,
-                 context_mask: torch.Tensor | None = None, stage: int = 0,
-                 frame_correlation: float | None = None, start_latents: torch.Tensor | None = None,
-                 strength: float = 1.0) -> VideoLDMOutput:
+    def __call__(
+        self,
+        cond: dict[str, torch.Tensor],
+        num_frames: int,
+        *,
+        latent_size: tuple[int, int] = (16, 32),
+        sampler: str = "dpmpp",
+        steps: int = 25,
+        guidance: GuidanceScales | None = None,
+        seed: int = 0,
+        decode: bool = True,
+        progress: bool = False,
+        context_latents: torch.Tensor | None = None,
+        context_mask: torch.Tensor | None = None,
+        stage: int = 0,
+        frame_correlation: float | None = None,
+        start_latents: torch.Tensor | None = None,
+        strength: float = 1.0,
+    ) -> VideoLDMOutput:
         """Batched conditions (B clips) -> B videos of num_frames frames, latents [B,T,4,h,w].
 
         Prediction / interpolation models take known frames: context_latents [B,T,4,h,w]
@@ -111,24 +146,32 @@ class VideoLDMPipeline:
         start_latents [B,T,4,h,w] (unscaled) + strength < 1: start from that guess, noised (SDEdit).
         Inputs may be on any device; outputs are on self.device (bf16 autocast on CUDA)."""
         guidance = guidance or GuidanceScales()
+        unet = self.unet
+        if unet is None:
+            raise ValueError("this pipeline has no UNet; load one with from_pretrained or with_unet")
         device = self.device
         cond = {k: v.to(device) for k, v in cond.items()}
         b = cond["time_of_day"].shape[0]
-        shape = (b, num_frames, self.unet.cfg.in_channels, *latent_size)
+        shape = (b, num_frames, unet.cfg.in_channels, *latent_size)
         image_only = num_frames == 1
         context = None
         if context_mask is not None:
             if context_latents is None or context_latents.shape != shape or context_mask.shape != shape[:2]:
-                raise ValueError(f"context_latents must be {list(shape)} and context_mask {list(shape[:2])}; "
-                                 f"got {None if context_latents is None else list(context_latents.shape)} "
-                                 f"and {list(context_mask.shape)}")
+                raise ValueError(
+                    f"context_latents must be {list(shape)} and context_mask {list(shape[:2])}; "
+                    f"got {None if context_latents is None else list(context_latents.shape)} "
+                    f"and {list(context_mask.shape)}"
+                )
             context_latents, context_mask = context_latents.to(device), context_mask.to(device)
-            context = Context(context_latents * self.latent_scale, context_mask.float(),
-                              torch.full((b,), stage, dtype=torch.long, device=device))
+            context = Context(
+                context_latents * self.latent_scale,
+                context_mask.float(),
+                torch.full((b,), stage, dtype=torch.long, device=device),
+            )
 
         def model(x, t, c, context=None):
             with autocast(device):
-                return self.unet(x, t, c, image_only, context).float()
+                return unet(x, t, c, image_only, context).float()
 
         def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             if guidance.is_identity:
@@ -143,10 +186,11 @@ class VideoLDMPipeline:
                 raise ValueError(f"strength={strength} < 1 needs start_latents of shape {list(shape)}")
             start = start_latents.to(device) * self.latent_scale
         plan = SamplerConfig(sampler, steps, strength, frame_correlation)
-        scaled = sample(denoise, shape, plan, self.schedule, generator, known=known, start=start,
-                        progress=progress)
+        scaled = sample(
+            denoise, shape, plan, self.schedule, generator, known=known, start=start, progress=progress
+        )
         latents = scaled / self.latent_scale
-        if context is not None:  # known frames exactly as given
-            known = context_mask.bool()
+        if context is not None and context_mask is not None and context_latents is not None:
+            known = context_mask.bool()  # known frames exactly as given
             latents[known] = context_latents[known]
         return VideoLDMOutput(latents, self.decode(latents) if decode else None)

@@ -97,11 +97,14 @@ def parse_box_rows(rows: list[list] | None, source: str) -> list[BoxRow]:
         motion = "static" if _blank(cells[5]) else str(cells[5]).strip().lower()
         if motion not in MOTIONS:
             raise ScenarioError(f"{where}: motion={cells[5]!r}; use one of {', '.join(MOTIONS)}")
-        missing = [n for n in BOX_COLUMNS[1:5] + (BOX_COLUMNS[6:] if motion == "end" else [])
-                   if values[n] is None]
+        missing = [
+            n for n in BOX_COLUMNS[1:5] + (BOX_COLUMNS[6:] if motion == "end" else []) if values[n] is None
+        ]
         if missing:
-            raise ScenarioError(f"{where}: {', '.join(missing)} missing" +
-                                (" (motion 'end' needs the end box)" if motion == "end" else ""))
+            raise ScenarioError(
+                f"{where}: {', '.join(missing)} missing"
+                + (" (motion 'end' needs the end box)" if motion == "end" else "")
+            )
         box_id = values["id"]
         if box_id is None or box_id != int(box_id) or box_id < 1:
             raise ScenarioError(f"{where}: id={cells[0]!r}; give a whole number of 1 or more (the track id)")
@@ -124,8 +127,14 @@ def clicks_needed(motion: str) -> int:
     return 4 if motion == "end" else 2
 
 
-def add_click(pending: list, point: tuple[float, float], size: tuple[int, int], motion: str,
-              rows: list[list], taken_ids: list[int]) -> tuple[list, list[list], str]:
+def add_click(
+    pending: list,
+    point: tuple[float, float],
+    size: tuple[int, int],
+    motion: str,
+    rows: list[list],
+    taken_ids: list[int],
+) -> tuple[list, list[list], str]:
     """One click on the layout frame -> (pending clicks, table rows, what happened / what next)."""
     if motion not in MOTIONS:
         raise ScenarioError(f"motion {motion!r}: use one of {', '.join(MOTIONS)}")

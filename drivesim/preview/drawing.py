@@ -25,8 +25,9 @@ TABLE_START, TABLE_END = (255, 220, 0), (255, 120, 0)  # the table's boxes: star
 def normalised_boxes(label: FrameLabel, size: tuple[int, int]) -> np.ndarray:
     """A frame's boxes in pixels of a (H,W) frame -> normalised xyxy [N,4]."""
     h, w = size
-    return np.array([[b.x1 / w, b.y1 / h, b.x2 / w, b.y2 / h] for b in label.boxes or []],
-                    np.float32).reshape(-1, 4)
+    return np.array(
+        [[b.x1 / w, b.y1 / h, b.x2 / w, b.y2 / h] for b in label.boxes or []], np.float32
+    ).reshape(-1, 4)
 
 
 def line_width(size: tuple[int, int]) -> int:
@@ -39,8 +40,14 @@ def draw_clip_boxes(frames: np.ndarray, labels: list[FrameLabel]) -> np.ndarray:
     if not len(frames):
         return frames.copy()
     size = frames.shape[1:3]
-    return np.stack([draw_boxes(f, normalised_boxes(lab, size), LAYOUT_BOXES, line_width(size))
-                     if lab.boxes else f.copy() for f, lab in zip(frames, labels)])
+    return np.stack(
+        [
+            draw_boxes(f, normalised_boxes(lab, size), LAYOUT_BOXES, line_width(size))
+            if lab.boxes
+            else f.copy()
+            for f, lab in zip(frames, labels)
+        ]
+    )
 
 
 def boxed_copy(video: str | Path, labels: list[FrameLabel], out: str | Path, fps: float) -> Path:
@@ -61,8 +68,12 @@ def _pixel(box, size: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]
     return (int(x1 * w), int(y1 * h)), (max(int(x2 * w) - 1, 0), max(int(y2 * h) - 1, 0))
 
 
-def layout_frame(scenario: Scenario | None, rows: list[BoxRow], size: tuple[int, int] = LAYOUT_SIZE,
-                 time_of_day: str = "day") -> np.ndarray:
+def layout_frame(
+    scenario: Scenario | None,
+    rows: list[BoxRow],
+    size: tuple[int, int] = LAYOUT_SIZE,
+    time_of_day: str = "day",
+) -> np.ndarray:
     """The scene's first frame as the procedural world lays it out (road, cars, every conditioning
     box in cyan) with the table's boxes over it (start yellow, end orange) -> uint8 [H,W,3] RGB.
     scenario None (an invalid scene): a plain frame of `time_of_day` with the table's boxes."""
@@ -76,11 +87,26 @@ def layout_frame(scenario: Scenario | None, rows: list[BoxRow], size: tuple[int,
     for row in rows:
         (a, b), end = _pixel(row.box, size), row.end_box()
         cv2.rectangle(image, a, b, TABLE_START, 2)
-        cv2.putText(image, str(row.id), (a[0] + 2, max(a[1] - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                    TABLE_START, 1, cv2.LINE_AA)
+        cv2.putText(
+            image,
+            str(row.id),
+            (a[0] + 2, max(a[1] - 3, 10)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4,
+            TABLE_START,
+            1,
+            cv2.LINE_AA,
+        )
         if end is not None:
             (c, d) = _pixel(end, size)
             cv2.rectangle(image, c, d, TABLE_END, 1)
-            cv2.arrowedLine(image, ((a[0] + b[0]) // 2, b[1]), ((c[0] + d[0]) // 2, d[1]), TABLE_END, 1,
-                            cv2.LINE_AA, tipLength=0.2)
+            cv2.arrowedLine(
+                image,
+                ((a[0] + b[0]) // 2, b[1]),
+                ((c[0] + d[0]) // 2, d[1]),
+                TABLE_END,
+                1,
+                cv2.LINE_AA,
+                tipLength=0.2,
+            )
     return image

@@ -27,9 +27,18 @@ class PreviewLimits:
     concurrency: int = 1  # model requests running at once (each uses every CPU core)
 
     def __post_init__(self):
-        bad = [f"{name}={getattr(self, name)}" for name in ("max_frames", "max_key_frames", "max_steps",
-                                                            "max_pixels", "max_queue", "concurrency")
-               if getattr(self, name) < 1]
+        bad = [
+            f"{name}={getattr(self, name)}"
+            for name in (
+                "max_frames",
+                "max_key_frames",
+                "max_steps",
+                "max_pixels",
+                "max_queue",
+                "concurrency",
+            )
+            if getattr(self, name) < 1
+        ]
         if bad:
             raise ValueError(f"preview limits {', '.join(bad)}: each limit must be 1 or more")
 
@@ -47,20 +56,26 @@ def check_steps(limits: PreviewLimits, **steps: int) -> None:
         if value < 1:
             raise LimitError(f"{name}={value}: use 1 or more denoising steps")
         if value > limits.max_steps:
-            raise LimitError(f"{name}={value} is over this server's limit of {limits.max_steps} steps per "
-                             f"request: lower {name} (the limit is `drivesim preview --max-steps`)")
+            raise LimitError(
+                f"{name}={value} is over this server's limit of {limits.max_steps} steps per "
+                f"request: lower {name} (the limit is `drivesim preview --max-steps`)"
+            )
 
 
 def check_full_render(scenario: Scenario, cfg: RolloutConfig, limits: PreviewLimits) -> None:
     """A full render's frames and output resolution must be within the limits; raises LimitError."""
     frames, segments = full_render_frames(scenario, cfg)
     if frames > limits.max_frames:
-        raise LimitError(f"duration {scenario.duration:g} s makes {frames} frames at {cfg.out_fps:g} fps "
-                         f"({segments} whole segments), over this server's limit of {limits.max_frames} "
-                         "frames per request: shorten duration_s, or render it with `drivesim generate "
-                         "--catalog` (the limit is `drivesim preview --max-frames`)")
+        raise LimitError(
+            f"duration {scenario.duration:g} s makes {frames} frames at {cfg.out_fps:g} fps "
+            f"({segments} whole segments), over this server's limit of {limits.max_frames} "
+            "frames per request: shorten duration_s, or render it with `drivesim generate "
+            "--catalog` (the limit is `drivesim preview --max-frames`)"
+        )
     h, w = scenario.output.resolution
     if h * w > limits.max_pixels:
-        raise LimitError(f"output.resolution {h}x{w} = {h * w} pixels is over this server's limit of "
-                         f"{limits.max_pixels} pixels per frame: choose a smaller resolution (the limit is "
-                         "`drivesim preview --max-pixels`)")
+        raise LimitError(
+            f"output.resolution {h}x{w} = {h * w} pixels is over this server's limit of "
+            f"{limits.max_pixels} pixels per frame: choose a smaller resolution (the limit is "
+            "`drivesim preview --max-pixels`)"
+        )

@@ -25,6 +25,7 @@ SCHEDULE_EXAMPLE = {"time_of_day": "1.5=night", "crowdedness": "1=moderate, 2.5=
 @dataclass
 class SceneForm:
     """The editor's fields (strings and numbers as the page holds them)."""
+
     id: str = "preview"
     time_of_day: str = "day"
     crowdedness: str = "light"
@@ -46,8 +47,10 @@ def parse_schedule(text: str, name: str) -> list[dict]:
                 raise ValueError
             changes.append({"at": float(at), "value": value.strip()})
         except ValueError:
-            raise ScenarioError(f"{SOURCE}: {name} schedule: {part!r} is not at=value; write e.g. "
-                                f"{SCHEDULE_EXAMPLE[name]!r} (seconds from the clip start)") from None
+            raise ScenarioError(
+                f"{SOURCE}: {name} schedule: {part!r} is not at=value; write e.g. "
+                f"{SCHEDULE_EXAMPLE[name]!r} (seconds from the clip start)"
+            ) from None
     return changes
 
 
@@ -61,8 +64,9 @@ def parse_resolution(text: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in str(text).lower().replace(" ", "").split("x"))
     except ValueError:
-        raise ScenarioError(f"{SOURCE}: resolution {text!r}: write HEIGHTxWIDTH, e.g. 128x256 or "
-                            "512x1024") from None
+        raise ScenarioError(
+            f"{SOURCE}: resolution {text!r}: write HEIGHTxWIDTH, e.g. 128x256 or 512x1024"
+        ) from None
     return h, w
 
 
@@ -80,16 +84,26 @@ def form_to_scenario(form: SceneForm, base: Scenario | None = None) -> Scenario:
     try:
         seed, duration = int(form.seed), float(form.duration_s)
     except (TypeError, ValueError):
-        raise ScenarioError(f"{SOURCE}: seed={form.seed!r}, duration_s={form.duration_s!r}: give a whole "
-                            "number seed and a duration in seconds") from None
+        raise ScenarioError(
+            f"{SOURCE}: seed={form.seed!r}, duration_s={form.duration_s!r}: give a whole "
+            "number seed and a duration in seconds"
+        ) from None
     fps = float(data.get("fps", 30.0))
     end_t = min(duration, max(1, round(duration * fps)) / fps)  # the clip's real end (whole frames)
-    data |= {"version": 2, "id": form.id, "time_of_day": form.time_of_day, "crowdedness": form.crowdedness,
-             "seed": seed, "duration_s": duration,
-             "output": {"resolution": list(parse_resolution(form.resolution))},
-             "schedule": {"time_of_day": parse_schedule(form.time_of_day_schedule, "time_of_day"),
-                          "crowdedness": parse_schedule(form.crowdedness_schedule, "crowdedness")},
-             "agents": kept + [row.agent(end_t) for row in rows]}
+    data |= {
+        "version": 2,
+        "id": form.id,
+        "time_of_day": form.time_of_day,
+        "crowdedness": form.crowdedness,
+        "seed": seed,
+        "duration_s": duration,
+        "output": {"resolution": list(parse_resolution(form.resolution))},
+        "schedule": {
+            "time_of_day": parse_schedule(form.time_of_day_schedule, "time_of_day"),
+            "crowdedness": parse_schedule(form.crowdedness_schedule, "crowdedness"),
+        },
+        "agents": kept + [row.agent(end_t) for row in rows],
+    }
     try:
         return parse_scenario(data, SOURCE)
     except ScenarioError as e:
@@ -98,8 +112,11 @@ def form_to_scenario(form: SceneForm, base: Scenario | None = None) -> Scenario:
 
 def _name_rows(message: str, kept: int, rows: list[BoxRow]) -> str:
     """Add 'agents[i] = boxes row N (id K)' to a schema error about table agents."""
-    notes = [f"  (agents[{kept + i}] is boxes row {row.number}, id {row.id})" for i, row in enumerate(rows)
-             if f"agents[{kept + i}]" in message]
+    notes = [
+        f"  (agents[{kept + i}] is boxes row {row.number}, id {row.id})"
+        for i, row in enumerate(rows)
+        if f"agents[{kept + i}]" in message
+    ]
     return "\n".join([message, *notes])
 
 
@@ -107,18 +124,29 @@ def scenario_to_form(scenario: Scenario) -> tuple[SceneForm, list[str]]:
     """A scenario -> (the form, notes on what the form does not show)."""
     notes = []
     if scenario.sweep is not None or scenario.variants > 1:
-        notes.append("its sweep / variants are not edited here: the editor shows one clip (the scenario's "
-                     "own conditions and seed); run `drivesim generate --catalog` on the file for all")
+        notes.append(
+            "its sweep / variants are not edited here: the editor shows one clip (the scenario's "
+            "own conditions and seed); run `drivesim generate --catalog` on the file for all"
+        )
     hidden = [a.id for a in scenario.agents if not shown_in_table(a)]
     if hidden:
-        notes.append(f"agents {hidden} (waypoints or box tracks of 3+ keys) are kept as they are and drawn "
-                     "in the layout; edit them in the YAML")
+        notes.append(
+            f"agents {hidden} (waypoints or box tracks of 3+ keys) are kept as they are and drawn "
+            "in the layout; edit them in the YAML"
+        )
     boxes = [BoxRow.from_agent(a).cells() for a in scenario.agents if shown_in_table(a)]
     h, w = scenario.output.resolution
-    form = SceneForm(scenario.id, scenario.time_of_day, scenario.crowdedness,
-                     format_schedule(scenario.schedule.time_of_day),
-                     format_schedule(scenario.schedule.crowdedness), scenario.seed,
-                     round(scenario.duration, 4), f"{h}x{w}", boxes)
+    form = SceneForm(
+        scenario.id,
+        scenario.time_of_day,
+        scenario.crowdedness,
+        format_schedule(scenario.schedule.time_of_day),
+        format_schedule(scenario.schedule.crowdedness),
+        scenario.seed,
+        round(scenario.duration, 4),
+        f"{h}x{w}",
+        boxes,
+    )
     return form, notes
 
 
@@ -136,4 +164,3 @@ def load_yaml_file(path: str | Path, shown_name: str | None = None) -> Scenario:
         return load_scenario(path)
     except ScenarioError as e:
         raise ScenarioError(str(e).replace(str(path), shown_name or Path(path).name)) from None
-

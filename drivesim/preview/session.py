@@ -46,6 +46,7 @@ def explain(error: BaseException) -> str:
 @dataclass
 class Editor:
     """One page session's editor state: the form, and the loaded file it edits (if any)."""
+
     form: SceneForm
     base: Scenario | None = None  # the loaded scenario (road, ego, agents the table cannot show)
     source: str = SOURCE  # the file it came from (the catalog row's scenario_file)
@@ -55,12 +56,16 @@ class Editor:
         return form_to_scenario(self.form, self.base)
 
 
-def parse_settings(preview_steps, steps, interpolation_steps, guidance_scene, guidance_boxes,
-                   guidance_context, upsampler) -> PreviewSettings:
+def parse_settings(
+    preview_steps, steps, interpolation_steps, guidance_scene, guidance_boxes, guidance_context, upsampler
+) -> PreviewSettings:
     """The page's sampling fields -> PreviewSettings (a ScenarioError names a bad field)."""
     ints = {"preview_steps": preview_steps, "steps": steps, "interpolation_steps": interpolation_steps}
-    floats = {"guidance_scene": guidance_scene, "guidance_boxes": guidance_boxes,
-              "guidance_context": guidance_context}
+    floats = {
+        "guidance_scene": guidance_scene,
+        "guidance_boxes": guidance_boxes,
+        "guidance_context": guidance_context,
+    }
     values = {}
     for name, value in ints.items():
         if value is None or float(value) != int(float(value)):
@@ -87,8 +92,9 @@ def layout(editor: Editor) -> tuple[np.ndarray, str]:
         return layout_frame(None, rows, time_of_day=editor.form.time_of_day), explain(e)
 
 
-def click(editor: Editor, pending: list, point: tuple[float, float], size: tuple[int, int],
-          motion: str) -> tuple[list, list[list], str]:
+def click(
+    editor: Editor, pending: list, point: tuple[float, float], size: tuple[int, int], motion: str
+) -> tuple[list, list[list], str]:
     """A click on the layout frame -> (pending clicks, the table's rows, message)."""
     taken = [a.id for a in (editor.base.agents if editor.base else [])]
     try:
@@ -117,12 +123,19 @@ def save_yaml(editor: Editor, folder: Path) -> tuple[Path | None, str, str]:
     text = scenario_yaml(scenario)
     path = folder / f"{scenario.id}.yaml"
     path.write_text(text)
-    return path, text, (f"saved {path.name} (schema v2; `drivesim generate --scenario {path.name} "
-                        "--catalog` renders it in a batch)")
+    return (
+        path,
+        text,
+        (
+            f"saved {path.name} (schema v2; `drivesim generate --scenario {path.name} "
+            "--catalog` renders it in a batch)"
+        ),
+    )
 
 
-def first_frame(previewer: Previewer, editor: Editor, settings: PreviewSettings
-                ) -> tuple[np.ndarray | None, str]:
+def first_frame(
+    previewer: Previewer, editor: Editor, settings: PreviewSettings
+) -> tuple[np.ndarray | None, str]:
     """Tier 1, first step: one frame with its boxes -> (uint8 [H,W,3] or None, message)."""
     try:
         _, boxed = previewer.first_frame(editor.scenario(), settings)
@@ -138,39 +151,64 @@ def keyframes(previewer: Previewer, editor: Editor, settings: PreviewSettings) -
     except Exception as e:  # every failure becomes a page message
         return None, explain(e)
     note = f"\n{preview.note}" if preview.note else ""
-    return preview, (f"key-frame preview: {preview.frames} frames at {preview.fps:g} fps, 128x256, "
-                     f"{preview.seconds:.1f} s{note}")
+    return preview, (
+        f"key-frame preview: {preview.frames} frames at {preview.fps:g} fps, 128x256, "
+        f"{preview.seconds:.1f} s{note}"
+    )
 
 
-def full(previewer: Previewer, editor: Editor, settings: PreviewSettings,
-         on_progress: Callable[[int, int], None] | None = None) -> tuple[Preview | None, str]:
+def full(
+    previewer: Previewer,
+    editor: Editor,
+    settings: PreviewSettings,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> tuple[Preview | None, str]:
     """Tier 2: the whole cascade -> (Preview or None, message)."""
     try:
         preview = previewer.full(editor.scenario(), settings, editor.source, on_progress)
     except Exception as e:  # every failure becomes a page message
         return None, explain(e)
     h, w = editor.scenario().output.resolution
-    return preview, (f"full render: {preview.frames} frames at {preview.fps:g} fps, {h}x{w}, "
-                     f"{preview.seconds:.1f} s; clip {preview.clip.clip_id}")
+    assert preview.clip is not None  # a full render always has its clip
+    return preview, (
+        f"full render: {preview.frames} frames at {preview.fps:g} fps, {h}x{w}, "
+        f"{preview.seconds:.1f} s; clip {preview.clip.clip_id}"
+    )
 
 
-def add_to_catalog(previewer: Previewer, editor: Editor, settings: PreviewSettings, preview: Preview | None,
-                   on_progress: Callable[[int, int], None] | None = None
-                   ) -> tuple[Preview | None, dict | None, str]:
+def add_to_catalog(
+    previewer: Previewer,
+    editor: Editor,
+    settings: PreviewSettings,
+    preview: Preview | None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> tuple[Preview | None, dict | None, str]:
     """Add the scene to the catalog, rendering it fully first unless the shown full render is of
     this scene and settings -> (the preview shown, the catalog row or None, message)."""
     if previewer.catalog is None:
-        return preview, None, explain(PreviewError(
-            "this server has no catalog: start it with `drivesim preview --catalog DIR`"))
+        return (
+            preview,
+            None,
+            explain(
+                PreviewError("this server has no catalog: start it with `drivesim preview --catalog DIR`")
+            ),
+        )
     try:
         scenario = editor.scenario()
         present = previewer.in_catalog(scenario)
     except (ScenarioError, CatalogError) as e:
         return preview, None, explain(e)
     if present:
-        return preview, None, explain(CatalogError(
-            f"{previewer.catalog}: clip {present} (this scenario and seed) is already in the catalog; change "
-            "the seed or the scene to add another clip"))
+        return (
+            preview,
+            None,
+            explain(
+                CatalogError(
+                    f"{previewer.catalog}: clip {present} (this scenario and seed) is already in the "
+                    "catalog; change the seed or the scene to add another clip"
+                )
+            ),
+        )
     current = request_key(scenario, settings)
     if preview is None or preview.tier != "full" or preview.rendered is None or preview.key != current:
         preview, message = full(previewer, editor, settings, on_progress)
@@ -180,5 +218,11 @@ def add_to_catalog(previewer: Previewer, editor: Editor, settings: PreviewSettin
         row = previewer.add_to_catalog(preview)
     except Exception as e:  # every failure becomes a page message
         return preview, None, explain(e)
-    return preview, row, (f"added clip {row['clip_id']} to {previewer.catalog} ({row['frames']} frames, "
-                          f"{row['height']}x{row['width']}, {row['time_of_day']}, {row['crowdedness']})")
+    return (
+        preview,
+        row,
+        (
+            f"added clip {row['clip_id']} to {previewer.catalog} ({row['frames']} frames, "
+            f"{row['height']}x{row['width']}, {row['time_of_day']}, {row['crowdedness']})"
+        ),
+    )

@@ -31,8 +31,9 @@ def reference_flows(target: torch.Tensor) -> torch.Tensor:
     `drivesim eval autoencoder` warps with), computed on the CPU without gradients."""
     from drivesim.metrics import backward_flows, to_uint8
 
-    return torch.stack([torch.from_numpy(np.stack(backward_flows(to_uint8(clip.detach().cpu()))))
-                        for clip in target]).to(target.device)
+    return torch.stack(
+        [torch.from_numpy(np.stack(backward_flows(to_uint8(clip.detach().cpu())))) for clip in target]
+    ).to(target.device)
 
 
 def warped_motion_loss(recon: torch.Tensor, target: torch.Tensor, flows: torch.Tensor) -> torch.Tensor:
@@ -40,8 +41,9 @@ def warped_motion_loss(recon: torch.Tensor, target: torch.Tensor, flows: torch.T
     of the residual r = recon - target: the flicker left once the scene's motion is taken out."""
     residual = recon - target
     b, _, h, w, _ = flows.shape
-    ys, xs = torch.meshgrid(torch.arange(h, device=flows.device), torch.arange(w, device=flows.device),
-                            indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=flows.device), torch.arange(w, device=flows.device), indexing="ij"
+    )
     x = (xs + flows[..., 0]) * (2 / max(w - 1, 1)) - 1  # sample r_t at (x + fx, y + fy)
     y = (ys + flows[..., 1]) * (2 / max(h - 1, 1)) - 1
     grid = rearrange(torch.stack([x, y], -1), "b t h w two -> (b t) h w two").to(residual.dtype)
@@ -50,10 +52,10 @@ def warped_motion_loss(recon: torch.Tensor, target: torch.Tensor, flows: torch.T
     return F.l1_loss(rearrange(warped, "(b t) c h w -> b t c h w", b=b), residual[:, 1:])
 
 
-def adaptive_gan_weight(rec_loss: torch.Tensor, g_loss: torch.Tensor, last_layer: torch.Tensor,
-                        max_weight: float = 1e4) -> torch.Tensor:
+def adaptive_gan_weight(
+    rec_loss: torch.Tensor, g_loss: torch.Tensor, last_layer: torch.Tensor, max_weight: float = 1e4
+) -> torch.Tensor:
     """||grad rec|| / ||grad gan|| at the decoder's last layer (Esser et al., taming-transformers)."""
     rec_grad = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)[0]
     g_grad = torch.autograd.grad(g_loss, last_layer, retain_graph=True)[0]
     return (rec_grad.norm() / (g_grad.norm() + 1e-4)).clamp(0, max_weight).detach()
-

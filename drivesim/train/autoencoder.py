@@ -16,9 +16,10 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader
 from tqdm import tqdm
 
 from drivesim.data.procedural import ProceduralClipDataset
@@ -32,7 +33,7 @@ from drivesim.models.discriminators import (
 )
 from drivesim.models.model_index import load_part
 from drivesim.models.temporal_decoder import TemporalDecoder
-from drivesim.models.temporal_layers import is_temporal
+from drivesim.models.temporal_layers import TemporalConvBlock, is_temporal
 from drivesim.models.weights import load_checkpoint, read_config, save_checkpoint
 from drivesim.train.ae_losses import (
     adaptive_gan_weight,
@@ -95,16 +96,18 @@ class AETrainConfig:
     device: str = "cpu"  # cpu | cuda (bf16 autocast); data and random draws stay on the CPU
 
 
-def _frames_dataset(cfg: AETrainConfig, image_mode: bool) -> Dataset:
+def _frames_dataset(cfg: AETrainConfig, image_mode: bool) -> ProceduralClipDataset | ConcatDataset:
     frames = 1 if image_mode else cfg.num_frames
-    procedural = ProceduralClipDataset(length=100_000, num_frames=frames, size=cfg.size,
-                                       seed=cfg.seed, image_mode=image_mode)
+    procedural = ProceduralClipDataset(
+        length=100_000, num_frames=frames, size=cfg.size, seed=cfg.seed, image_mode=image_mode
+    )
     if not cfg.real_video_root:
         return procedural
     from drivesim.data.video_folder import VideoFolderDataset
 
-    real = VideoFolderDataset(cfg.real_video_root, num_frames=frames, size=cfg.size,
-                              stride_s=0.2, image_mode=image_mode)
+    real = VideoFolderDataset(
+        cfg.real_video_root, num_frames=frames, size=cfg.size, stride_s=0.2, image_mode=image_mode
+    )
     # Repeat the (small) real set so it makes up about real_fraction of the samples.
     repeats = max(1, round(cfg.real_fraction * len(procedural) / max(len(real), 1)))
     return ConcatDataset([procedural, *[real] * min(repeats, 10_000)])
@@ -116,12 +119,17 @@ def random_crop(x: torch.Tensor, crop: tuple[int, int], generator: torch.Generat
     ch, cw = crop
     y0 = int(torch.randint(0, (h - ch) // 8 + 1, (1,), generator=generator)) * 8
     x0 = int(torch.randint(0, (w - cw) // 8 + 1, (1,), generator=generator)) * 8
-    return x[..., y0:y0 + ch, x0:x0 + cw]
+    return x[..., y0 : y0 + ch, x0 : x0 + cw]
 
 
 def _save(model, disc, step, out: Path, cfg: AETrainConfig, name: str, **extra) -> None:
-    meta = {"autoencoder": model.cfg.to_dict(), "stage": cfg.stage, "step": step,
-            "train_config": asdict(cfg), **extra}
+    meta = {
+        "autoencoder": model.cfg.to_dict(),
+        "stage": cfg.stage,
+        "step": step,
+        "train_config": asdict(cfg),
+        **extra,
+    }
     save_checkpoint(model, out / name, meta)
     if disc is not None:  # averaging snapshots need the model only
         save_checkpoint(disc, out / f"{name}_disc", {"step": step})
@@ -131,8 +139,10 @@ def averaged_steps(cfg: AETrainConfig) -> list[int]:
     """The steps whose weights make the final checkpoint (cfg.average_last saves, save_every apart)."""
     first = cfg.steps - (cfg.average_last - 1) * cfg.save_every
     if cfg.average_last < 1 or first < 1:
-        raise ValueError(f"average_last={cfg.average_last}: must be >= 1 and at most steps / save_every "
-                         f"({cfg.steps // cfg.save_every})")
+        raise ValueError(
+            f"average_last={cfg.average_last}: must be >= 1 and at most steps / save_every "
+            f"({cfg.steps // cfg.save_every})"
+        )
     return list(range(first, cfg.steps + 1, cfg.save_every))
 
 
@@ -140,8 +150,10 @@ def average_into(model: torch.nn.Module, prefixes: list[Path]) -> None:
     """Load the mean of the checkpoints at `prefixes` (same architecture) into `model`."""
     missing = [str(p) for p in prefixes if not Path(f"{p}.safetensors").exists()]
     if missing:
-        raise FileNotFoundError(f"cannot average: {', '.join(missing)} missing (re-run from before "
-                                f"those steps, or set average_last=1)")
+        raise FileNotFoundError(
+            f"cannot average: {', '.join(missing)} missing (re-run from before "
+            f"those steps, or set average_last=1)"
+        )
     total = {k: torch.zeros_like(v, dtype=torch.float32) for k, v in model.state_dict().items()}
     for prefix in prefixes:
         load_checkpoint(prefix, lambda c: model)
@@ -162,8 +174,11 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
     device = resolve_device(device)
     image = cfg.stage == "image"
     if image:
-        model: torch.nn.Module = (load_part(cfg.init_from, "autoencoder") if cfg.init_from
-                                  else AutoencoderKL(cfg.autoencoder))
+        model: AutoencoderKL | TemporalDecoder = (
+            load_part(cfg.init_from, "autoencoder", AutoencoderKL)
+            if cfg.init_from
+            else AutoencoderKL(cfg.autoencoder)
+        )
         disc: torch.nn.Module = PatchDiscriminator2D()
         trains = lambda name: cfg.train_encoder or not name.startswith(("encoder.", "quant_conv."))
         for n, p in model.named_parameters():
@@ -173,7 +188,7 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
     elif cfg.stage == "temporal":
         if not cfg.init_from:
             raise ValueError("stage=temporal needs init_from=<image autoencoder checkpoint>")
-        ae = load_part(cfg.init_from, "autoencoder").eval()
+        ae = load_part(cfg.init_from, "autoencoder", AutoencoderKL).eval()
         model = TemporalDecoder.from_image_autoencoder(ae)
         disc = VideoPatchDiscriminator3D()
         for p in ae.parameters():
@@ -182,10 +197,11 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
         params = [p for n, p in model.named_parameters() if trains(n)]
         for n, p in model.named_parameters():
             p.requires_grad_(trains(n))
-        last_layer = model.temporal_up[-1].conv1.weight
+        last_layer = cast(TemporalConvBlock, model.temporal_up[-1]).conv1.weight
     else:
         raise ValueError(f"stage={cfg.stage!r}: use 'image' or 'temporal'")
-    model.to(device), disc.to(device)
+    model.to(device)
+    disc.to(device)
     if not image:
         ae.to(device)
     opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.5, 0.9))
@@ -201,16 +217,18 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
             log.truncate_after(step)
         generator.manual_seed(cfg.seed + step)
         if ranks.is_main:
-            logger.info("resuming %s autoencoder training from step %d (optimizer state reset)",
-                        cfg.stage, step)
+            logger.info(
+                "resuming %s autoencoder training from step %d (optimizer state reset)", cfg.stage, step
+            )
 
     data = _frames_dataset(cfg, image)
     batches = RankBatches(shuffled_batches(len(data), cfg.batch_size, cfg.seed, step), ranks)
     loader = iter(DataLoader(data, batch_sampler=batches, num_workers=0))
     net = wrap(model, ranks)
     start = time.perf_counter()
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.stage} AE",
-               disable=not (progress and ranks.is_main))
+    bar = tqdm(
+        total=cfg.steps, initial=step, desc=f"train {cfg.stage} AE", disable=not (progress and ranks.is_main)
+    )
     while step < cfg.steps:
         frames, _ = gather_rows(next(loader), ranks)  # the global batch
         frames = random_crop(frames, cfg.crop, generator)
@@ -227,6 +245,7 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
             x = frames[rows].to(device)
             with sync_gradients(net, ranks, micro):
                 if image:
+                    assert noise is not None  # drawn above for every image step
                     with autocast(device):
                         recon, posterior = net(x, noise=noise[rows].to(device))
                     recon = recon.float()
@@ -273,8 +292,15 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
         bar.update(1)
         bar.set_postfix(rec=f"{rec_:.4f}", d=f"{d_:.3f}")
         if log and (step % cfg.log_every == 0 or step == cfg.steps):
-            log.write(step=step, rec=f"{rec_:.5f}", kl=f"{kl_:.2f}", g=f"{g_:.4f}", d=f"{d_:.4f}",
-                      gan_weight=f"{w_:.4f}", seconds=f"{time.perf_counter() - start:.0f}")
+            log.write(
+                step=step,
+                rec=f"{rec_:.5f}",
+                kl=f"{kl_:.2f}",
+                g=f"{g_:.4f}",
+                d=f"{d_:.4f}",
+                gan_weight=f"{w_:.4f}",
+                seconds=f"{time.perf_counter() - start:.0f}",
+            )
         snapshot = cfg.average_last > 1 and step in averaged  # steps may not divide by save_every
         if step % cfg.save_every == 0 or step == cfg.steps or snapshot:
             if ranks.is_main:

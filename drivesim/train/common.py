@@ -55,12 +55,17 @@ class CsvLog:
             csv.writer(f).writerows(keep)
 
 
-def save_train_state(path: str | Path, step: int, optimizer: torch.optim.Optimizer,
-                     extra: dict | None = None) -> None:
+def save_train_state(
+    path: str | Path, step: int, optimizer: torch.optim.Optimizer, extra: dict | None = None
+) -> None:
     """Optimizer + RNG state for resuming (tensors only; loads with weights_only=True)."""
     path = Path(path)
-    state = {"step": step, "optimizer": optimizer.state_dict(),
-             "torch_rng": torch.get_rng_state(), "extra": json.dumps(extra or {})}
+    state = {
+        "step": step,
+        "optimizer": optimizer.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "extra": json.dumps(extra or {}),
+    }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -84,8 +89,14 @@ def forever(loader) -> Iterator:
         yield from loader
 
 
-def apply_gradients(model: nn.Module, optimizer: torch.optim.Optimizer, params: list, grad_clip: float,
-                    ema: AveragedModel, frozen: list | tuple = ()) -> None:
+def apply_gradients(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    params: list,
+    grad_clip: float,
+    ema: AveragedModel,
+    frozen: list | tuple = (),
+) -> None:
     """After every micro-batch's backward: drop the gradients of `frozen`, clip, step, update the EMA."""
     for p in frozen:
         p.grad = None
@@ -94,19 +105,36 @@ def apply_gradients(model: nn.Module, optimizer: torch.optim.Optimizer, params: 
     ema.update_parameters(model)
 
 
-def save_run(out: Path, model: nn.Module, ema: AveragedModel, optimizer: torch.optim.Optimizer,
-             generator: torch.Generator, step: int, config: dict) -> None:
+def save_run(
+    out: Path,
+    model: nn.Module,
+    ema: AveragedModel,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    step: int,
+    config: dict,
+) -> None:
     """out/last, out/last_ema and out/ema (safetensors + JSON config) and the state to resume from."""
     config = {**config, "step": step}
     save_checkpoint(model, out / "last", config)
     save_checkpoint(ema.module, out / "last_ema", config)
     save_checkpoint(ema.module, out / "ema", config)
-    save_train_state(out / "last.state.pt", step, optimizer,
-                     {"generator": generator.get_state().tolist(), "ema_n_averaged": int(ema.n_averaged)})
+    save_train_state(
+        out / "last.state.pt",
+        step,
+        optimizer,
+        {"generator": generator.get_state().tolist(), "ema_n_averaged": int(ema.n_averaged)},
+    )
 
 
-def resume_run(out: Path, model: nn.Module, ema: AveragedModel, optimizer: torch.optim.Optimizer,
-               generator: torch.Generator, log: CsvLog | None) -> int:
+def resume_run(
+    out: Path,
+    model: nn.Module,
+    ema: AveragedModel,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    log: CsvLog | None,
+) -> int:
     """Restore what save_run wrote, if out holds a run -> the step to continue from (0 if none)."""
     if not (out / "last.state.pt").exists():
         return 0

@@ -16,16 +16,17 @@ from drivesim.data.conditions import PER_FRAME_KEYS
 INTERPOLATION_FACTOR = 4
 
 
-def frame_window(latents: torch.Tensor, cond: dict[str, torch.Tensor], start: int,
-                 length: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def frame_window(
+    latents: torch.Tensor, cond: dict[str, torch.Tensor], start: int, length: int
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """[B,T,C,h,w] + per-frame conditions -> frames start..start+length-1 of every clip."""
     if start < 0 or start + length > latents.shape[1]:
         raise ValueError(f"window {start}..{start + length - 1} outside {latents.shape[1]} frames")
     out = dict(cond)
     for k in PER_FRAME_KEYS:
         if k in cond and cond[k].dim() >= 2 and cond[k].shape[1] == latents.shape[1]:
-            out[k] = cond[k][:, start:start + length]
-    return latents[:, start:start + length], out
+            out[k] = cond[k][:, start : start + length]
+    return latents[:, start : start + length], out
 
 
 def prediction_context(latents: torch.Tensor, generator: torch.Generator, max_context: int = 2) -> Context:
@@ -35,8 +36,9 @@ def prediction_context(latents: torch.Tensor, generator: torch.Generator, max_co
     return Context(latents, leading_mask(b, t, counts), torch.full((b,), CONTEXT_STAGES.index("prediction")))
 
 
-def interpolation_context(latents: torch.Tensor, stage: int, generator: torch.Generator,
-                          drop: float = 0.1) -> Context:
+def interpolation_context(
+    latents: torch.Tensor, stage: int, generator: torch.Generator, drop: float = 0.1
+) -> Context:
     """[B,4k+1,C,h,w] (scaled) -> Context with every 4th frame known (dropped with prob. drop)."""
     b, t = latents.shape[:2]
     if (t - 1) % INTERPOLATION_FACTOR:

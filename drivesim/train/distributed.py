@@ -22,13 +22,16 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Sampler
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 T = TypeVar("T")
 
@@ -53,9 +56,11 @@ class Ranks:
 
     def check_batch(self, batch_size: int) -> None:
         if batch_size % self.shards:
-            raise ValueError(f"batch_size={batch_size} is not divisible by world_size x grad_accum = "
-                             f"{self.world} x {self.grad_accum}: batch_size is the global batch of one "
-                             f"optimizer step; make it a multiple of {self.shards}")
+            raise ValueError(
+                f"batch_size={batch_size} is not divisible by world_size x grad_accum = "
+                f"{self.world} x {self.grad_accum}: batch_size is the global batch of one "
+                f"optimizer step; make it a multiple of {self.shards}"
+            )
 
     def load_rows(self, n: int) -> slice:
         """Rows of a global batch of n that this rank loads."""
@@ -108,8 +113,9 @@ def main_first(ranks: Ranks, make: Callable[[], T]) -> T:
     done -> make()'s result on every rank; each rank calls it once."""
     if ranks.is_main:
         result = make()
-    barrier(ranks)
-    if not ranks.is_main:
+        barrier(ranks)
+    else:
+        barrier(ranks)
         result = make()
     return result
 
@@ -162,7 +168,7 @@ def shuffled_batches(n: int, batch_size: int, seed: int, start: int = 0) -> Iter
     while True:
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
         for i in range(position, per_epoch):
-            yield order[i * batch_size:(i + 1) * batch_size]
+            yield order[i * batch_size : (i + 1) * batch_size]
         epoch, position = epoch + 1, 0
 
 
@@ -174,7 +180,7 @@ def sequential_batches(n: int, batch_size: int, start: int = 0) -> Iterator[list
         index += batch_size
 
 
-def gather_rows(batch, ranks: Ranks):
+def gather_rows(batch: T, ranks: Ranks) -> T:
     """Concatenate every rank's rows of a (nested dict / tuple / list of) [b,...] tensors in rank order
     -> the global batch on every rank."""
     if ranks.world == 1:
@@ -185,27 +191,32 @@ def gather_rows(batch, ranks: Ranks):
             send = send.cuda()
         parts = [torch.empty_like(send) for _ in range(ranks.world)]
         dist.all_gather(parts, send.contiguous())
-        return torch.cat(parts).to(batch.device, batch.dtype)  # the data pipeline stays where it was
+        return cast(T, torch.cat(parts).to(batch.device, batch.dtype))  # the data pipeline stays where it was
     if isinstance(batch, dict):
-        return {k: gather_rows(v, ranks) for k, v in batch.items()}
+        return cast(T, {k: gather_rows(v, ranks) for k, v in batch.items()})
     if isinstance(batch, (tuple, list)):
-        return type(batch)(gather_rows(v, ranks) for v in batch)
+        return cast(T, type(batch)(gather_rows(v, ranks) for v in batch))
     raise TypeError(f"cannot gather a batch item of type {type(batch).__name__}")
 
 
-def take_rows(batch, rows: slice):
+def take_rows(batch: T, rows: slice) -> T:
     """The same rows of every [B,...] tensor of a (nested dict / tuple / list) batch."""
     if isinstance(batch, torch.Tensor):
-        return batch[rows]
+        return cast(T, batch[rows])
     if dataclasses.is_dataclass(batch):  # e.g. a Context: every field has the batch axis first
-        return dataclasses.replace(batch, **{f.name: take_rows(getattr(batch, f.name), rows)
-                                             for f in dataclasses.fields(batch)})
+        return cast(
+            T,
+            dataclasses.replace(
+                cast("DataclassInstance", batch),
+                **{f.name: take_rows(getattr(batch, f.name), rows) for f in dataclasses.fields(batch)},
+            ),
+        )
     if isinstance(batch, dict):
-        return {k: take_rows(v, rows) for k, v in batch.items()}
+        return cast(T, {k: take_rows(v, rows) for k, v in batch.items()})
     if isinstance(batch, (tuple, list)):
-        return type(batch)(take_rows(v, rows) for v in batch)
+        return cast(T, type(batch)(take_rows(v, rows) for v in batch))
     if batch is None:
-        return None
+        return batch
     raise TypeError(f"cannot take rows of a batch item of type {type(batch).__name__}")
 
 

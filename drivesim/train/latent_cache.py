@@ -6,8 +6,9 @@ the encoder never changes during LDM training, so latents are computed once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sized
 from pathlib import Path
+from typing import cast
 
 import torch
 from safetensors import safe_open
@@ -18,20 +19,35 @@ from tqdm import tqdm
 from drivesim.data.conditions import PER_FRAME_KEYS
 from drivesim.utils import atomic_write
 
-COND_KEYS = ("time_of_day", "crowdedness", "boxes", "box_class", "box_track", "box_mask",
-             "boxes_known", "ego_speed", "fps")
+COND_KEYS = (
+    "time_of_day",
+    "crowdedness",
+    "boxes",
+    "box_class",
+    "box_track",
+    "box_mask",
+    "boxes_known",
+    "ego_speed",
+    "fps",
+)
 
 
 @torch.no_grad()
-def build_latent_cache(dataset: Dataset, encode: Callable[[torch.Tensor], torch.Tensor],
-                       path: str | Path, batch_size: int = 4, num_workers: int = 0,
-                       meta: dict[str, str] | None = None, key: str = "latents") -> Path:
+def build_latent_cache(
+    dataset: Dataset,
+    encode: Callable[[torch.Tensor], torch.Tensor],
+    path: str | Path,
+    batch_size: int = 4,
+    num_workers: int = 0,
+    meta: Mapping[str, object] | None = None,
+    key: str = "latents",
+) -> Path:
     """Encode every clip (frames [T,3,H,W]) -> file with `key` [N,T,C,h,w] (fp16) + conditions."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in (key, *COND_KEYS)}
-    for frames, cond in tqdm(loader, desc=f"encoding {len(dataset)} clips", unit="batch"):
+    for frames, cond in tqdm(loader, desc=f"encoding {len(cast(Sized, dataset))} clips", unit="batch"):
         b, t = frames.shape[:2]
         latents = encode(frames.flatten(0, 1)).unflatten(0, (b, t))
         parts[key].append(latents.to(torch.float16))
@@ -68,8 +84,9 @@ class LatentClipDataset(Dataset):
         return self.tensors[self.key][index].float(), cond
 
 
-def pick_frames(latents: torch.Tensor, cond: dict[str, torch.Tensor],
-                generator: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def pick_frames(
+    latents: torch.Tensor, cond: dict[str, torch.Tensor], generator: torch.Generator
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One random frame per clip: [B,T,C,h,w] -> [B,1,C,h,w], per-frame box tensors too."""
     b, t = latents.shape[:2]
     idx = torch.randint(0, t, (b,), generator=generator)

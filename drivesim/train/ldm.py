@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from conditioners import ConditionDropout
 from drivesim.diffusion.schedule import ScheduleConfig, noise_clips, training_scheduler
+from drivesim.models.autoencoder import AutoencoderKL
 from drivesim.models.model_index import load_part
 from drivesim.models.temporal_layers import spatial_parameters, temporal_parameters
 from drivesim.models.unet import UNetConfig, VideoUNet
@@ -117,10 +118,12 @@ def build_model(cfg: LDMTrainConfig) -> VideoUNet:
     if not cfg.init_from:
         source = "an image-LDM" if cfg.stage == "video" else "a video-LDM (or prediction)"
         raise ValueError(f"stage={cfg.stage} needs init_from=<{source} checkpoint>")
-    init = load_part(cfg.init_from, "unet")
+    init = load_part(cfg.init_from, "unet", VideoUNet)
     if dataclasses.replace(init.cfg, context_channels=0) != dataclasses.replace(cfg.unet, context_channels=0):
-        raise ValueError(f"init_from={cfg.init_from} was trained with unet={init.cfg}, "
-                         f"but this run asks for unet={cfg.unet}: use the same unet config")
+        raise ValueError(
+            f"init_from={cfg.init_from} was trained with unet={init.cfg}, "
+            f"but this run asks for unet={cfg.unet}: use the same unet config"
+        )
     if cfg.stage == "video":
         model = VideoUNet.from_image_unet(init)
     elif init.cfg.context_channels:
@@ -138,11 +141,14 @@ def ensure_latent_cache(cfg: LatentCacheConfig) -> Path:
     if path.exists():
         return path
     from drivesim.data.procedural import ProceduralClipDataset
-    ae = load_part(cfg.autoencoder, "autoencoder").eval()
-    clips = ProceduralClipDataset(length=cfg.clips, num_frames=cfg.num_frames, fps=cfg.fps,
-                                  size=cfg.size, seed=cfg.seed)
-    return build_latent_cache(clips, lambda x: ae.encode(x).mode(), path,
-                              meta={"autoencoder": cfg.autoencoder, "fps": cfg.fps})
+
+    ae = load_part(cfg.autoencoder, "autoencoder", AutoencoderKL).eval()
+    clips = ProceduralClipDataset(
+        length=cfg.clips, num_frames=cfg.num_frames, fps=cfg.fps, size=cfg.size, seed=cfg.seed
+    )
+    return build_latent_cache(
+        clips, lambda x: ae.encode(x).mode(), path, meta={"autoencoder": cfg.autoencoder, "fps": cfg.fps}
+    )
 
 
 def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
@@ -186,8 +192,9 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
     # image steps of mixed training skip the temporal layers
     net = wrap(model, ranks, find_unused=mixed)
     start = time.perf_counter()
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.stage}-ldm",
-               disable=not (progress and ranks.is_main))
+    bar = tqdm(
+        total=cfg.steps, initial=step, desc=f"train {cfg.stage}-ldm", disable=not (progress and ranks.is_main)
+    )
     while step < cfg.steps:
         which = step % len(loaders)  # interpolation: alternate stage 1 and stage 2 batches
         latents, cond = gather_rows(next(loaders[which]), ranks)  # the global batch
@@ -202,8 +209,9 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
             latents, cond = random_window(latents, cond, INTERPOLATION_FACTOR + 1, generator)
             context = interpolation_context(latents, 1 + which, generator, cfg.context_drop)
         cond = cfg.dropout(cond, generator)
-        noisy, timesteps, target = noise_clips(scheduler, latents, generator,
-                                               0.0 if image_step else cfg.schedule.frame_correlation)
+        noisy, timesteps, target = noise_clips(
+            scheduler, latents, generator, 0.0 if image_step else cfg.schedule.frame_correlation
+        )
         # the context loss averages over the unknown frames of the whole global batch
         unknown = None if context is None or cfg.known_frames_in_loss else (1 - context.mask).sum()
         optimizer.zero_grad(set_to_none=True)
@@ -217,21 +225,24 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
                 with autocast(device):
                     pred = net(x, t, c, image_only=image_step, context=ctx).float()
                 if unknown is not None:
+                    assert ctx is not None  # unknown is only counted with a context
                     loss = unknown_frame_mse(pred, y, ctx.mask, unknown / ranks.shards)
                 else:
                     loss = torch.nn.functional.mse_loss(pred, y)
                 (loss / ranks.grad_accum).backward()
             step_loss += loss.detach().cpu() / ranks.grad_accum
         # video steps of mixed training move only the temporal layers
-        apply_gradients(model, optimizer, params, cfg.grad_clip, ema,
-                        frozen=spatial if mixed and not image_step else ())
+        apply_gradients(
+            model, optimizer, params, cfg.grad_clip, ema, frozen=spatial if mixed and not image_step else ()
+        )
         step += 1
         step_loss = float(mean_over_ranks(step_loss, ranks))
         bar.update(1)
         bar.set_postfix(loss=f"{step_loss:.4f}")
         if log and (step % cfg.log_every == 0 or step == cfg.steps):
-            log.write(step=step, loss=f"{step_loss:.6f}", lr=cfg.lr,
-                      seconds=f"{time.perf_counter() - start:.1f}")
+            log.write(
+                step=step, loss=f"{step_loss:.6f}", lr=cfg.lr, seconds=f"{time.perf_counter() - start:.1f}"
+            )
         if step % cfg.save_every == 0 or step == cfg.steps:
             if ranks.is_main:
                 save_run(out, model, ema, optimizer, generator, step, {"unet": model.cfg.to_dict(), **meta})
@@ -241,8 +252,12 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
     return out / "ema"
 
 
-def unknown_frame_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
-                      unknown_frames: torch.Tensor | float | None = None) -> torch.Tensor:
+def unknown_frame_mse(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    unknown_frames: torch.Tensor | float | None = None,
+) -> torch.Tensor:
     """pred, target [B,T,C,h,w], mask [B,T] (1 = known) -> MSE over the unknown frames only, per
     unknown frame of these rows, or of `unknown_frames` (a shard's share of the global batch's)."""
     per_frame = (pred - target).pow(2).mean(dim=(2, 3, 4))
@@ -255,7 +270,9 @@ def _loader(data: LatentClipDataset, cfg: LDMTrainConfig, start: int, ranks: Ran
     """Endless batches: this rank's rows of each global batch, from global batch `start` on (the
     same global batches at any world size, and after a resume)."""
     if len(data) < cfg.batch_size:
-        raise ValueError(f"latent cache has {len(data)} clips, fewer than batch_size={cfg.batch_size}: "
-                         "lower batch_size or build the cache with more clips")
+        raise ValueError(
+            f"latent cache has {len(data)} clips, fewer than batch_size={cfg.batch_size}: "
+            "lower batch_size or build the cache with more clips"
+        )
     batches = RankBatches(shuffled_batches(len(data), cfg.batch_size, cfg.seed, start), ranks)
     return iter(DataLoader(data, batch_sampler=batches, num_workers=cfg.num_workers))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -110,8 +111,14 @@ def shuffle_half(frames: torch.Tensor, generator: torch.Generator) -> tuple[torc
     return frames, shuffled
 
 
-def clip_losses(probe: ClipProbe, frames: torch.Tensor, shuffled: torch.Tensor, cond: dict,
-                rows: slice = slice(None), shards: int = 1) -> torch.Tensor:
+def clip_losses(
+    probe: nn.Module,  # a ClipProbe, or the DDP around one
+    frames: torch.Tensor,
+    shuffled: torch.Tensor,
+    cond: dict,
+    rows: slice = slice(None),
+    shards: int = 1,
+) -> torch.Tensor:
     """Multi-task loss of a batch [B,T,3,H,W] from shuffle_half. The probe sees `rows`; each term is
     their sum over the whole batch's count x shards, so the mean over equal shards is the batch's loss."""
     out = probe(frames[rows])
@@ -122,14 +129,23 @@ def clip_losses(probe: ClipProbe, frames: torch.Tensor, shuffled: torch.Tensor, 
         return F.cross_entropy(out[key], part[key], ignore_index=-1, reduction="sum") / total
 
     speed = cond["ego_speed"] / cond["fps"] / 2  # metres per frame
-    return shards * (labelled("time_of_day") + labelled("crowdedness")
-                     + F.mse_loss(out["speed"], speed[rows], reduction="sum") / speed.numel()
-                     + F.binary_cross_entropy_with_logits(out["shuffled"], shuffled[rows].float(),
-                                                          reduction="sum") / len(shuffled))
+    return shards * (
+        labelled("time_of_day")
+        + labelled("crowdedness")
+        + F.mse_loss(out["speed"], speed[rows], reduction="sum") / speed.numel()
+        + F.binary_cross_entropy_with_logits(out["shuffled"], shuffled[rows].float(), reduction="sum")
+        / len(shuffled)
+    )
 
 
-def box_loss(probe: BoxProbe, crops: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor,
-             rows: slice = slice(None), shards: int = 1) -> torch.Tensor:
+def box_loss(
+    probe: nn.Module,  # a BoxProbe, or the DDP around one
+    crops: torch.Tensor,
+    boxes: torch.Tensor,
+    labels: torch.Tensor,
+    rows: slice = slice(None),
+    shards: int = 1,
+) -> torch.Tensor:
     """Car / no car BCE on `rows` of box_samples' N crops, as a share of the mean over all N."""
     logits = probe(crops[rows], boxes[rows])
     return shards * F.binary_cross_entropy_with_logits(logits, labels[rows], reduction="sum") / len(labels)
@@ -155,16 +171,29 @@ def train_probes(cfg: ProbeTrainConfig, progress: bool = True) -> Path:
         generator.set_state(torch.tensor(extra["generator"], dtype=torch.uint8))
         if log:
             log.truncate_after(step)
-    datasets = [ProceduralClipDataset(num_frames=cfg.num_frames, fps=fps, size=cfg.size,
-                                      seed=cfg.seed + 1 + i) for i, fps in enumerate(cfg.fps)]
-    in_order = lambda d: RankBatches(sequential_batches(len(d), cfg.batch_size, start=step * cfg.batch_size),
-                                     ranks)
+    datasets = [
+        ProceduralClipDataset(num_frames=cfg.num_frames, fps=fps, size=cfg.size, seed=cfg.seed + 1 + i)
+        for i, fps in enumerate(cfg.fps)
+    ]
+    in_order = lambda d: RankBatches(
+        sequential_batches(len(d), cfg.batch_size, start=step * cfg.batch_size), ranks
+    )
     loaders = [iter(DataLoader(d, batch_sampler=in_order(d))) for d in datasets]
     recon_loaders = None
     if cfg.reconstruct_with:  # rank 0 builds the caches
-        recon_loaders = main_first(ranks, lambda: reconstructed_loaders(
-            datasets, cfg.reconstruct_with, cfg.reconstructed_clips, cfg.batch_size, out, cfg.seed + step,
-            ranks))
+        reconstruct_with = cfg.reconstruct_with
+        recon_loaders = main_first(
+            ranks,
+            lambda: reconstructed_loaders(
+                datasets,
+                reconstruct_with,
+                cfg.reconstructed_clips,
+                cfg.batch_size,
+                out,
+                cfg.seed + step,
+                ranks,
+            ),
+        )
     nets = wrap(clip_probe, ranks), wrap(box_probe, ranks)
     meta = {"probe": cfg.probe.to_dict(), "train_config": asdict(cfg)}
     start = time.perf_counter()
@@ -183,10 +212,12 @@ def train_probes(cfg: ProbeTrainConfig, progress: bool = True) -> Path:
         for micro in range(ranks.grad_accum):
             with sync_gradients(nets[0], ranks, micro), sync_gradients(nets[1], ranks, micro):
                 with autocast(device):
-                    clip = clip_losses(nets[0], frames, shuffled, cond, ranks.micro_rows(micro, len(frames)),
-                                       ranks.shards)
-                    box = box_loss(nets[1], crops, boxes, labels, ranks.micro_rows(micro, len(labels)),
-                                   ranks.shards)
+                    clip = clip_losses(
+                        nets[0], frames, shuffled, cond, ranks.micro_rows(micro, len(frames)), ranks.shards
+                    )
+                    box = box_loss(
+                        nets[1], crops, boxes, labels, ranks.micro_rows(micro, len(labels)), ranks.shards
+                    )
                 (clip + box).div(ranks.grad_accum).backward()
             logged += torch.stack([clip, box]).detach().float().cpu() / ranks.grad_accum
         optimizer.step()
@@ -195,14 +226,19 @@ def train_probes(cfg: ProbeTrainConfig, progress: bool = True) -> Path:
         bar.update(1)
         bar.set_postfix(clip=f"{clip_:.3f}", box=f"{box_:.3f}")
         if log and (step % cfg.log_every == 0 or step == cfg.steps):
-            log.write(step=step, clip_loss=f"{clip_:.5f}", box_loss=f"{box_:.5f}",
-                      seconds=f"{time.perf_counter() - start:.1f}")
+            log.write(
+                step=step,
+                clip_loss=f"{clip_:.5f}",
+                box_loss=f"{box_:.5f}",
+                seconds=f"{time.perf_counter() - start:.1f}",
+            )
         if step % cfg.save_every == 0 or step == cfg.steps:
             if ranks.is_main:
                 save_checkpoint(clip_probe, out / "clip", {**meta, "step": step})
                 save_checkpoint(box_probe, out / "box", {**meta, "step": step})
-                save_train_state(out / "last.state.pt", step, optimizer,
-                                 {"generator": generator.get_state().tolist()})
+                save_train_state(
+                    out / "last.state.pt", step, optimizer, {"generator": generator.get_state().tolist()}
+                )
             barrier(ranks)
     bar.close()
     close_ranks(ranks)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm import tqdm
 
 from drivesim.diffusion.noise import mixed_noise
@@ -83,19 +84,24 @@ def build_upsampler(cfg: UpsamplerTrainConfig) -> UpsamplerUNet:
     if cfg.crop[0] % m or cfg.crop[1] % m:
         raise ValueError(f"crop={list(cfg.crop)}: both sides must be multiples of {m}")
     if not 0 <= cfg.max_noise_level < cfg.schedule.num_train_timesteps:
-        raise ValueError(f"max_noise_level={cfg.max_noise_level}: must be in [0, "
-                         f"{cfg.schedule.num_train_timesteps - 1}]")
+        raise ValueError(
+            f"max_noise_level={cfg.max_noise_level}: must be in [0, {cfg.schedule.num_train_timesteps - 1}]"
+        )
     if cfg.cache.scale != cfg.upsampler.scale:
         raise ValueError(f"cache.scale={cfg.cache.scale} differs from upsampler.scale={cfg.upsampler.scale}")
     if cfg.stage == "image":
         return UpsamplerUNet(cfg.upsampler)
     if not cfg.init_from:
-        raise ValueError("stage=video needs init_from=<image upsampler checkpoint>, e.g. "
-                         "init_from=runs/upsampler/image/ema")
-    image = load_part(cfg.init_from, "upsampler")
+        raise ValueError(
+            "stage=video needs init_from=<image upsampler checkpoint>, e.g. "
+            "init_from=runs/upsampler/image/ema"
+        )
+    image = load_part(cfg.init_from, "upsampler", UpsamplerUNet)
     if image.cfg != cfg.upsampler:
-        raise ValueError(f"init_from={cfg.init_from} has upsampler={image.cfg}; this run asks for "
-                         f"{cfg.upsampler}: use the same upsampler config")
+        raise ValueError(
+            f"init_from={cfg.init_from} has upsampler={image.cfg}; this run asks for "
+            f"{cfg.upsampler}: use the same upsampler config"
+        )
     model = UpsamplerUNet.from_image_model(image)
     for p in spatial_parameters(model):
         p.requires_grad_(False)
@@ -107,9 +113,15 @@ def sampling_timesteps(schedule: ScheduleConfig, steps: int) -> torch.Tensor:
     return sdedit_timesteps(make_scheduler("ddim", schedule), steps, 1.0).long()
 
 
-def upsampler_inputs(scheduler, high: torch.Tensor, low: torch.Tensor, cfg: UpsamplerTrainConfig,
-                     generator: torch.Generator, batch: int | None = None,
-                     rows: slice = slice(None)) -> dict[str, torch.Tensor]:
+def upsampler_inputs(
+    scheduler,
+    high: torch.Tensor,
+    low: torch.Tensor,
+    cfg: UpsamplerTrainConfig,
+    generator: torch.Generator,
+    batch: int | None = None,
+    rows: slice = slice(None),
+) -> dict[str, torch.Tensor]:
     """high [b,T,3,H,W], low [b,T,3,H/s,W/s] (rows `rows` of a global batch of `batch` clips, default
     all b) -> the model's inputs and target for those rows; the random draws are the whole global
     batch's, so any split of it gets the same numbers. The residual over bicubic is scaled, the
@@ -124,23 +136,34 @@ def upsampler_inputs(scheduler, high: torch.Tensor, low: torch.Tensor, cfg: Upsa
     noise = mixed_noise((b, *residual.shape[1:]), generator, cfg.schedule.frame_correlation)
     level = torch.randint(0, cfg.max_noise_level + 1, (b,), generator=generator)
     low_noise = torch.randn((b, *low.shape[1:]), generator=generator)
-    timesteps, noise, level, low_noise = (v[rows].to(high.device)
-                                          for v in (timesteps, noise, level, low_noise))
+    timesteps, noise, level, low_noise = (
+        v[rows].to(high.device) for v in (timesteps, noise, level, low_noise)
+    )
     noisy = scheduler.add_noise(residual, noise.to(residual), timesteps)
     low_aug = scheduler.add_noise(low, low_noise.to(low), level)
     alpha_bar = scheduler.alphas_cumprod.to(high.device)[timesteps][:, None, None, None, None]
     c_in, c_skip, c_out = x0_preconditioning(alpha_bar, cfg.upsampler.sigma_data)
-    return {"x": c_in * noisy, "low": low_aug, "timesteps": timesteps, "level": level,
-            "target": (residual - c_skip * noisy) / c_out}
+    return {
+        "x": c_in * noisy,
+        "low": low_aug,
+        "timesteps": timesteps,
+        "level": level,
+        "target": (residual - c_skip * noisy) / c_out,
+    }
 
 
-def prediction_loss(model: UpsamplerUNet, inputs: dict[str, torch.Tensor], cfg: UpsamplerTrainConfig,
-                    device: str | torch.device = "cpu") -> torch.Tensor:
+def prediction_loss(
+    model: nn.Module,  # an UpsamplerUNet, or the DDP around one
+    inputs: dict[str, torch.Tensor],
+    cfg: UpsamplerTrainConfig,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
     """MSE of the network's preconditioned x0 target (unit variance at every t) for upsampler_inputs
     (+ motion_weight * the same MSE on consecutive-frame differences)."""
     with autocast(device):
-        out = model(inputs["x"], inputs["low"], inputs["timesteps"], inputs["level"],
-                    image_only=cfg.stage == "image").float()
+        out = model(
+            inputs["x"], inputs["low"], inputs["timesteps"], inputs["level"], image_only=cfg.stage == "image"
+        ).float()
     target = inputs["target"]
     loss = F.mse_loss(out, target)
     if cfg.motion_weight and out.shape[1] > 1:  # c_out is one per clip: frame differences of x0
@@ -148,8 +171,14 @@ def prediction_loss(model: UpsamplerUNet, inputs: dict[str, torch.Tensor], cfg: 
     return loss
 
 
-def upsampler_loss(model: UpsamplerUNet, scheduler, high: torch.Tensor, low: torch.Tensor,
-                   cfg: UpsamplerTrainConfig, generator: torch.Generator) -> torch.Tensor:
+def upsampler_loss(
+    model: UpsamplerUNet,
+    scheduler,
+    high: torch.Tensor,
+    low: torch.Tensor,
+    cfg: UpsamplerTrainConfig,
+    generator: torch.Generator,
+) -> torch.Tensor:
     """high [B,T,3,H,W], low [B,T,3,H/s,W/s] -> the training loss of one batch (one process)."""
     return prediction_loss(model, upsampler_inputs(scheduler, high, low, cfg, generator), cfg, high.device)
 
@@ -181,19 +210,30 @@ def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> Path:
     cache = main_first(ranks, lambda: ensure_highres_cache(cfg.cache, progress and ranks.is_main))
     scheduler = training_scheduler(cfg.schedule)
     scheduler.alphas_cumprod = scheduler.alphas_cumprod.to(device)
-    meta = {"upsampler": cfg.upsampler.to_dict(), "schedule": asdict(cfg.schedule), "stage": cfg.stage,
-            "max_noise_level": cfg.max_noise_level, "train_config": asdict(cfg)}
+    meta = {
+        "upsampler": cfg.upsampler.to_dict(),
+        "schedule": asdict(cfg.schedule),
+        "stage": cfg.stage,
+        "max_noise_level": cfg.max_noise_level,
+        "train_config": asdict(cfg),
+    }
     net = wrap(model, ranks)
     loaded = ranks.load_rows(cfg.batch_size)  # this rank's crops of every global batch
     start = time.perf_counter()
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train upsampler ({cfg.stage})",
-               disable=not (progress and ranks.is_main))
+    bar = tqdm(
+        total=cfg.steps,
+        initial=step,
+        desc=f"train upsampler ({cfg.stage})",
+        disable=not (progress and ranks.is_main),
+    )
     while step < cfg.steps:
         rng = np.random.default_rng([cfg.seed, step])  # a resumed run draws the same crops
-        high, low = sample_pairs(cache, cfg.batch_size, frames, cfg.crop, cfg.upsampler.scale,
-                                 cfg.decoded_share, rng, rows=loaded)
-        inputs = upsampler_inputs(scheduler, high.to(device), low.to(device), cfg, generator,
-                                  batch=cfg.batch_size, rows=loaded)
+        high, low = sample_pairs(
+            cache, cfg.batch_size, frames, cfg.crop, cfg.upsampler.scale, cfg.decoded_share, rng, rows=loaded
+        )
+        inputs = upsampler_inputs(
+            scheduler, high.to(device), low.to(device), cfg, generator, batch=cfg.batch_size, rows=loaded
+        )
         optimizer.zero_grad(set_to_none=True)
         step_loss = torch.zeros(())
         for micro in range(ranks.grad_accum):

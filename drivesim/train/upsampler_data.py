@@ -14,6 +14,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ from drivesim.data.procedural import ProceduralClipDataset
 from drivesim.models.model_index import load_reconstructor
 from drivesim.models.temporal_decoder import reconstruct_frames
 from drivesim.utils import to_uint8, write_json_atomic
+
+if TYPE_CHECKING:
+    pass
 
 
 @dataclass(frozen=True)
@@ -53,13 +57,18 @@ def ensure_highres_cache(cfg: HighResCacheConfig, progress: bool = True) -> dict
     if meta_path.exists():
         found = {**_cache_meta(HighResCacheConfig()), **json.loads(meta_path.read_text())}  # newer keys
         if found != meta:
-            raise ValueError(f"{root}: cache built with {found}, this run asks for {meta}; "
-                             f"delete {root} or point cache.dir elsewhere")
+            raise ValueError(
+                f"{root}: cache built with {found}, this run asks for {meta}; "
+                f"delete {root} or point cache.dir elsewhere"
+            )
         return _open(root, cfg)
     root.mkdir(parents=True, exist_ok=True)
     h, w = cfg.size
-    clips = [ProceduralClipDataset(length=cfg.clips, num_frames=cfg.num_frames, fps=cfg.fps, size=cfg.size,
-                                   seed=cfg.seed)]
+    clips: list[ProceduralClipDataset | torch.utils.data.Subset] = [
+        ProceduralClipDataset(
+            length=cfg.clips, num_frames=cfg.num_frames, fps=cfg.fps, size=cfg.size, seed=cfg.seed
+        )
+    ]
     if cfg.real_root:
         from drivesim.data.video_folder import VideoFolderDataset
 
@@ -67,17 +76,20 @@ def ensure_highres_cache(cfg: HighResCacheConfig, progress: bool = True) -> dict
         clips.append(torch.utils.data.Subset(real, range(min(len(real), cfg.real_clips or len(real)))))
     n, t = sum(len(c) for c in clips), cfg.num_frames
     parts = {"high": (n, t, h, w, 3)}
+    reconstructor = None
     if cfg.autoencoder:
         parts["decoded"] = (n, t, h // cfg.scale, w // cfg.scale, 3)
         reconstructor = load_reconstructor(cfg.autoencoder)
     arrays = {k: _open_new(root / f".{k}.npy.tmp", shape) for k, shape in parts.items()}
     items = ((c, i) for c in clips for i in range(len(c)))
-    for i, (dataset, j) in enumerate(tqdm(items, total=n, desc=f"caching {n} clips at {h}x{w}",
-                                          disable=not progress)):
-        frames, _ = dataset[j]  # [T,3,H,W] in [-1,1]
+    for i, (dataset, j) in enumerate(
+        tqdm(items, total=n, desc=f"caching {n} clips at {h}x{w}", disable=not progress)
+    ):
+        frames, _ = cast("tuple[torch.Tensor, dict]", dataset[j])  # [T,3,H,W] in [-1,1]; Subset is untyped
         arrays["high"][i] = to_uint8(frames)
         if cfg.autoencoder:
             low = F.avg_pool2d(frames, cfg.scale)
+            assert reconstructor is not None  # loaded above for cfg.autoencoder
             arrays["decoded"][i] = to_uint8(reconstruct_frames(*reconstructor, low))
     for k, array in arrays.items():
         array.flush()
@@ -98,8 +110,16 @@ def _open(root: Path, cfg: HighResCacheConfig) -> dict[str, np.ndarray]:
     return {k: np.load(root / f"{k}.npy", mmap_mode="r") for k in names}
 
 
-def sample_pairs(cache: dict[str, np.ndarray], batch: int, num_frames: int, crop: tuple[int, int],
-                 scale: int, decoded_share: float, rng: np.random.Generator, rows: slice = slice(None)):
+def sample_pairs(
+    cache: dict[str, np.ndarray],
+    batch: int,
+    num_frames: int,
+    crop: tuple[int, int],
+    scale: int,
+    decoded_share: float,
+    rng: np.random.Generator,
+    rows: slice = slice(None),
+):
     """Random aligned crops -> (high [B,T,3,ch,cw], low [B,T,3,ch/s,cw/s]) in [-1,1] for the `rows`
     of a batch of `batch` (all draws are made, so rows of one batch agree with the whole); a
     `decoded_share` of the low-res crops come from the decoded copy, the rest are area-downsampled."""
@@ -114,10 +134,12 @@ def sample_pairs(cache: dict[str, np.ndarray], batch: int, num_frames: int, crop
         use_decoded = "decoded" in cache and rng.random() < decoded_share
         if j not in keep:
             continue
-        high = _to_float(high_all[i, t0:t0 + num_frames, y:y + ch, x:x + cw])
+        high = _to_float(high_all[i, t0 : t0 + num_frames, y : y + ch, x : x + cw])
         if use_decoded:
             ys, xs = y // scale, x // scale
-            low = _to_float(cache["decoded"][i, t0:t0 + num_frames, ys:ys + ch // scale, xs:xs + cw // scale])
+            low = _to_float(
+                cache["decoded"][i, t0 : t0 + num_frames, ys : ys + ch // scale, xs : xs + cw // scale]
+            )
         else:
             low = F.avg_pool2d(high, scale)
         highs.append(high)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
+
+Coords = TypeVar("Coords", float, np.ndarray)  # scalars or arrays of points
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,7 @@ class Camera:
     def center_col(self) -> float:
         return self.width_px / 2.0
 
-    def project(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def project(self, x: Coords, y: Coords, z: Coords) -> tuple[Coords, Coords]:
         """World points (metres, z > 0) -> pixel (u, v)."""
         u = self.center_col + self.focal_px * x / z
         v = self.horizon_row + self.focal_px * (self.mount_height_m - y) / z

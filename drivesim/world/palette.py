@@ -23,13 +23,32 @@ class Palette:
     sensor_noise: float = 5.0  # grey levels of camera grain (a real-photo detector found more cars with it)
 
 
-DAY = Palette(sky_top=(70, 130, 210), sky_horizon=(185, 210, 235), grass=(85, 120, 60),
-              asphalt=(165, 163, 160), white_mark=(235, 235, 235), yellow_mark=(230, 190, 40),
-              pole=(90, 90, 95), ambient=1.0, headlights=False, fog_m=220.0)
-NIGHT = Palette(sky_top=(3, 4, 12), sky_horizon=(18, 20, 38), grass=(30, 38, 24),
-                asphalt=(70, 70, 76), white_mark=(250, 250, 240), yellow_mark=(245, 200, 60),
-                pole=(35, 35, 40), ambient=0.12, headlights=True, fog_m=90.0,
-                cloud=(24, 26, 40), sensor_noise=5.0)
+DAY = Palette(
+    sky_top=(70, 130, 210),
+    sky_horizon=(185, 210, 235),
+    grass=(85, 120, 60),
+    asphalt=(165, 163, 160),
+    white_mark=(235, 235, 235),
+    yellow_mark=(230, 190, 40),
+    pole=(90, 90, 95),
+    ambient=1.0,
+    headlights=False,
+    fog_m=220.0,
+)
+NIGHT = Palette(
+    sky_top=(3, 4, 12),
+    sky_horizon=(18, 20, 38),
+    grass=(30, 38, 24),
+    asphalt=(70, 70, 76),
+    white_mark=(250, 250, 240),
+    yellow_mark=(245, 200, 60),
+    pole=(35, 35, 40),
+    ambient=0.12,
+    headlights=True,
+    fog_m=90.0,
+    cloud=(24, 26, 40),
+    sensor_noise=5.0,
+)
 
 PALETTES = {"day": DAY, "night": NIGHT}
 

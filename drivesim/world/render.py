@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -59,7 +60,8 @@ class FramePainter:
         cover = clouds(h, w, camera.horizon_row, seed)[..., None]
         self.sky = np.ascontiguousarray(
             _mix(palette.sky_top, palette.sky_horizon, sky_t) * (1 - cover) + cover * _f32(palette.cloud),
-            np.float32)
+            np.float32,
+        )
         self.glow_sigma = max(1.0, w / 200.0)
         # Per-pixel terms that do not change between frames (float32 keeps _ground fast).
         self.metres_per_px = self.metres_per_px.astype(np.float32)
@@ -78,8 +80,9 @@ class FramePainter:
         pal, road, mpp = self.pal, self.road, self.metres_per_px
         bend = self.road.bend(s_ego, self.z[:, 0]).astype(np.float32)[:, None]
         x_road = self.x_cam + np.float32(ego_lateral) - bend  # road lateral coordinate per pixel
-        on_road = np.clip(np.minimum(x_road - road.left_edge_m, road.right_edge_m - x_road) / mpp
-                          + 0.5, 0, 1)[..., None]
+        on_road = np.clip(
+            np.minimum(x_road - road.left_edge_m, road.right_edge_m - x_road) / mpp + 0.5, 0, 1
+        )[..., None]
         color = self.grass + (self.asphalt - self.grass) * on_road
         dash_on = ((s_ego + self.z) % DASH_PERIOD_M) < DASH_LENGTH_M  # [Hg,1]
         cover = {"white": np.zeros_like(x_road), "yellow": np.zeros_like(x_road)}
@@ -95,8 +98,9 @@ class FramePainter:
         return (color * (1 - coverage) + marks) * self.fog + self.fog_color
 
     # -- objects ----------------------------------------------------------------------------
-    def _camera_x(self, lateral: float, z: np.ndarray, s_ego: float, ego_lateral: float,
-                  camera_lateral: bool) -> np.ndarray:
+    def _camera_x(
+        self, lateral: float, z: np.ndarray, s_ego: float, ego_lateral: float, camera_lateral: bool
+    ) -> np.ndarray:
         if camera_lateral:
             return np.full_like(z, lateral)
         return lateral - ego_lateral + self.road.bend(s_ego, z)
@@ -117,8 +121,11 @@ class FramePainter:
         corners = project(np.concatenate([s.corners() for s in solids.values()])).astype(np.float32)
         points = dict(zip(solids, np.split(corners, len(solids))))  # [8,2] per solid
         hulls = [cv2.convexHull(p)[:, 0, :] for p in points.values()]
-        centre_x = float(self._camera_x(car.lateral, np.array([max(z_near, NEAR_CLIP_M)]), s_ego,
-                                        ego_lateral, car.camera_lateral)[0])
+        centre_x = float(
+            self._camera_x(
+                car.lateral, np.array([max(z_near, NEAR_CLIP_M)]), s_ego, ego_lateral, car.camera_lateral
+            )[0]
+        )
         return CarGeometry(solids, points, hulls, max(z_near, NEAR_CLIP_M), -1.0 if centre_x > 0 else 1.0)
 
     def _paint_car(self, img, emissive, car: Car, geo: CarGeometry) -> None:
@@ -128,10 +135,18 @@ class FramePainter:
             cx = float(geo.hulls[-1][:, 0].mean() - self.cam.center_col) * depth / self.cam.focal_px
             light = pal.ambient + float(headlight_gain(np.array(cx), np.array(depth)))
         fog, haze = self._fog(depth)
-        painter = VehiclePainter(lambda rgb: rgb * light * fog + haze, self.cam.mount_height_m,
-                                 pal.headlights)
-        painter.paint(img, emissive, geo.solids, geo.points, np.asarray(car.color, np.float32),
-                      car.faces_camera, geo.side_sign)
+        painter = VehiclePainter(
+            lambda rgb: rgb * light * fog + haze, self.cam.mount_height_m, pal.headlights
+        )
+        painter.paint(
+            img,
+            emissive,
+            geo.solids,
+            geo.points,
+            np.asarray(car.color, np.float32),
+            car.faces_camera,
+            geo.side_sign,
+        )
 
     def _fog(self, depth: float) -> tuple[float, np.ndarray]:
         """Share of a surface's own colour left at `depth` m, and the horizon haze [3] added to it."""
@@ -165,8 +180,9 @@ class FramePainter:
     def _props(self, s_ego: float, ego_lateral: float) -> list[tuple[float, Prop, float, float]]:
         """(depth, prop, u, v of its base) of the roadside props in view."""
         out = []
-        for prop in props_near(self.seed, s_ego + 3.0, s_ego + FAR_CLIP_M * 0.8, self.road.left_edge_m,
-                               self.road.right_edge_m):
+        for prop in props_near(
+            self.seed, s_ego + 3.0, s_ego + FAR_CLIP_M * 0.8, self.road.left_edge_m, self.road.right_edge_m
+        ):
             z = prop.s - s_ego
             x = self._camera_x(prop.lateral, np.array([z]), s_ego, ego_lateral, False)
             u, v = self.cam.project(x, np.zeros(1), np.array([z]))
@@ -185,7 +201,7 @@ class FramePainter:
         cam, pal = self.cam, self.pal
         h, w = cam.height_px, cam.width_px
         img = self.sky.copy()
-        img[self.ground_row0:] = self._ground(s_ego, ego_lateral)
+        img[self.ground_row0 :] = self._ground(s_ego, ego_lateral)
         if not pal.headlights:
             shade = np.zeros((h, w), np.float32)
             for car in cars:
@@ -194,7 +210,10 @@ class FramePainter:
         emissive = np.zeros((h, w, 3), np.float32) if pal.headlights else None
         instance = np.zeros((h, w), np.int32)  # 0 = background, i+1 = cars[i]
         geometry = {}
-        drawables = [(z, "pole", (pts, thick)) for z, pts, thick in self._poles(s_ego, ego_lateral)]
+        # (depth, kind, item): item is (points, thickness) of a pole, (prop, u, v) of a prop, a car's index
+        drawables: list[tuple[float, str, Any]] = [
+            (z, "pole", (pts, thick)) for z, pts, thick in self._poles(s_ego, ego_lateral)
+        ]
         drawables += [(z, "prop", (prop, u, v)) for z, prop, u, v in self._props(s_ego, ego_lateral)]
         for i, car in enumerate(cars):
             geo = self._car_geometry(car, s_ego, ego_lateral)
@@ -210,8 +229,7 @@ class FramePainter:
                 fog = np.exp(-depth / pal.fog_m)
                 color = np.asarray(pal.pole, np.float32) * fog + np.asarray(pal.sky_horizon) * (1 - fog)
                 p0, p1 = _fixed(pts)
-                cv2.line(img, tuple(p0), tuple(p1), color.tolist(), round(thick), cv2.LINE_AA,
-                         SUBPIXEL)
+                cv2.line(img, tuple(p0), tuple(p1), color.tolist(), round(thick), cv2.LINE_AA, SUBPIXEL)
                 continue
             geo = geometry[item]
             for hull in geo.hulls:
@@ -249,13 +267,26 @@ class FramePainter:
             points = np.concatenate(geo.hulls)
             x1, y1 = np.clip(points.min(0), 0, [w, h])
             x2, y2 = np.clip(points.max(0), 0, [w, h])
-            full = np.zeros((int(np.ceil(points[:, 1].max() - points[:, 1].min())) + 2,
-                             int(np.ceil(points[:, 0].max() - points[:, 0].min())) + 2), np.uint8)
+            full = np.zeros(
+                (
+                    int(np.ceil(points[:, 1].max() - points[:, 1].min())) + 2,
+                    int(np.ceil(points[:, 0].max() - points[:, 0].min())) + 2,
+                ),
+                np.uint8,
+            )
             origin = np.floor(points.min(0))
             for hull in geo.hulls:
                 cv2.fillConvexPoly(full, _fixed(hull - origin), 1, cv2.LINE_8, SUBPIXEL)
             total = max(int(full.sum()), int(visible[i + 1]))
-            boxes.append(Box(round(float(x1), 2), round(float(y1), 2), round(float(x2), 2),
-                             round(float(y2), 2), "car", cars[i].track_id,
-                             float(visible[i + 1]) / total))
+            boxes.append(
+                Box(
+                    round(float(x1), 2),
+                    round(float(y1), 2),
+                    round(float(x2), 2),
+                    round(float(y2), 2),
+                    "car",
+                    cars[i].track_id,
+                    float(visible[i + 1]) / total,
+                )
+            )
         return boxes

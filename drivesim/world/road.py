@@ -31,8 +31,13 @@ class Road:
     curve_phases: tuple[float, ...]  # rad
 
     @classmethod
-    def random(cls, rng: np.random.Generator, curvature: str = "gentle",
-               lanes_forward: int | None = None, lanes_oncoming: int | None = None) -> Road:
+    def random(
+        cls,
+        rng: np.random.Generator,
+        curvature: str = "gentle",
+        lanes_forward: int | None = None,
+        lanes_oncoming: int | None = None,
+    ) -> Road:
         """Sample a road; curvature is 'straight', 'gentle' or 'winding'."""
         scale = {"straight": 0.0, "gentle": 1.0 / 900, "winding": 1.0 / 260}[curvature]
         return cls(
@@ -59,8 +64,10 @@ class Road:
         marks = [Marking(-0.15, "yellow", False), Marking(0.15, "yellow", False)]
         marks += [Marking(i * LANE_WIDTH_M, "white", True) for i in range(1, self.lanes_forward)]
         marks += [Marking(-i * LANE_WIDTH_M, "white", True) for i in range(1, self.lanes_oncoming)]
-        marks += [Marking(self.left_edge_m + 0.3, "white", False),
-                  Marking(self.right_edge_m - 0.3, "white", False)]
+        marks += [
+            Marking(self.left_edge_m + 0.3, "white", False),
+            Marking(self.right_edge_m - 0.3, "white", False),
+        ]
         return marks
 
     def curvature(self, s: np.ndarray) -> np.ndarray:

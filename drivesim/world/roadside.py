@@ -46,28 +46,54 @@ def props_near(seed: int, s_from: float, s_to: float, left_m: float, right_m: fl
                 continue
             if rng.random() < 0.35:
                 half = float(rng.uniform(5, 10))
-                out.append(Prop("building", s, edge + side * (half + rng.uniform(10, 18)), half,
-                                float(rng.uniform(6, 18)), WALL_RGB[int(rng.integers(len(WALL_RGB)))],
-                                int(rng.integers(1 << 30))))
+                out.append(
+                    Prop(
+                        "building",
+                        s,
+                        edge + side * (half + rng.uniform(10, 18)),
+                        half,
+                        float(rng.uniform(6, 18)),
+                        WALL_RGB[int(rng.integers(len(WALL_RGB)))],
+                        int(rng.integers(1 << 30)),
+                    )
+                )
             else:
-                out.append(Prop("tree", s, edge + side * float(rng.uniform(4, 9)),
-                                float(rng.uniform(1.8, 3.2)), float(rng.uniform(1.5, 3.0)),
-                                TREE_RGB[int(rng.integers(len(TREE_RGB)))],
-                                int(rng.integers(1 << 30))))
+                out.append(
+                    Prop(
+                        "tree",
+                        s,
+                        edge + side * float(rng.uniform(4, 9)),
+                        float(rng.uniform(1.8, 3.2)),
+                        float(rng.uniform(1.5, 3.0)),
+                        TREE_RGB[int(rng.integers(len(TREE_RGB)))],
+                        int(rng.integers(1 << 30)),
+                    )
+                )
     return out
 
 
-def paint_prop(img: np.ndarray, prop: Prop, u: float, v_ground: float, px_per_m: float,
-               light: float, haze: np.ndarray, fog: float, night: bool) -> None:
+def paint_prop(
+    img: np.ndarray,
+    prop: Prop,
+    u: float,
+    v_ground: float,
+    px_per_m: float,
+    light: float,
+    haze: np.ndarray,
+    fog: float,
+    night: bool,
+) -> None:
     """Draw a prop whose base centre projects to (u, v_ground) at px_per_m pixels per metre."""
+
     def tone(rgb) -> list[float]:
         return (np.asarray(rgb, np.float32) * light * fog + haze).tolist()
 
     if prop.kind == "tree":
         trunk_w = max(1, round(0.3 * px_per_m))
         top = v_ground - prop.height * px_per_m
-        cv2.line(img, (round(u), round(v_ground)), (round(u), round(top)), tone(TRUNK_RGB), trunk_w,
-                 cv2.LINE_AA)
+        cv2.line(
+            img, (round(u), round(v_ground)), (round(u), round(top)), tone(TRUNK_RGB), trunk_w, cv2.LINE_AA
+        )
         rng = np.random.default_rng(prop.seed)
         r = prop.size * px_per_m
         cy = top - 0.7 * r
@@ -75,8 +101,17 @@ def paint_prop(img: np.ndarray, prop: Prop, u: float, v_ground: float, px_per_m:
             dx, dy = rng.uniform(-0.55, 0.55) * r, rng.uniform(-0.5, 0.4) * r
             shade = 0.75 + 0.35 * (i / 4) - 0.2 * (dy > 0)
             axes = (max(1, round(0.7 * r)), max(1, round(0.6 * r)))
-            cv2.ellipse(img, (round(u + dx), round(cy + dy)), axes, 0, 0, 360,
-                        tone(np.asarray(prop.color) * shade), -1, cv2.LINE_AA)
+            cv2.ellipse(
+                img,
+                (round(u + dx), round(cy + dy)),
+                axes,
+                0,
+                0,
+                360,
+                tone(np.asarray(prop.color) * shade),
+                -1,
+                cv2.LINE_AA,
+            )
         return
     half, height = prop.size * px_per_m, prop.height * px_per_m
     x0, x1, y0, y1 = u - half, u + half, v_ground - height, v_ground
@@ -91,8 +126,13 @@ def paint_prop(img: np.ndarray, prop: Prop, u: float, v_ground: float, px_per_m:
             if night and rng.random() < 0.6:
                 continue
             rgb = window if night else window * light * fog + haze
-            cv2.rectangle(img, (round(col), round(row + 0.3 * storey)), (round(col + 0.55 * bay),
-                          round(row + 0.8 * storey)), np.asarray(rgb).tolist(), -1)
+            cv2.rectangle(
+                img,
+                (round(col), round(row + 0.3 * storey)),
+                (round(col + 0.55 * bay), round(row + 0.8 * storey)),
+                np.asarray(rgb).tolist(),
+                -1,
+            )
 
 
 def clouds(height: int, width: int, horizon: float, seed: int) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -23,7 +24,7 @@ class AgentTrack:
     camera to the car's near face) or image boxes (t s, normalised xyxy of the near face)."""
 
     track_id: int
-    waypoints: tuple[tuple[float, int | str, float], ...] = ()
+    waypoints: tuple[tuple[float, int | Literal["shoulder"], float], ...] = ()
     boxes: tuple[tuple[float, tuple[float, float, float, float]], ...] = ()
     oncoming: bool = False
 
@@ -71,8 +72,7 @@ class World:
         first_id = 1 + max((a.track_id for a in spec.agents), default=0)
         self.agents = [self._scripted(a, i) for i, a in enumerate(spec.agents)]
         reserved = tuple(self._lane_lateral_of(a.at(0.0)) for a in self.agents)
-        self.traffic = Traffic(rng, self.road, self.ego_lane, spec.ego_speed, n_random, first_id,
-                               reserved)
+        self.traffic = Traffic(rng, self.road, self.ego_lane, spec.ego_speed, n_random, first_id, reserved)
         self.time_offset = 0.0  # clip time of the next frame (advance() moves it)
         for _ in range(int(WARMUP_S * spec.fps)):
             self.traffic.step(1.0 / spec.fps)
@@ -81,17 +81,25 @@ class World:
     def _scripted(self, agent: AgentTrack, index: int) -> ScriptedAgent:
         color = CAR_COLORS[(agent.track_id + index) % len(CAR_COLORS)]
         if agent.waypoints:
-            keys = [Keyframe(t, ahead + 2.25, lane_lateral(self.road, lane if lane == "shoulder"
-                                                           else self.ego_lane + lane))
-                    for t, lane, ahead in agent.waypoints]
+            keys = [
+                Keyframe(
+                    t,
+                    ahead + 2.25,
+                    lane_lateral(self.road, lane if lane == "shoulder" else self.ego_lane + lane),
+                )
+                for t, lane, ahead in agent.waypoints
+            ]
             return ScriptedAgent(agent.track_id, keys, color, agent.oncoming)
         keys = []
         for t, (x1, y1, x2, y2) in agent.boxes:
             w, h = self.spec.width, self.spec.height
             x, z = self.camera.unproject_ground((x1 + x2) / 2 * w, y2 * h)
             metres_per_px = z / self.camera.focal_px
-            keys.append(Keyframe(t, z + 2.25, x, width=(x2 - x1) * w * metres_per_px,
-                                 height=(y2 - y1) * h * metres_per_px))
+            keys.append(
+                Keyframe(
+                    t, z + 2.25, x, width=(x2 - x1) * w * metres_per_px, height=(y2 - y1) * h * metres_per_px
+                )
+            )
         return ScriptedAgent(agent.track_id, keys, color, agent.oncoming, camera_lateral=True)
 
     def _lane_lateral_of(self, car) -> float:
@@ -116,8 +124,12 @@ class World:
     def _states(self) -> Iterator[tuple[list, dict[str, str]]]:
         """Per frame: the cars to draw and the frame attributes; advances the simulation."""
         spec, dt = self.spec, 1.0 / self.spec.fps
-        attributes = {"timeofday": BDD_TIME_OF_DAY[spec.time_of_day], "weather": "clear",
-                      "scene": "highway", "crowdedness": spec.crowdedness}
+        attributes = {
+            "timeofday": BDD_TIME_OF_DAY[spec.time_of_day],
+            "weather": "clear",
+            "scene": "highway",
+            "crowdedness": spec.crowdedness,
+        }
         for i in range(spec.num_frames):
             yield self.traffic.cars + [a.at(self.time_offset + i * dt) for a in self.agents], dict(attributes)
             self.traffic.step(dt)

@@ -20,8 +20,18 @@ RESPAWN_MIN_M, RESPAWN_MAX_M = 125.0, 165.0
 MIN_GAP_M = 9.0
 
 # Body colours in about the mix of real traffic: mostly white, silver, grey and black.
-CAR_COLORS = [(235, 235, 235), (200, 202, 205), (150, 152, 155), (30, 30, 33), (60, 62, 66),
-              (30, 45, 90), (140, 25, 25), (215, 215, 210), (90, 92, 96), (20, 22, 24)]
+CAR_COLORS = [
+    (235, 235, 235),
+    (200, 202, 205),
+    (150, 152, 155),
+    (30, 30, 33),
+    (60, 62, 66),
+    (30, 45, 90),
+    (140, 25, 25),
+    (215, 215, 210),
+    (90, 92, 96),
+    (20, 22, 24),
+]
 
 
 @dataclass
@@ -57,8 +67,16 @@ class Keyframe:
 class Traffic:
     """Random traffic of `n_cars` cars around an ego driving lane `ego_lane` at `ego_speed`."""
 
-    def __init__(self, rng: np.random.Generator, road: Road, ego_lane: int, ego_speed: float,
-                 n_cars: int, first_track_id: int = 1, reserved_laterals: tuple[float, ...] = ()):
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        road: Road,
+        ego_lane: int,
+        ego_speed: float,
+        n_cars: int,
+        first_track_id: int = 1,
+        reserved_laterals: tuple[float, ...] = (),
+    ):
         self.rng, self.road, self.ego_lane, self.ego_speed = rng, road, ego_lane, ego_speed
         self.reserved = reserved_laterals  # lanes of scripted agents: random cars keep out
         self.next_id = first_track_id
@@ -79,8 +97,7 @@ class Traffic:
             return False
         if abs(lateral - self.road.lane_center(self.ego_lane)) < 1.0 and ahead < 12.0:
             return False  # never spawn on top of the ego
-        return all(abs(c.lateral - lateral) > 1.0 or abs(c.ahead - ahead) > MIN_GAP_M
-                   for c in self.cars)
+        return all(abs(c.lateral - lateral) > 1.0 or abs(c.ahead - ahead) > MIN_GAP_M for c in self.cars)
 
     def _spawn(self, lo: float, hi: float) -> None:
         kind = str(self.rng.choice(["same", "oncoming", "parked"], p=[0.55, 0.3, 0.15]))
@@ -90,14 +107,26 @@ class Traffic:
             lateral, ahead = self._lane_of(kind), float(self.rng.uniform(lo, hi))
             if self._free(lateral, ahead):
                 break
-        speed = {"same": self.ego_speed + self.rng.normal(0, 2.0),
-                 "oncoming": -float(self.rng.uniform(12, 25)),
-                 "parked": 0.0}[kind]
+        speed = {
+            "same": self.ego_speed + self.rng.normal(0, 2.0),
+            "oncoming": -float(self.rng.uniform(12, 25)),
+            "parked": 0.0,
+        }[kind]
         color = CAR_COLORS[int(self.rng.integers(len(CAR_COLORS)))]
         length = float(self.rng.uniform(4.0, 5.0))
-        self.cars.append(Car(self.next_id, kind, lateral, ahead, max(speed, 0.0) if kind == "same"
-                             else speed, color, length, float(self.rng.uniform(1.7, 1.95)),
-                             float(self.rng.uniform(1.4, 1.8))))
+        self.cars.append(
+            Car(
+                self.next_id,
+                kind,
+                lateral,
+                ahead,
+                max(speed, 0.0) if kind == "same" else speed,
+                color,
+                length,
+                float(self.rng.uniform(1.7, 1.95)),
+                float(self.rng.uniform(1.4, 1.8)),
+            )
+        )
         self.next_id += 1
 
     def step(self, dt: float) -> None:
@@ -105,9 +134,17 @@ class Traffic:
         for car in self.cars:
             speed = car.speed
             if car.kind == "same":
-                leader = min((c.ahead for c in self.cars if c is not car and c.kind != "oncoming"
-                              and abs(c.lateral - car.lateral) < 1.0 and c.ahead > car.ahead),
-                             default=None)
+                leader = min(
+                    (
+                        c.ahead
+                        for c in self.cars
+                        if c is not car
+                        and c.kind != "oncoming"
+                        and abs(c.lateral - car.lateral) < 1.0
+                        and c.ahead > car.ahead
+                    ),
+                    default=None,
+                )
                 if leader is not None and leader - car.ahead < MIN_GAP_M:
                     speed = min(speed, self.ego_speed - 1.0)
                 in_ego_lane = abs(car.lateral - self.road.lane_center(self.ego_lane)) < 1.0
@@ -123,11 +160,24 @@ class Traffic:
 class ScriptedAgent:
     """A car that follows keyframes linearly interpolated in time (held outside their range)."""
 
-    def __init__(self, track_id: int, keyframes: list[Keyframe], color: tuple[int, int, int],
-                 oncoming: bool = False, camera_lateral: bool = False):
+    def __init__(
+        self,
+        track_id: int,
+        keyframes: list[Keyframe],
+        color: tuple[int, int, int],
+        oncoming: bool = False,
+        camera_lateral: bool = False,
+    ):
         self.keyframes = sorted(keyframes, key=lambda k: k.t)
-        self.car = Car(track_id, "scripted", keyframes[0].lateral, keyframes[0].ahead,
-                       -1.0 if oncoming else 1.0, color, camera_lateral=camera_lateral)
+        self.car = Car(
+            track_id,
+            "scripted",
+            keyframes[0].lateral,
+            keyframes[0].ahead,
+            -1.0 if oncoming else 1.0,
+            color,
+            camera_lateral=camera_lateral,
+        )
 
     def at(self, t: float) -> Car:
         """The agent's car state at time t (seconds)."""

@@ -57,11 +57,13 @@ def car_solids(length: float, width: float, height: float, front_to_camera: bool
     solids = {}
     for i, d in enumerate((0.75, length - 0.75)):
         for j, x in enumerate((-hw + tyre_w / 2 + 0.03, hw - tyre_w / 2 - 0.03)):
-            solids[f"tyre{i}{j}"] = Solid(tyre_w / 2, tyre_w / 2, 0.0, 2 * tyre_r, d - tyre_r, d + tyre_r,
-                                          d - tyre_r, d + tyre_r, x)
+            solids[f"tyre{i}{j}"] = Solid(
+                tyre_w / 2, tyre_w / 2, 0.0, 2 * tyre_r, d - tyre_r, d + tyre_r, d - tyre_r, d + tyre_r, x
+            )
     solids["body"] = Solid(hw, hw * 0.97, clearance, belt, 0.0, length, 0.08, length - 0.08)
-    solids["cabin"] = Solid(hw * 0.9, hw * 0.72, belt, height, near_gap, length - far_gap,
-                            near_gap + 0.45, length - far_gap - 0.5)
+    solids["cabin"] = Solid(
+        hw * 0.9, hw * 0.72, belt, height, near_gap, length - far_gap, near_gap + 0.45, length - far_gap - 0.5
+    )
     return solids
 
 
@@ -88,9 +90,16 @@ class VehiclePainter:
     def _fill(self, img, quad, rgb) -> None:
         cv2.fillConvexPoly(img, _fixed(quad), np.asarray(rgb, np.float64).tolist(), cv2.LINE_AA, SUBPIXEL)
 
-    def paint(self, img: np.ndarray, emissive: np.ndarray | None, solids: dict[str, Solid],
-              points: dict[str, np.ndarray], body_rgb: np.ndarray, front_to_camera: bool,
-              side_sign: float) -> None:
+    def paint(
+        self,
+        img: np.ndarray,
+        emissive: np.ndarray | None,
+        solids: dict[str, Solid],
+        points: dict[str, np.ndarray],
+        body_rgb: np.ndarray,
+        front_to_camera: bool,
+        side_sign: float,
+    ) -> None:
         """Paint one car's solids (corners projected to pixels [8,2] each) into img [H,W,3] float32,
         and its lamps into emissive."""
         body = np.asarray(body_rgb, np.float32)
@@ -139,6 +148,12 @@ class VehiclePainter:
             if emissive is not None:
                 centre = quad.mean(0)
                 radius = max(1.0, 0.5 * float(np.linalg.norm(quad[1] - quad[0])))
-                cv2.circle(emissive, tuple(int(c) for c in _fixed(centre)),
-                           round(radius * (2 if front else 1.4) * (1 << SUBPIXEL)), lamp.tolist(), -1,
-                           cv2.LINE_AA, SUBPIXEL)
+                cv2.circle(
+                    emissive,
+                    tuple(int(c) for c in _fixed(centre)),
+                    round(radius * (2 if front else 1.4) * (1 << SUBPIXEL)),
+                    lamp.tolist(),
+                    -1,
+                    cv2.LINE_AA,
+                    SUBPIXEL,
+                )

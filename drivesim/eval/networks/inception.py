@@ -10,12 +10,14 @@ max-pools its pool branch. 1008 classes, no aux head. drivesim never downloads w
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 from einops import reduce
 from torch import nn
 
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 FID_INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
 FID_INCEPTION_ORIGIN = "the pytorch-fid GitHub release 'fid_weights' (github.com/mseitzer/pytorch-fid)"
 
@@ -23,7 +25,14 @@ FID_INCEPTION_ORIGIN = "the pytorch-fid GitHub release 'fid_weights' (github.com
 class BasicConv2d(nn.Module):
     """conv (no bias) -> BatchNorm(eps=1e-3) -> ReLU; submodules named `conv`, `bn`."""
 
-    def __init__(self, cin: int, cout: int, kernel_size, stride=1, padding=0):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel_size: int | tuple[int, int],
+        stride: int = 1,
+        padding: int | tuple[int, int] = 0,
+    ):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, kernel_size, stride=stride, padding=padding, bias=False)
         self.bn = nn.BatchNorm2d(cout, eps=0.001)
@@ -208,7 +217,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_weights_strict(model: nn.Module, path, needed: str, origin: str) -> nn.Module:
+def load_weights_strict(model: ModuleT, path, needed: str, origin: str) -> ModuleT:
     """Strictly load a local weights file into `model` -> model in eval mode (drivesim never downloads)."""
     path = Path(path)
     if not path.is_file():

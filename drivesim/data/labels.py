@@ -27,6 +27,8 @@ __all__ = [
 # Scalabel/BDD100K names -> drivesim names (drivesim.world.labels.BDD_TIME_OF_DAY: the other way).
 TIME_OF_DAY_FROM_BDD = {"daytime": "day", "night": "night", "dawn/dusk": "day"}
 
+VISIBILITY_DECIMALS = 4  # what a label file keeps of a box's visible share (and a catalog row too)
+
 
 def to_scalabel(frames: list[FrameLabel], video_name: str) -> list[dict]:
     """FrameLabels -> Scalabel/BDD100K video label entries (JSON-ready)."""
@@ -46,7 +48,7 @@ def to_scalabel(frames: list[FrameLabel], video_name: str) -> list[dict]:
                     "attributes": {
                         "occluded": b.visibility < 0.999,
                         "truncated": False,
-                        "visibility": round(b.visibility, 4),
+                        "visibility": round(b.visibility, VISIBILITY_DECIMALS),
                     },
                     "box2d": {"x1": b.x1, "y1": b.y1, "x2": b.x2, "y2": b.y2},
                 }

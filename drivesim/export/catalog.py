@@ -39,7 +39,7 @@ from drivesim.data.catalog import (
     read_info,
     sha256_file,
 )
-from drivesim.data.labels import FrameLabel
+from drivesim.data.labels import VISIBILITY_DECIMALS, FrameLabel
 from drivesim.utils import atomic_write, write_json_atomic
 
 THUMBNAIL_WIDTH = 256
@@ -68,7 +68,7 @@ def box_rows(labels: list[FrameLabel]) -> list[dict]:
             "y1": b.y1,
             "x2": b.x2,
             "y2": b.y2,
-            "visibility": b.visibility,
+            "visibility": round(b.visibility, VISIBILITY_DECIMALS),  # as its labels file says
         }
         for label in labels
         for b in label.boxes or []

@@ -8,14 +8,15 @@ layout of edges (street, cars, buildings), about 0 for an unrelated scene.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from drivesim.data.catalog import media_path, read_clips
 from drivesim.data.clips import center_crop_to_aspect, resample_indices
+from drivesim.data.procedural import frames_to_tensor
 from drivesim.data.sources import SourceClip, open_sources
 from drivesim.data.video_folder import probe_video
 from drivesim.metrics import mean_luma, warp_error
@@ -45,16 +46,12 @@ def edge_correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ea, eb)[0, 1])
 
 
-def _tensor(frames: list[np.ndarray]) -> torch.Tensor:
-    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-
 def compare_to_source(
     variant: list[np.ndarray], source: list[np.ndarray], fps: float, times: tuple[float, ...] = TIMES
 ) -> dict:
     """Aligned frame lists (uint8 RGB at SIZE, frame f of each at f / fps s) -> the structure figures."""
     at = {f"{t:g}": min(round(t * fps), len(variant) - 1) for t in times}
-    variant_t, source_t = _tensor(variant), _tensor(source)
+    variant_t, source_t = frames_to_tensor(np.stack(variant)), frames_to_tensor(np.stack(source))
     return {
         "edge_correlation": {t: edge_correlation(variant[f], source[f]) for t, f in at.items()},
         "luma_ratio": mean_luma(variant_t) / max(mean_luma(source_t), 1e-6),
@@ -90,7 +87,7 @@ def augment_report(
         source = _source_of(row, source_fps)
         indices = resample_indices(source.fps, row["fps"], row["source_start_s"] or 0.0, n)
         frames = source.read_frames([min(j, source.num_frames - 1) for j in indices])
-        spec = __import__("json").loads(row["scenario_json"])
+        spec = json.loads(row["scenario_json"])
         out.append(
             {
                 "clip_id": row["clip_id"],
@@ -122,7 +119,7 @@ def augment_montage(
     indices = [
         min(j, source.num_frames - 1) for j in resample_indices(source.fps, fps, start, max(picks) + 1)
     ]
-    grid = [[to_base(source.read_frames([indices[f]])[0], size) for f in picks]]
+    grid = [[to_base(f, size) for f in source.read_frames([indices[f] for f in picks])]]  # one read
     for row in rows:
         video = probe_video(catalog / media_path(row["clip_id"], "mp4"))
         labels = {

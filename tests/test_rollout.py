@@ -22,7 +22,7 @@ from drivesim.pipelines.rollout import (
     load_rollout_state,
     save_rollout_state,
 )
-from drivesim.pipelines.streaming_decode import StreamingDecoder
+from drivesim.pipelines.streaming_decode import StreamingDecoder, WindowedDecoder
 from drivesim.pipelines.video_ldm import VideoLDMPipeline
 from drivesim.world import World, WorldSpec
 
@@ -133,21 +133,26 @@ def test_interpolation_keeps_key_frames(models):
     assert torch.equal(fine[:, 3], keys[:, 1]) and torch.equal(fine[:, 7], keys[:, 2])
 
 
-@pytest.mark.parametrize("chunk", [3, 8])
-def test_streaming_decode_equals_full_decode(models, chunk):
+@pytest.mark.parametrize("kind,chunk", [("windows", 3), ("windows", 8), ("layers", 3), ("layers", 8)])
+def test_streaming_decode_equals_full_decode(models, kind, chunk):
     decoder = models[2]
     z = torch.randn(1, 23, 4, *LATENT)
-    stream = StreamingDecoder(decoder, chunk=chunk)
-    windows = []
-    hook = decoder.register_forward_pre_hook(lambda m, args: windows.append(args[0].shape[1]))
+    stream = WindowedDecoder(decoder, chunk=chunk) if kind == "windows" else StreamingDecoder(decoder, chunk)
+    frames_in = []  # latent frames the first layer (post_quant_conv) sees per call
+    hook = decoder.post_quant_conv.register_forward_pre_hook(
+        lambda m, args: frames_in.append(args[0].shape[0])
+    )
     parts = [stream.push(z[:, a:b]) for a, b in ((0, 5), (5, 6), (6, 17), (17, 23))] + [stream.flush()]
     hook.remove()
-    assert max(windows) <= chunk + 2 * stream.radius  # activation memory bounded by the chunk
     streamed = torch.cat([p for p in parts if p.numel()], 1)
     with torch.no_grad():
         full = decoder(z).clamp(-1, 1)
     torch.testing.assert_close(streamed, full, atol=1e-4, rtol=1e-4)
-    assert stream.buffer.shape[1] <= 2 * stream.radius + 11  # bounded by the largest push
+    if kind == "windows":  # activation memory bounded by the chunk, the radius recomputed per window
+        assert max(frames_in) <= chunk + 2 * stream.radius
+        assert stream.buffer is not None and stream.buffer.shape[1] <= 2 * stream.radius + 11
+    else:  # every latent frame decoded once, at most `chunk` at a time
+        assert sum(frames_in) == 23 and max(frames_in) <= chunk
 
 
 def test_rollout_needs_a_context_model(models):
@@ -372,7 +377,7 @@ def test_shared_cascade_writes_each_clip_at_its_own_size(cascade_dir, repo, tmp_
         scenario = base.model_copy(
             update={"id": f"clip{size[0]}", "output": base.output.model_copy(update={"resolution": size})}
         )
-        meta = run_rollout(scenario, tmp_path, cfg, cascade=cascade, progress=False).meta
+        meta = run_rollout(scenario, tmp_path, cfg, cascade=cascade, progress=False, upsampler="model").meta
         frames = read_frames(tmp_path / f"clip{size[0]}.mp4")
         assert meta["resolution"] == list(size) and frames[0].shape == (*size, 3)
         assert meta["upsampler"]["method"] == ("none" if size == (128, 256) else "model")

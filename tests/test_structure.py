@@ -114,6 +114,7 @@ def test_no_import_cycles_between_parts():
 LEVELS = {
     "utils": 0,
     "validation": 0,
+    "runtime": 0,
     "config": 0,
     "configs": 0,
     "world": 0,

@@ -1,7 +1,7 @@
 """`drivesim bench decode`: memory-bounded video decoding vs diffusers' SVD temporal decoder.
 
-Ours: TemporalDecoder.decode_chunked (16-frame chunks + receptive-radius overlap, equal to a
-full decode). Peer: diffusers AutoencoderKLTemporalDecoder with the same channel widths,
+Ours: TemporalDecoder.decode_chunked (layer by layer, 16 frames at a time, each frame decoded
+once, equal to a full decode). Peer: diffusers AutoencoderKLTemporalDecoder with the same channel widths,
 decoded in 16-frame chunks the way the SVD pipeline does (no overlap, so chunk borders see
 zero padding instead of their neighbours). Both also decode the whole clip at once for
 short clips, to show how memory grows without chunking. Each run is a fresh process.

@@ -31,8 +31,9 @@ def peak_rss_kib() -> int:
     return _status_kib("VmHWM")
 
 
-def run_isolated(module: str, function: str, **kwargs) -> dict:
-    """Call module.function(**kwargs) in a new Python process; it returns a JSON-able dict."""
+def run_isolated(module: str, function: str, plain_env: bool = False, **kwargs) -> dict:
+    """Call module.function(**kwargs) in a new Python process; it returns a JSON-able dict.
+    plain_env: without ISOLATED_ENV (the allocator as a user's process has it)."""
     code = (
         f"import json, sys; from {module} import {function} as f; "
         f"print('@@' + json.dumps(f(**json.loads(sys.argv[1]))))"
@@ -42,7 +43,7 @@ def run_isolated(module: str, function: str, **kwargs) -> dict:
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, **ISOLATED_ENV},
+        env={**os.environ, **({} if plain_env else ISOLATED_ENV)},
     )
     if proc.returncode != 0:
         raise RuntimeError(f"{module}.{function}({kwargs}) failed:\n{proc.stderr[-3000:]}")

@@ -12,6 +12,7 @@ import tempfile
 import time
 
 from drivesim.bench.memory import peak_rss_kib, reset_peak_rss, run_isolated
+from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER
 
 
 def measure(
@@ -21,15 +22,17 @@ def measure(
     model_dir: str | None,
     scenario: str,
     threads: int,
-    upsampler: str = "model",
+    upsampler: str = DEFAULT_UPSAMPLER,
 ) -> dict:
     """One rollout of `segments` segments -> peak RSS above the loaded models (MiB), s/frame."""
     import torch
 
     from drivesim.pipelines.rollout import RolloutConfig
     from drivesim.pipelines.rollout_job import run_rollout
+    from drivesim.runtime import tune_allocator
     from drivesim.utils import DEFAULT_MODEL_DIR
 
+    tune_allocator()  # as the drivesim command runs (the peak includes the freed memory glibc keeps)
     torch.set_num_threads(threads)
     cfg = RolloutConfig(segments=segments, steps=steps, interpolation_steps=interpolation_steps)
     with tempfile.TemporaryDirectory() as out:
@@ -58,7 +61,7 @@ def bench_rollout(
     model_dir: str | None = None,
     scenario: str = "scenarios/day_light_highway.yaml",
     threads: int = 2,
-    upsampler: str = "model",
+    upsampler: str = DEFAULT_UPSAMPLER,
 ) -> list[dict]:
     """One row per length; peak_ratio is relative to the shortest rollout."""
     rows = [

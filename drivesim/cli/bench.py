@@ -52,6 +52,23 @@ def cmd_bench_rollout(args) -> int:
     return 0
 
 
+def cmd_bench_cascade(args) -> int:
+    from drivesim.bench.cascade import bench_cascade, format_rows
+
+    rows = bench_cascade(
+        tuple(args.paths),
+        args.scenario,
+        args.seconds,
+        args.steps,
+        args.interpolation_steps,
+        args.model,
+        args.threads,
+        args.device,
+    )
+    print(format_rows(rows))
+    return 0
+
+
 def cmd_bench_upsample(args) -> int:
     from drivesim.bench.upsample import bench_upsample, format_rows
 
@@ -109,6 +126,27 @@ def register(subparsers) -> None:
         "--upsampler", default=param_default(bench_rollout, "upsampler"), choices=["none", "bicubic", "model"]
     )
     ro.set_defaults(func=cmd_bench_rollout)
+
+    from drivesim.bench.cascade import PATHS, bench_cascade
+
+    ca = sub.add_parser(
+        "cascade",
+        help="the whole cascade at the scenario's resolution (512x1024): s/frame by stage and peak "
+        "memory, reference vs fast paths side by side (each in a fresh process)",
+    )
+    ca.add_argument(
+        "--paths", nargs="+", choices=list(PATHS), default=list(param_default(bench_cascade, "paths"))
+    )
+    ca.add_argument("--scenario", default=param_default(bench_cascade, "scenario"))
+    ca.add_argument("--seconds", type=float, default=param_default(bench_cascade, "seconds"))
+    ca.add_argument("--steps", type=int, default=param_default(bench_cascade, "steps"))
+    ca.add_argument(
+        "--interpolation-steps", type=int, default=param_default(bench_cascade, "interpolation_steps")
+    )
+    add_model(ca)
+    ca.add_argument("--threads", type=int, default=param_default(bench_cascade, "threads"))
+    ca.add_argument("--device", default=param_default(bench_cascade, "device"), help="cpu or cuda[:N]")
+    ca.set_defaults(func=cmd_bench_cascade)
 
     from drivesim.bench.upsample import bench_upsample
 

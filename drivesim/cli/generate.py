@@ -101,8 +101,9 @@ def add_upsampler_args(parser) -> None:
         "--upsampler",
         default=field_default(GenerateOptions, "upsampler"),
         choices=METHODS,
-        help="how the 128x256 base video reaches the scenario's output.resolution: the "
-        "diffusion upsampler (model), bicubic (fast), or none (write the base video)",
+        help="how the 128x256 base video reaches the scenario's output.resolution: bicubic (the "
+        "default: the tiny diffusion upsampler does not beat it on today's world, see the model "
+        "card), the diffusion upsampler (model), or none (write the base video)",
     )
     parser.add_argument("--keep-base", action="store_true", help="also write the base video (<id>.base.mp4)")
     add_upsample_settings_args(parser)

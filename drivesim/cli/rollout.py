@@ -100,7 +100,8 @@ def register(subparsers) -> None:
         "--interpolation-strength",
         type=float,
         default=d("interpolation_strength"),
-        help="interpolated frames start from the blend of their key frames noised this far (1 = pure noise)",
+        help="interpolated frames start from the blend of their key frames noised this far (1 = pure "
+        "noise; 0, the default, = the blend itself, without the interpolation model: see the model card)",
     )
     ro.add_argument(
         "--decode-chunk",

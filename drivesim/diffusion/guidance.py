@@ -11,6 +11,7 @@ towards c_full's: large scales on a zero-terminal-SNR v-model otherwise over-exp
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -61,6 +62,44 @@ def _cat_conditions(conds: list[dict[str, torch.Tensor]]) -> dict[str, torch.Ten
     return {k: torch.cat([c[k] for c in conds]) for k in conds[0]}
 
 
+class GuidedDenoiser:
+    """(x [B,T,C,h,w], timesteps [B]) -> the guided prediction; model(x, t, cond, context=...) runs
+    all branches in one batched forward (three, or four with context guidance). The branches'
+    conditions are built once per sampling run; `prepare` may add what depends on them alone
+    (VideoUNet.prepare_conditions: the box layout and tokens), so no denoising step redoes it."""
+
+    def __init__(
+        self,
+        model,
+        cond: dict[str, torch.Tensor],
+        scales: GuidanceScales,
+        context: Context | None = None,
+        prepare: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+    ):
+        self.model, self.scales = model, scales
+        branches = [null_conditions(cond), null_conditions(cond, scene=False), cond]
+        self.guide_context = context is not None and scales.context != 1.0
+        if self.guide_context:
+            branches.append(cond)
+        self.n = len(branches)
+        self.cond = _cat_conditions(branches)
+        if prepare is not None:
+            self.cond = prepare(self.cond)
+        self.context = None
+        if context is not None:
+            extra = [context.without_frames()] if self.guide_context else []
+            self.context = Context.cat([context] * 3 + extra)
+
+    def __call__(self, x: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        b, n, scales = x.shape[0], self.n, self.scales
+        out = self.model(torch.cat([x] * n), torch.cat([timesteps] * n), self.cond, context=self.context)
+        uncond, scene, full, *free = out.split(b)
+        guided = combine(uncond, scene, full, scales)
+        if self.guide_context:
+            guided = guided + (scales.context - 1.0) * _ramp(scales, x.shape[1], x) * (full - free[0])
+        return rescale_guidance(guided, full, scales.rescale)
+
+
 def guided_prediction(
     model,
     x: torch.Tensor,
@@ -69,23 +108,8 @@ def guided_prediction(
     scales: GuidanceScales,
     context: Context | None = None,
 ) -> torch.Tensor:
-    """x [B,T,C,h,w] -> guided prediction; model(x, t, cond, context=...) runs all branches in one
-    batched forward (three, or four with context guidance)."""
-    b = x.shape[0]
-    branches = [null_conditions(cond), null_conditions(cond, scene=False), cond]
-    guide_context = context is not None and scales.context != 1.0
-    if guide_context:
-        branches.append(cond)
-    n = len(branches)
-    ctx = None
-    if context is not None:
-        ctx = Context.cat([context] * 3 + ([context.without_frames()] if guide_context else []))
-    out = model(torch.cat([x] * n), torch.cat([timesteps] * n), _cat_conditions(branches), context=ctx)
-    uncond, scene, full, *free = out.split(b)
-    guided = combine(uncond, scene, full, scales)
-    if guide_context:
-        guided = guided + (scales.context - 1.0) * _ramp(scales, x.shape[1], x) * (full - free[0])
-    return rescale_guidance(guided, full, scales.rescale)
+    """x [B,T,C,h,w] -> guided prediction in one call (GuidedDenoiser for a sampling loop)."""
+    return GuidedDenoiser(model, cond, scales, context)(x, timesteps)
 
 
-__all__ = ["GuidanceScales", "combine", "guided_prediction", "rescale_guidance"]
+__all__ = ["GuidanceScales", "GuidedDenoiser", "combine", "guided_prediction", "rescale_guidance"]

@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import cast
 
 import torch
-from einops import rearrange
 from torch import nn
 
 from drivesim.models.autoencoder import AutoencoderConfig, AutoencoderKL
+from drivesim.models.layer_stream import Layer, LayerStream
 from drivesim.models.temporal_layers import TemporalAttention, TemporalConvBlock
 
 ATTENTION_WINDOW = 2  # frames on each side
@@ -50,39 +50,63 @@ class TemporalDecoder(nn.Module):
         layers = [self.temporal_mid, self.temporal_mid_attn, *self.temporal_up]
         return int(sum(layer.receptive_radius for layer in layers))
 
+    def layers(self, image_only: bool = False) -> list[Layer]:
+        """The decoder as per-frame and temporal layers on frames [t,c,h,w] (LayerStream's form)."""
+        dec = self.decoder
+
+        def temporal(module: nn.Module) -> Layer:
+            return Layer(lambda h, first: module(h, h.shape[0], image_only), module.receptive_radius)
+
+        def attention(h: torch.Tensor, first: int) -> torch.Tensor:
+            return self.temporal_mid_attn(h, h.shape[0], image_only, frame_offset=first)
+
+        steps = [
+            Layer(lambda z, first: dec.mid_block(dec.conv_in(self.post_quant_conv(z)))),
+            temporal(self.temporal_mid),
+            Layer(attention, self.temporal_mid_attn.receptive_radius),
+        ]
+        for block, module in zip(dec.up_blocks, self.temporal_up):
+            resnets = list(cast(nn.ModuleList, block.resnets))
+            ups = list(cast("nn.ModuleList | None", block.upsamplers) or [])
+            steps += [Layer(lambda h, first, rs=resnets: _chain(h, rs, temb=None)), temporal(module)]
+            if ups:
+                steps.append(Layer(lambda h, first, us=ups: _chain(h, us)))
+        steps.append(Layer(lambda h, first: dec.conv_out(dec.conv_act(dec.conv_norm_out(h)))))
+        return steps
+
     def forward(self, z: torch.Tensor, image_only: bool = False, frame_offset: int = 0) -> torch.Tensor:
         """[B,T,4,h,w] -> [B,T,3,8h,8w]; frame_offset = index of z's first frame in the video."""
-        b, t = z.shape[:2]
-        dec = self.decoder
-        h = dec.conv_in(self.post_quant_conv(rearrange(z, "b t c h w -> (b t) c h w")))
-        h = dec.mid_block(h)
-        h = self.temporal_mid(h, t, image_only)
-        h = self.temporal_mid_attn(h, t, image_only, frame_offset=frame_offset)
-        for block, temporal in zip(dec.up_blocks, self.temporal_up):
-            for resnet in cast(nn.ModuleList, block.resnets):
-                h = resnet(h, temb=None)
-            h = temporal(h, t, image_only)
-            for up in cast("nn.ModuleList | None", block.upsamplers) or []:
-                h = up(h)
-        h = dec.conv_out(dec.conv_act(dec.conv_norm_out(h)))
-        return rearrange(h, "(b t) c h w -> b t c h w", b=b)
+        layers = self.layers(image_only)
+        videos = []
+        for h in z:  # the temporal layers take one video's frames [t,c,h,w]
+            for layer in layers:
+                h = layer.fn(h, frame_offset)
+            videos.append(h)
+        return torch.stack(videos)
 
     @torch.no_grad()
     def decode_chunked(
-        self, z: torch.Tensor, chunk: int = 16, overlap: int | None = None, out: torch.Tensor | None = None
+        self, z: torch.Tensor, chunk: int = 16, out: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """[B,T,4,h,w] -> [B,T,3,8h,8w], `chunk` frames at a time plus `overlap` context frames
-        on each side (default: the receptive radius, which makes it equal a full decode)."""
-        overlap = self.receptive_radius if overlap is None else overlap
+        """[B,T,4,h,w] -> [B,T,3,8h,8w] layer by layer (LayerStream), `chunk` frames at a time:
+        equal to a full decode, each frame decoded once, memory flat in video length."""
         b, t, _, h, w = z.shape
         f = self.cfg.downsample_factor
         if out is None:
             out = torch.empty(b, t, self.cfg.in_channels, h * f, w * f, dtype=z.dtype)
-        for start in range(0, t, chunk):
-            stop = min(start + chunk, t)
-            lo, hi = max(0, start - overlap), min(t, stop + overlap)
-            out[:, start:stop] = self(z[:, lo:hi], frame_offset=lo)[:, start - lo : stop - lo]
+        for i in range(b):
+            stream = LayerStream(self.layers(), chunk)
+            for start in range(0, t + chunk, chunk):  # one more round: the flush
+                part = stream.push(z[i : i + 1, start : start + chunk]) if start < t else stream.flush()
+                if part.numel():
+                    out[i, stream.emitted - part.shape[1] : stream.emitted] = part[0]
         return out
+
+
+def _chain(h: torch.Tensor, modules: list[nn.Module], **kwargs) -> torch.Tensor:
+    for module in modules:
+        h = module(h, **kwargs)
+    return h
 
 
 def load_temporal_decoder(prefix) -> TemporalDecoder:

@@ -86,6 +86,8 @@ class UNetConfig:
 
 
 # Fields written by checkpoints from before these keys existed take these values.
+# keys prepare_conditions adds to a condition dict
+PREPARED_TOKENS, PREPARED_LAYOUT = "prepared_tokens", "prepared_layout"
 LEGACY_UNET = {"resnet_time_scale_shift": "default", "scene_tokens": False, "box_layout": False}
 
 
@@ -194,18 +196,20 @@ class VideoUNet(nn.Module):
         model.load_state_dict(own)
         return model
 
-    def _embed(
-        self,
-        timesteps: torch.Tensor,
-        cond: dict[str, torch.Tensor],
-        num_frames: int,
-        latent_size: tuple[int, int],
-    ):
-        """-> time+scene embedding [(B T),D], tokens [(B T),N+1(+2),Dc] (boxes, scene) and the box
-        layout [(B T),K,h,w] (None without the spatial path)."""
-        t_emb = self.unet.time_proj(timesteps).to(self.unet.dtype)
-        emb = self.unet.time_embedding(t_emb) + self.scene(cond["time_of_day"], cond["crowdedness"])
-        emb = repeat(emb, "b d -> (b t) d", t=num_frames)  # one noise level per clip
+    def prepare_conditions(
+        self, cond: dict[str, torch.Tensor], num_frames: int, latent_size: tuple[int, int]
+    ) -> dict[str, torch.Tensor]:
+        """cond + its box tokens [(B T),N+1(+2),Dc] and layout [(B T),K,h,w], which depend on cond
+        alone: a sampling loop computes them once instead of at every step (the layout raster
+        cost a quarter of a key-frame step)."""
+        tokens, layout = self._box_conditions(cond, num_frames, latent_size)
+        return cond | {PREPARED_TOKENS: tokens} | ({PREPARED_LAYOUT: layout} if layout is not None else {})
+
+    def _box_conditions(
+        self, cond: dict[str, torch.Tensor], num_frames: int, latent_size: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if PREPARED_TOKENS in cond:
+            return cond[PREPARED_TOKENS], cond.get(PREPARED_LAYOUT)
         boxes, box_class, box_mask = cond["boxes"], cond["box_class"], cond["box_mask"]
         if boxes.dim() == 3:  # image batches: [B,N,4] -> [B,1,N,4]
             boxes, box_class, box_mask = boxes[:, None], box_class[:, None], box_mask[:, None]
@@ -219,8 +223,23 @@ class VideoUNet(nn.Module):
             tokens = torch.cat([tokens, repeat(scene, "b n d -> (b t) n d", t=num_frames)], dim=1)
         layout = None
         if self.cfg.box_layout:
-            layout = rasterize_boxes(boxes, box_class, box_mask, latent_size).to(emb.dtype)
-        return emb, tokens, layout
+            layout = rasterize_boxes(boxes, box_class, box_mask, latent_size)
+        return tokens, layout
+
+    def _embed(
+        self,
+        timesteps: torch.Tensor,
+        cond: dict[str, torch.Tensor],
+        num_frames: int,
+        latent_size: tuple[int, int],
+    ):
+        """-> time+scene embedding [(B T),D], tokens [(B T),N+1(+2),Dc] (boxes, scene) and the box
+        layout [(B T),K,h,w] (None without the spatial path)."""
+        t_emb = self.unet.time_proj(timesteps).to(self.unet.dtype)
+        emb = self.unet.time_embedding(t_emb) + self.scene(cond["time_of_day"], cond["crowdedness"])
+        emb = repeat(emb, "b d -> (b t) d", t=num_frames)  # one noise level per clip
+        tokens, layout = self._box_conditions(cond, num_frames, latent_size)
+        return emb, tokens, None if layout is None else layout.to(emb.dtype)
 
     def _step(self, fn, *args):
         if self.gradient_checkpointing and torch.is_grad_enabled():

@@ -50,7 +50,7 @@ from drivesim.pipelines.catalog_row import cascade_columns
 from drivesim.pipelines.rollout import RolloutConfig, frames_for
 from drivesim.pipelines.rollout_job import RolloutResult, rollout_cascade, run_rollout
 from drivesim.pipelines.source_guide import SourceGuide
-from drivesim.pipelines.upsample import UpsampleSettings
+from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleSettings
 from drivesim.scenario import Output, Scenario
 from drivesim.utils import DEFAULT_MODEL_DIR
 
@@ -73,9 +73,9 @@ class AugmentOptions:
     start_s: float = 0.0  # where in each source the variant starts
     context_strength: float | None = None  # None: CONTEXT_STRENGTH if the time of day changes, else 0
     resolution: tuple[int, int] = (512, 1024)  # output video (H, W); upsampler 'none' writes the base
-    upsampler: str = "model"
+    upsampler: str = DEFAULT_UPSAMPLER
     upsample: UpsampleSettings = field(default_factory=UpsampleSettings)
-    decode_chunk: int = 7
+    decode_chunk: int = 8
     variants: int = 1  # seeds seed, seed + 1, ... per source and change set
     seed: int = 0
     # how much of the source every frame keeps (per-frame SDEdit from its latents); 0: only its first

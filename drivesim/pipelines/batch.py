@@ -29,7 +29,7 @@ from drivesim.pipelines.cascade import Cascade
 from drivesim.pipelines.catalog_row import catalog_row
 from drivesim.pipelines.rollout import RolloutConfig, for_seconds
 from drivesim.pipelines.rollout_job import rollout_cascade, run_rollout
-from drivesim.pipelines.upsample import UpsampleSettings
+from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleSettings
 from drivesim.scenario import Scenario
 from drivesim.scenario_expand import ClipSpec, expand_paths
 from drivesim.utils import DEFAULT_MODEL_DIR
@@ -42,9 +42,9 @@ WORK = ".work"  # unfinished clips, inside the catalog (same filesystem: media a
 @dataclass(frozen=True)
 class BatchOptions:
     rollout: RolloutConfig = field(default_factory=RolloutConfig)  # seed and segments are set per clip
-    upsampler: str = "model"  # none | bicubic | model
+    upsampler: str = DEFAULT_UPSAMPLER  # none | bicubic | model
     upsample: UpsampleSettings = field(default_factory=UpsampleSettings)
-    decode_chunk: int = 7
+    decode_chunk: int = 8
 
 
 @dataclass

@@ -14,13 +14,12 @@ The key rate, latent size and interpolation factor are read from the checkpoints
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from einops import rearrange, repeat
 
-from drivesim.data.labels import FrameLabel
 from drivesim.diffusion.guidance import GuidanceScales
 from drivesim.models.model_index import check_folder_class, has_part
 from drivesim.models.weights import CheckpointError
@@ -28,8 +27,10 @@ from drivesim.pipelines.conditions_track import RolloutConditions
 from drivesim.pipelines.rollout import (
     FACTOR,
     INTERPOLATION_STAGE,
+    CascadeSegment,
     RolloutConfig,
     RolloutState,
+    SegmentMeta,
     check_rollout,
     clip_frames,
     clip_labels,
@@ -37,35 +38,19 @@ from drivesim.pipelines.rollout import (
     segment_seed,
 )
 from drivesim.pipelines.source_guide import SourceGuide
-from drivesim.pipelines.streaming_decode import StreamingDecoder
-from drivesim.pipelines.upsample import StreamingUpsampler, Upsampler, UpsampleSettings, output_frames
+from drivesim.pipelines.streaming_decode import StreamingDecoder, WindowedDecoder
+from drivesim.pipelines.upsample import (
+    StreamingUpsampler,
+    Upsampler,
+    UpsampleSettings,
+    output_frames,
+    upsample_segment,
+)
 from drivesim.pipelines.video_ldm import VideoLDMPipeline
 from drivesim.utils import DEFAULT_MODEL_DIR, timed
 
 CLASS_NAME = "Cascade"
 TRAIN_COMMANDS = {"unet": "video-ldm", "prediction": "prediction", "interpolation": "interpolation"}
-
-
-@dataclass(frozen=True)
-class SegmentMeta:
-    """What one step of Cascade.segments did."""
-
-    index: int  # segment number; == cfg.segments for the final flush (no new key frames)
-    first_frame: int  # output frame index of the segment's frames[:, 0]
-    first_base_frame: int  # output frame index of its base[:, 0] (the upsampler lags behind)
-    new_key_frames: int
-    seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
-
-
-@dataclass
-class CascadeSegment:
-    """The frames one segment made ready, with their labels."""
-
-    frames: torch.Tensor  # [1,n,3,H,W] in [-1,1] at the output size (n = 0 while the upsampler fills)
-    base: torch.Tensor  # [1,m,3,h,w] the decoded base frames, cut to the clip
-    labels: list[FrameLabel]  # one per frame of `frames`, frame_index = output frame index
-    key_latents: torch.Tensor  # [1,F,4,h,w] the key window incl. its context frames (empty: flush)
-    meta: SegmentMeta
 
 
 class Cascade:
@@ -188,10 +173,16 @@ class Cascade:
         cfg: RolloutConfig,
         seed: int,
         guide: SourceGuide | None = None,
+        frames: int | None = None,
     ) -> torch.Tensor:
-        """keys [1,K,4,h,w] with global key index first_key -> the 4(K-1) frames after keys[0];
+        """keys [1,K,4,h,w] with global key index first_key -> the 4(K-1) frames after keys[0]
+        (only the first `frames` of them: the key pairs past those are not interpolated);
         guide: start from its frames (SDEdit) instead of the noised blend of the keys."""
+        if frames is not None:
+            keys = keys[:, : -(-frames // FACTOR) + 1]
         k = keys.shape[1]
+        if k < 2:  # nothing between the keys is wanted
+            return keys[:, :0]
         windows = torch.zeros(k - 1, FACTOR + 1, *keys.shape[2:], device=keys.device)
         windows[:, 0], windows[:, -1] = keys[0, :-1], keys[0, 1:]
         mask = torch.zeros(k - 1, FACTOR + 1, device=keys.device)
@@ -201,12 +192,13 @@ class Cascade:
             raise ValueError("interpolation needs a cascade with an interpolation model")
         start, strength = key_blend(windows), cfg.interpolation_strength
         if guide is not None:
-            frames = [f for window in fine for f in window]
-            start = rearrange(guide.at(frames), "1 (n t) c h w -> n t c h w", t=FACTOR + 1)
+            start = rearrange(
+                guide.at([f for window in fine for f in window]), "1 (n t) c h w -> n t c h w", t=FACTOR + 1
+            )
             start, strength = start.to(windows), guide.strength
         if strength == 0:  # the guide as it is, the key frames as given
             out = torch.where(rearrange(mask, "n t -> n t 1 1 1").bool(), windows, start)
-            return out[:, 1:].reshape(1, -1, *keys.shape[2:])
+            return out[:, 1:].reshape(1, -1, *keys.shape[2:])[:, :frames]
         out = self.interpolation(
             track.fine_conditions(fine),
             FACTOR + 1,
@@ -223,7 +215,7 @@ class Cascade:
             start_latents=start,
             strength=strength,
         ).latents
-        return out[:, 1:].reshape(1, -1, *keys.shape[2:])
+        return out[:, 1:].reshape(1, -1, *keys.shape[2:])[:, :frames]
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """[B,T,4,h,w] unscaled latents -> frames [B,T,3,8h,8w] in [-1,1] (a whole clip at once)."""
@@ -295,22 +287,23 @@ class Cascade:
         cfg: RolloutConfig,
         seconds: dict[str, float],
         guide: SourceGuide | None = None,
+        frames: int | None = None,
     ) -> torch.Tensor:
-        """The output latents [1,n,4,h,w] segment `index` adds: its new keys, interpolated when cfg says."""
+        """The output latents [1,n,4,h,w] segment `index` adds: its new keys, interpolated when cfg
+        says; only the first `frames` (None: all) are made."""
         new = window[:, -cfg.new_frames :]
         if not cfg.interpolate:
-            return new
+            return new[:, :frames]
         with timed(seconds, "interpolation"):
             if index == 0:
-                return torch.cat(
-                    [new[:, :1], self.interpolate(new, 0, track, cfg, segment_seed(cfg, 0) + 2, guide)], 1
-                )
+                rest = None if frames is None else frames - 1
+                between = self.interpolate(new, 0, track, cfg, segment_seed(cfg, 0) + 2, guide, rest)
+                return torch.cat([new[:, :1], between], 1)[:, :frames]
             if state.context is None:
                 raise ValueError(f"segment {index} needs the context latents of segment {index - 1}")
             keys = torch.cat([state.context[:, -1:], new], 1)  # from the previous segment's last key
-            return self.interpolate(
-                keys, index * cfg.new_frames - 1, track, cfg, segment_seed(cfg, index) + 2, guide
-            )
+            seed = segment_seed(cfg, index) + 2
+            return self.interpolate(keys, index * cfg.new_frames - 1, track, cfg, seed, guide, frames)
 
     def segments(
         self,
@@ -321,16 +314,20 @@ class Cascade:
         size: tuple[int, int] | None = None,
         method: str = "none",
         labels: RolloutConditions | None = None,
-        decode_chunk: int = 7,
+        decode_chunk: int = 8,
         guide: SourceGuide | None = None,
+        reference: bool = False,
     ) -> Iterator[CascadeSegment]:
         """Segments state.next_segment .. cfg.segments-1, then a final flush (meta.index == cfg.segments).
 
         track: conditions at the base size; size / method: the frames' size and how they get there
         (none | bicubic | model; the model streams); labels: the track at `size` whose labels are
         yielded (default: track). `state` is updated in place after each segment (save it to resume).
-        decode_chunk: output frames per temporal-decoder call (memory vs speed; the same frames).
-        guide: a source clip every new frame starts from (SourceGuide; None: noise, as the paper)."""
+        decode_chunk: frames per temporal-decoder pass (memory vs speed; the same frames).
+        guide: a source clip every new frame starts from (SourceGuide; None: noise, as the paper).
+        reference: the eager reference path `drivesim bench cascade` measures against: the whole
+        decoder on overlapping windows, the last segment interpolated and decoded in full, then cut
+        (the fast path decodes layer by layer and makes only the frames written)."""
         check_rollout(cfg, self.key_model.unet, self.interpolation is not None)
         state = state or RolloutState()
         base_size = self.base_size(cfg)
@@ -338,7 +335,10 @@ class Cascade:
         size = (hw[0], hw[1])
         labels = labels or track
         length = clip_frames(cfg)
-        decoder = StreamingDecoder(self.key_model.decoder, decode_chunk)
+        if reference:
+            decoder = WindowedDecoder(self.key_model.decoder, decode_chunk)
+        else:
+            decoder = StreamingDecoder(self.key_model.decoder, decode_chunk)
         if state.decoder is not None:
             decoder.load_state(state.decoder)
         larger = size[0] > base_size[0] or size[1] > base_size[1]
@@ -354,7 +354,8 @@ class Cascade:
             if index < cfg.segments:
                 with timed(seconds, "key_frames"):
                     window = self.segment_keys(index, track, state.context, cfg, guide)
-                out = self.segment_latents(index, window, track, state, cfg, seconds, guide)
+                wanted = None if reference else max(0, length - state.out_frames)
+                out = self.segment_latents(index, window, track, state, cfg, seconds, guide, wanted)
                 if guide is not None:  # the source's fine detail in every new frame
                     out = guide.blend(out, state.out_frames, 1 if cfg.interpolate else FACTOR)
                 with timed(seconds, "decode"):
@@ -368,12 +369,14 @@ class Cascade:
                     base = decoder.flush()
             state.decoder = decoder.state()
             # whole segments overshoot the clip's duration: cut there, before the upsampler pays for it
-            base = base[:, : max(0, length - first_base)]
+            base = base[:, : max(0, length - first_base)] if base.numel() else base
             if base.numel() and not torch.isfinite(base).all():
                 raise FloatingPointError(f"segment {index} decoded to NaN/inf frames")
             first_frame = stream.emitted if stream is not None else first_base
             with timed(seconds, "upsample"):
-                frames = self._upsample_segment(base, size, method, stream, final=index == cfg.segments)
+                frames = upsample_segment(
+                    base, size, method, self.upsampler, stream, final=index == cfg.segments
+                )
             if stream is not None:
                 state.upsampler = stream.state()
             n = frames.shape[1] if frames.numel() else 0
@@ -383,18 +386,3 @@ class Cascade:
             yield CascadeSegment(
                 frames, base, clip_labels(labels, cfg, first_frame, first_frame + n), window, meta
             )
-
-    def _upsample_segment(
-        self,
-        base: torch.Tensor,
-        size: tuple[int, int],
-        method: str,
-        stream: StreamingUpsampler | None,
-        final: bool,
-    ) -> torch.Tensor:
-        if stream is None:
-            return self.upsample(base, size, method) if base.numel() else base
-        frames = stream.push(base) if base.numel() else torch.empty(0)
-        if final:
-            frames = torch.cat([f for f in (frames, stream.flush()) if f.numel()], 1)
-        return output_frames(frames, size, "bicubic") if frames.numel() else frames  # the model's 4x to size

@@ -37,7 +37,7 @@ from drivesim.pipelines.rollout import (
     segment_starts,
 )
 from drivesim.pipelines.source_guide import SourceGuide
-from drivesim.pipelines.upsample import UpsampleSettings
+from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleSettings
 from drivesim.scenario import Scenario, load_scenario
 from drivesim.utils import DEFAULT_MODEL_DIR, timed, to_uint8, write_json_atomic
 
@@ -57,7 +57,7 @@ class RolloutResult:
 def rollout_cascade(
     model_dir: str | Path,
     cfg: RolloutConfig,
-    upsampler: str = "model",
+    upsampler: str = DEFAULT_UPSAMPLER,
     upsample: UpsampleSettings | None = None,
     device: str = "cpu",
     output_sizes: Sequence[Sequence[int]] = (),
@@ -132,9 +132,9 @@ def run_rollout(
     model_dir: str | Path = DEFAULT_MODEL_DIR,
     crowdedness: list[str] | None = None,
     progress: bool = True,
-    decode_chunk: int = 7,
+    decode_chunk: int = 8,
     device: str = "cpu",
-    upsampler: str = "model",
+    upsampler: str = DEFAULT_UPSAMPLER,
     upsample: UpsampleSettings | None = None,
     keep_base: bool = False,
     time_of_day: list[str] | None = None,
@@ -143,9 +143,10 @@ def run_rollout(
     track: RolloutConditions | None = None,
     context: torch.Tensor | None = None,
     guide: SourceGuide | None = None,
+    reference: bool = False,
 ) -> RolloutResult:
     """Generate (or resume) the rollout; returns its metadata (also written beside the mp4) and labels.
-    decode_chunk: output frames per temporal-decoder call (memory vs speed; same frames).
+    decode_chunk: frames per temporal-decoder pass (memory vs speed; same frames).
     upsampler: none | bicubic | model, how the base video reaches the scenario's output.resolution
     (the model streams: frames leave it with a lag, in fixed memory).
     crowdedness / time_of_day: per segment (the last repeats); cascade: models already loaded.
@@ -153,7 +154,8 @@ def run_rollout(
     track: the conditions per output frame at the base size instead of the scenario's world (its
     labels are written, scaled to the video); context [1,c,4,h,w]: the first c key latents (a real
     clip's, encoded) instead of a generated first frame; guide: that clip's latents per output
-    frame, the start of every new frame (both: drivesim augment)."""
+    frame, the start of every new frame (both: drivesim augment); reference: Cascade.segments' eager
+    reference path (`drivesim bench cascade`)."""
     scenario = scenario_path if isinstance(scenario_path, Scenario) else load_scenario(scenario_path)
     out_dir, model_dir = Path(out_dir), Path(model_dir)
     work = out_dir / scenario.id
@@ -217,6 +219,7 @@ def run_rollout(
         labels=written_track,
         decode_chunk=decode_chunk,
         guide=guide,
+        reference=reference,
     )
     with tqdm(
         total=cfg.segments + 1,

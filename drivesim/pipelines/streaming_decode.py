@@ -1,12 +1,14 @@
 """Stream an endless video through a model with a bounded temporal reach (the temporal
 decoder, the video upsampler) in bounded memory.
 
-Every output frame needs `radius` latent frames on each side, so frames are emitted with a
-lag of `radius` and the buffer never holds more than 2*radius + one push of latents. The
-decoder runs on windows of at most chunk + 2*radius latents (the first window of a video,
-which has no left context, emits chunk + radius frames), so its activation memory does not
-depend on the push size either. The result equals one full decode of the whole video (the
-decoder's windowed attention gets each window's true frame offset).
+StreamingWindows runs the whole model on windows: every output frame needs `radius` inputs on
+each side, so frames are emitted with a lag of `radius` and the buffer never holds more than
+2*radius + one push of inputs. The model runs on windows of at most chunk + 2*radius inputs (the
+first window of a video, which has no left context, emits chunk + radius frames), so its
+activation memory does not depend on the push size either; the result equals one pass over the
+whole video. The video upsampler streams this way. The temporal decoder streams layer by layer
+(StreamingDecoder, models/layer_stream.py): the same frames with each frame decoded once;
+WindowedDecoder keeps the windowed way as its reference.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from drivesim.models.autoencoder import AutoencoderKL
+from drivesim.models.layer_stream import Layer, LayerStream
 from drivesim.models.temporal_decoder import TemporalDecoder
 
 
@@ -87,14 +90,32 @@ class StreamingWindows:
         self.buffer_start, self.emitted = (int(v) for v in state[f"{self.state_name}_index"])
 
 
-class StreamingDecoder(StreamingWindows):
-    """push(z [1,n,4,h,w]) -> frames [1,m,3,8h,8w] ready so far; flush() -> the rest."""
+class StreamingDecoder(LayerStream):
+    """push(z [1,n,4,h,w]) -> frames [1,m,3,8h,8w] in [-1,1] ready so far; flush() -> the rest.
+
+    Layer by layer (LayerStream): every latent frame passes every layer once."""
+
+    def __init__(self, decoder: TemporalDecoder | AutoencoderKL, chunk: int = 8):
+        if isinstance(decoder, TemporalDecoder):
+            layers = decoder.layers()
+        else:
+            layers = [Layer(lambda z, first: decoder.decode(z))]
+        super().__init__(layers, chunk, state_name="decoder")
+
+    def push(self, z: torch.Tensor) -> torch.Tensor:
+        return super().push(z).clamp(-1, 1)
+
+    def flush(self) -> torch.Tensor:
+        return super().flush().clamp(-1, 1)
+
+
+class WindowedDecoder(StreamingWindows):
+    """The reference StreamingDecoder: the whole decoder on overlapping windows of `chunk` frames
+    plus its receptive radius each side (3x the work at chunk 7; `drivesim bench cascade`'s old path)."""
 
     state_name = "decoder"
 
     def __init__(self, decoder: TemporalDecoder | AutoencoderKL, chunk: int = 7):
-        # Output frames per decoder call; 7 = the tiny decoder's radius, so every window holds
-        # 21 latents, as many as the first segment of a rollout: its peak equals a long one's.
         super().__init__(chunk, decoder.receptive_radius if isinstance(decoder, TemporalDecoder) else 0)
         self.decoder = decoder
 

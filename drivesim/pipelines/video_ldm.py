@@ -9,7 +9,7 @@ from typing import cast
 import torch
 
 from conditioners.context import Context
-from drivesim.diffusion.guidance import GuidanceScales, guided_prediction
+from drivesim.diffusion.guidance import GuidanceScales, GuidedDenoiser
 from drivesim.diffusion.samplers import SamplerConfig, sample
 from drivesim.diffusion.schedule import ScheduleConfig
 from drivesim.models.autoencoder import AutoencoderKL
@@ -173,10 +173,16 @@ class VideoLDMPipeline:
             with autocast(device):
                 return unet(x, t, c, image_only, context).float()
 
-        def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            if guidance.is_identity:
-                return model(x, t, cond, context)
-            return guided_prediction(model, x, t, cond, guidance, context)
+        def prepare(c: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            return unet.prepare_conditions(c, num_frames, latent_size)
+
+        if guidance.is_identity:
+            prepared = prepare(cond)
+
+            def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                return model(x, t, prepared, context)
+        else:
+            denoise = GuidedDenoiser(model, cond, guidance, context, prepare)
 
         generator = torch.Generator(device=device).manual_seed(seed)
         known = (context.latents, context.mask) if context is not None else None

@@ -5,7 +5,7 @@ allocator. Tolerances: 1e-4 absolute on decoded frames in [-1,1] (float32 sums i
 
 import pytest
 import torch
-from conftest import TINY_AE, TINY_UNET, perturb
+from conftest import TINY_AE, TINY_UNET, perturb, save_cascade
 from torch import nn
 
 from drivesim.diffusion.guidance import GuidanceScales, GuidedDenoiser, guided_prediction
@@ -158,3 +158,31 @@ def test_tune_allocator_is_switchable(monkeypatch):
     tuned = tune_allocator(True)
     assert isinstance(tuned, bool)  # True on glibc; musl / macOS keep their allocator
     tune_allocator(False)
+
+
+@pytest.fixture(scope="module")
+def cascade_dir(tmp_path_factory):
+    return save_cascade(tmp_path_factory.mktemp("cascade"), upsampler=True)
+
+
+@pytest.mark.slow
+def test_bench_cascade_rows(cascade_dir, repo):
+    from drivesim.bench.cascade import STAGES, bench_cascade, format_rows
+
+    rows = bench_cascade(
+        ("reference", "default"),
+        scenario=str(repo / "scenarios" / "day_box_track.yaml"),
+        seconds=0.5,
+        steps=1,
+        interpolation_steps=1,
+        model_dir=str(cascade_dir),
+        threads=1,
+    )
+    assert [r["path"] for r in rows] == ["reference", "default"] and rows[0]["ratio"] == 1.0
+    assert [r["frames"] for r in rows] == [15, 15] and rows[0]["size"] == [512, 1024]
+    assert rows[1]["malloc_tuned"] in (True, False) and rows[0]["malloc_tuned"] is False
+    for r in rows:  # every stage was timed; together they fit in the whole run
+        assert sum(r[f"{s}_s_per_frame"] for s in STAGES) <= r["s_per_frame"] and r["peak_mib"] > 0
+    assert "reference" in format_rows(rows) and "frames/s" in format_rows(rows)
+    with pytest.raises(ValueError, match="unknown path"):
+        bench_cascade(("fastest",))

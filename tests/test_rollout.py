@@ -300,9 +300,10 @@ def test_bench_rollout_rows(cascade_dir, repo):
     )
     assert [r["frames"] for r in rows] == [1 + 4 * 5, 1 + 4 * 11]
     assert rows[0]["peak_ratio"] == 1.0 and rows[1]["peak_mib"] > 0
-    for r in rows:  # every stage ran and took time; together they fit in the whole run
-        stages = [r[f"{s}_s_per_frame"] for s in STAGES]
-        assert all(v > 0 for v in stages) and sum(stages) <= r["s_per_frame"]
+    for r in rows:  # every stage ran and took time (interpolation is the key blend by default: ~0);
+        stages = {s: r[f"{s}_s_per_frame"] for s in STAGES}  # together they fit in the whole run
+        assert all(v > 0 for s, v in stages.items() if s != "interpolation")
+        assert sum(stages.values()) <= r["s_per_frame"]
     assert "ratio" in format_rows(rows) and "interpolation" in format_rows(rows)
 
 

@@ -94,7 +94,7 @@ def interpolation_use(
     pipe, data, clips: int, steps: int, strength: float, real: list[float]
 ) -> dict[str, float]:
     """Fill frames 1-3 between real key frames 0 and 4 (stage 2), per held-out clip -> mean metrics;
-    real = real_steps(..., frames=5)."""
+    real = real_steps(..., frames=5); strength 0 = the linear blend, as the rollout's default."""
     from drivesim.pipelines.rollout import key_blend
 
     rows = []
@@ -103,21 +103,25 @@ def interpolation_use(
         latents, cond = _clip(data, i, 5)
         latents = latents.to(pipe.device)
         blend = key_blend(latents)
-        out = pipe(
-            cond,
-            5,
-            latent_size=tuple(latents.shape[-2:]),
-            sampler="dpmpp",
-            steps=steps,
-            guidance=GuidanceScales(1.0, 1.0),
-            seed=i,
-            decode=False,
-            context_latents=latents,
-            context_mask=mask,
-            stage=2,
-            start_latents=blend,
-            strength=strength,
-        ).latents
+        out = (
+            blend
+            if strength == 0
+            else pipe(
+                cond,
+                5,
+                latent_size=tuple(latents.shape[-2:]),
+                sampler="dpmpp",
+                steps=steps,
+                guidance=GuidanceScales(1.0, 1.0),
+                seed=i,
+                decode=False,
+                context_latents=latents,
+                context_mask=mask,
+                stage=2,
+                start_latents=blend,
+                strength=strength,
+            ).latents
+        )
         rows.append(
             {
                 "latent_mse": float(((out - latents)[:, 1:4] ** 2).mean()),
@@ -152,9 +156,10 @@ def context_use_report(
     real_fast = real_steps(prediction, caches[30.0], n_fast, 5)
     out = {}
     for s in tqdm(strengths, desc="context use", disable=not progress):
-        out[f"prediction s={s:g}"] = prediction_use(
-            prediction, caches[7.5], n_key, steps, guidance, s, real_key
-        )
+        if s > 0:  # strength 0 is the interpolation's linear blend; a prediction needs noise
+            out[f"prediction s={s:g}"] = prediction_use(
+                prediction, caches[7.5], n_key, steps, guidance, s, real_key
+            )
         out[f"interpolation s={s:g}"] = interpolation_use(
             interpolation, caches[30.0], n_fast, interpolation_steps, s, real_fast
         )

@@ -42,8 +42,10 @@ class _Strict(BaseModel):
 
 class Waypoint(_Strict):
     t: float = Field(ge=0, description="seconds from the clip start")
-    lane: int | Literal["shoulder"] = Field(
-        default=0, description="lane relative to the ego lane: 0 ego lane, +1 right, -1 left; or 'shoulder'"
+    lane: int | Literal["shoulder", "sidewalk"] = Field(
+        default=0,
+        description="lane relative to the ego lane: 0 ego lane, +1 right, -1 left; or 'shoulder', "
+        "or 'sidewalk' (right of the shoulder, where people walk)",
     )
     ahead_m: float = Field(ge=-10, le=200, description="distance ahead of the ego camera (m)")
 
@@ -73,7 +75,9 @@ class BoxKey(_Strict):
 
 class Agent(_Strict):
     id: int = Field(ge=1, description="track id written to the labels")
-    category: Literal["car"] = "car"
+    category: Literal["car", "truck", "bus", "motorcycle", "bicycle", "pedestrian"] = Field(
+        default="car", description="BDD100K name of the road user (its size, look and label)"
+    )
     oncoming: bool = False
     waypoints: list[Waypoint] | None = None
     box_track: list[BoxKey] | None = None
@@ -232,8 +236,8 @@ class Scenario(_Strict):
                 where = f"agents[{i}].{'waypoints' if agent.waypoints else 'box_track'}[{j}]"
                 if key.t > self.duration + 1e-9:
                     raise ValueError(f"{where}.t={key.t} is after the clip end ({self.duration:g} s)")
-                lane = cast("int | Literal['shoulder']", getattr(key, "lane", "shoulder"))
-                if lane != "shoulder" and not lo <= lane <= hi:
+                lane = cast("int | str", getattr(key, "lane", "shoulder"))
+                if not isinstance(lane, str) and not lo <= lane <= hi:
                     raise ValueError(
                         f"{where}.lane={lane}: this road has lanes {lo}..{hi} "
                         "relative to the ego lane (negative = left/oncoming)"
@@ -300,6 +304,7 @@ class Scenario(_Strict):
                 waypoints=tuple((w.t, w.lane, w.ahead_m) for w in a.waypoints or []),
                 boxes=tuple((b.t, b.box) for b in a.box_track or []),
                 oncoming=a.oncoming,
+                category=a.category,
             )
             for a in self.agents
         )

@@ -156,6 +156,16 @@ def test_box_hits_and_ignored_labels():
     assert summary["box_hit_rate"] == pytest.approx(2 / 3)
     assert sorted(tally.scored) == [(0.2, False), (0.5, False), (0.9, False), (0.9, True), (0.9, True)]
     assert DetectorTally().summary()["box_hit_rate"] is None
+    # per class: the walker is found by a person detection (a car detection there would not count)
+    assert summary["per_class"]["car"] == {"boxes": 3, "hits": 2, "hit_rate": pytest.approx(2 / 3)}
+    assert summary["per_class"]["pedestrian"] == {"boxes": 1, "hits": 1, "hit_rate": 1.0}
+    bus, truck_found = Box(0, 0, 100, 60, "bus"), Detection(0, 0, 100, 60, 0.8, "truck")
+    other = DetectorTally()
+    other.add([truck_found, Detection(400, 50, 420, 120, 0.9, "car")], [bus, walker])
+    assert other.summary()["per_class"] == {
+        "bus": {"boxes": 1, "hits": 1, "hit_rate": 1.0},  # a vehicle detection finds a vehicle
+        "pedestrian": {"boxes": 1, "hits": 0, "hit_rate": 0.0},
+    }
 
 
 class ScriptedDetector:

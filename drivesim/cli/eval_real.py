@@ -59,6 +59,11 @@ def cmd_eval_detector(args) -> int:
     if "reference" in report:
         print(f"reference {report['reference']['set']} from {report['reference']['from_s']:g} s")
     print(detector_table(report))
+    for name, group in report["groups"].items():
+        classes = group.get("per_class") or {}
+        if classes:  # box hit per label category (a hit: a detection of its group, IoU >= 0.5)
+            cells = [f"{c} {v['hits']}/{v['boxes']} = {v['hit_rate']:.2f}" for c, v in classes.items()]
+            print(f"{name} box hit by class: " + ", ".join(cells))
     if args.json:
         write_json_atomic(report, args.json, indent=2)
         print(f"report: {args.json}")

@@ -21,7 +21,7 @@ from drivesim.data.clips import center_crop_to_aspect
 from drivesim.data.conditions import BOX_CLASSES
 from drivesim.data.labels import TIME_OF_DAY_FROM_BDD, Box
 from drivesim.data.video_folder import find_sources, iter_frames
-from drivesim.eval.detector import VEHICLES, Detection, Detector, detect_road_band, iou
+from drivesim.eval.detector import MERGE_GROUPS, VEHICLES, Detection, Detector, detect_road_band, iou
 from drivesim.eval.frechet import FeatureStats, frechet_from_stats
 from drivesim.utils import to_uint8
 
@@ -32,11 +32,26 @@ HIT_CONF = 0.3
 AP_CONF = 0.05  # detections kept for the precision-recall curve
 
 
-def eligible(box: Box) -> bool:
-    """A labelled vehicle box the detector is expected to find."""
+def eligible(box: Box, categories=VEHICLES) -> bool:
+    """A labelled box of `categories` the detector is expected to find (large and visible enough)."""
     return (
-        box.category in VEHICLES and box.y2 - box.y1 >= MIN_BOX_HEIGHT_PX and box.visibility >= MIN_VISIBILITY
+        box.category in categories
+        and box.y2 - box.y1 >= MIN_BOX_HEIGHT_PX
+        and box.visibility >= MIN_VISIBILITY
     )
+
+
+# A label's category -> the detector's merge group (MERGE_GROUPS) whose detections hit it: a truck
+# found as a car is found (what the vehicle figures always counted), a pedestrian needs a person.
+LABEL_GROUPS = {
+    "car": "vehicle",
+    "truck": "vehicle",
+    "bus": "vehicle",
+    "bicycle": "two-wheeler",
+    "motorcycle": "two-wheeler",
+    "pedestrian": "person",
+    "rider": "person",
+}
 
 
 def average_precision(scored: list[tuple[float, bool]], positives: int) -> float | None:
@@ -63,6 +78,7 @@ class DetectorTally:
     hits: int = 0
     scored: list[tuple[float, bool]] = field(default_factory=list)
     features: list[np.ndarray] = field(default_factory=list)  # backbone features [C] per frame
+    per_class: dict[str, list[int]] = field(default_factory=dict)  # label category -> [boxes, hits]
 
     def add(self, detections: list[Detection], boxes: list[Box] | None) -> None:
         """One frame: its detections (conf >= AP_CONF) and labels (None = boxes unknown)."""
@@ -72,6 +88,15 @@ class DetectorTally:
         if boxes is None:
             return
         self.labelled_frames += 1
+        for b in boxes:
+            if eligible(b, tuple(LABEL_GROUPS)):
+                group = LABEL_GROUPS[b.category]
+                hit = any(
+                    d.score >= HIT_CONF and MERGE_GROUPS.get(d.category) == group and iou(d, b) >= HIT_IOU
+                    for d in detections
+                )
+                counts = self.per_class.setdefault(b.category, [0, 0])
+                counts[0], counts[1] = counts[0] + 1, counts[1] + hit
         targets = [b for b in boxes if eligible(b)]
         ignored = [b for b in boxes if not eligible(b)]
         self.eligible += len(targets)
@@ -94,6 +119,9 @@ class DetectorTally:
             "box_hits": self.hits if self.labelled_frames else None,
             "box_hit_rate": self.hits / self.eligible if self.eligible else None,
             "ap50": average_precision(self.scored, self.eligible),
+            "per_class": {
+                c: {"boxes": n, "hits": h, "hit_rate": h / n} for c, (n, h) in sorted(self.per_class.items())
+            },
         }
 
 
@@ -222,6 +250,9 @@ def merged(tallies) -> DetectorTally:
         out.hits += t.hits
         out.scored += t.scored
         out.features += t.features
+        for c, (n, h) in t.per_class.items():
+            counts = out.per_class.setdefault(c, [0, 0])
+            counts[0], counts[1] = counts[0] + n, counts[1] + h
     return out
 
 

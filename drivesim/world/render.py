@@ -9,12 +9,13 @@ import cv2
 import numpy as np
 
 from drivesim.world.camera import Camera
+from drivesim.world.categories import solids_for
 from drivesim.world.labels import Box
 from drivesim.world.palette import Palette, headlight_gain
 from drivesim.world.road import DASH_LENGTH_M, DASH_PERIOD_M, MARK_HALF_WIDTH_M, Road
 from drivesim.world.roadside import Prop, camera_optics, clouds, paint_prop, props_near
 from drivesim.world.traffic import Car
-from drivesim.world.vehicle import Solid, VehiclePainter, car_solids
+from drivesim.world.vehicle import Solid, VehiclePainter
 
 NEAR_CLIP_M, FAR_CLIP_M = 1.0, 200.0
 POLE_SPACING_M, POLE_HEIGHT_M = 30.0, 6.0
@@ -110,7 +111,7 @@ class FramePainter:
         z_near, z_far = car.ahead - car.length / 2, car.ahead + car.length / 2
         if z_far <= NEAR_CLIP_M + 0.5 or z_near > FAR_CLIP_M:
             return None
-        solids = car_solids(car.length, car.width, car.height, car.faces_camera)
+        solids = solids_for(car.category, car.length, car.width, car.height, car.faces_camera, car.color)
 
         def project(points: np.ndarray) -> np.ndarray:  # car frame (x, y, d) [N,3] -> pixels [N,2]
             z = np.maximum(z_near + points[:, 2], NEAR_CLIP_M)
@@ -284,7 +285,7 @@ class FramePainter:
                     round(float(y1), 2),
                     round(float(x2), 2),
                     round(float(y2), 2),
-                    "car",
+                    cars[i].category,
                     cars[i].track_id,
                     float(visible[i + 1]) / total,
                 )

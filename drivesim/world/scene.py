@@ -9,6 +9,7 @@ from typing import Literal
 import numpy as np
 
 from drivesim.world.camera import Camera
+from drivesim.world.categories import CLOTHES, size_of
 from drivesim.world.labels import BDD_TIME_OF_DAY, CROWDEDNESS_CARS, Box, FrameLabel
 from drivesim.world.palette import PALETTES
 from drivesim.world.render import FramePainter
@@ -24,9 +25,10 @@ class AgentTrack:
     camera to the car's near face) or image boxes (t s, normalised xyxy of the near face)."""
 
     track_id: int
-    waypoints: tuple[tuple[float, int | Literal["shoulder"], float], ...] = ()
+    waypoints: tuple[tuple[float, int | Literal["shoulder", "sidewalk"], float], ...] = ()
     boxes: tuple[tuple[float, tuple[float, float, float, float]], ...] = ()
     oncoming: bool = False
+    category: str = "car"  # BDD100K name (world/categories.py)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,9 @@ class World:
         first_id = 1 + max((a.track_id for a in spec.agents), default=0)
         self.agents = [self._scripted(a, i) for i, a in enumerate(spec.agents)]
         reserved = tuple(self._lane_lateral_of(a.at(0.0)) for a in self.agents)
-        self.traffic = Traffic(rng, self.road, self.ego_lane, spec.ego_speed, n_random, first_id, reserved)
+        self.traffic = Traffic(
+            rng, self.road, self.ego_lane, spec.ego_speed, n_random, first_id, reserved, mix_seed=spec.seed
+        )
         self.time_offset = 0.0  # clip time of the next frame (advance() moves it)
         for _ in range(int(WARMUP_S * spec.fps)):
             self.traffic.step(1.0 / spec.fps)
@@ -80,16 +84,23 @@ class World:
 
     def _scripted(self, agent: AgentTrack, index: int) -> ScriptedAgent:
         color = CAR_COLORS[(agent.track_id + index) % len(CAR_COLORS)]
+        if agent.category == "pedestrian" or agent.category in ("bicycle", "motorcycle"):
+            color = CLOTHES[(agent.track_id + index) % len(CLOTHES)]  # the person's clothes
+        length, width, height = size_of(agent.category)
         if agent.waypoints:
             keys = [
                 Keyframe(
                     t,
-                    ahead + 2.25,
-                    lane_lateral(self.road, lane if lane == "shoulder" else self.ego_lane + lane),
+                    ahead + length / 2,
+                    lane_lateral(self.road, lane if isinstance(lane, str) else self.ego_lane + lane),
+                    width,
+                    height,
                 )
                 for t, lane, ahead in agent.waypoints
             ]
-            return ScriptedAgent(agent.track_id, keys, color, agent.oncoming)
+            return ScriptedAgent(
+                agent.track_id, keys, color, agent.oncoming, category=agent.category, length=length
+            )
         keys = []
         for t, (x1, y1, x2, y2) in agent.boxes:
             w, h = self.spec.width, self.spec.height
@@ -97,10 +108,16 @@ class World:
             metres_per_px = z / self.camera.focal_px
             keys.append(
                 Keyframe(
-                    t, z + 2.25, x, width=(x2 - x1) * w * metres_per_px, height=(y2 - y1) * h * metres_per_px
+                    t,
+                    z + length / 2,
+                    x,
+                    width=(x2 - x1) * w * metres_per_px,
+                    height=(y2 - y1) * h * metres_per_px,
                 )
             )
-        return ScriptedAgent(agent.track_id, keys, color, agent.oncoming, camera_lateral=True)
+        return ScriptedAgent(
+            agent.track_id, keys, color, agent.oncoming, True, category=agent.category, length=length
+        )
 
     def _lane_lateral_of(self, car) -> float:
         if not car.camera_lateral:

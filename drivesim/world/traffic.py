@@ -12,12 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from drivesim.world.categories import draw_size
 from drivesim.world.road import LANE_WIDTH_M, Road
 
 NEAR_M, FAR_M = -12.0, 170.0  # simulated range around the ego
 SPAWN_MIN_M, SPAWN_MAX_M = 8.0, 120.0
 RESPAWN_MIN_M, RESPAWN_MAX_M = 125.0, 165.0
 MIN_GAP_M = 9.0
+SIDEWALK_M = 3.2  # from the road's right edge to where people walk
+TRAFFIC_MIX = {"car": 0.86, "truck": 0.09, "bus": 0.05}  # vehicle classes of random moving traffic
 
 # Body colours in about the mix of real traffic: mostly white, silver, grey and black.
 CAR_COLORS = [
@@ -46,6 +49,7 @@ class Car:
     width: float = 1.8
     height: float = 1.5
     camera_lateral: bool = False  # lateral is camera x (box tracks), not road coordinates
+    category: str = "car"  # BDD100K name (world/categories.py)
 
     @property
     def faces_camera(self) -> bool:
@@ -76,8 +80,10 @@ class Traffic:
         n_cars: int,
         first_track_id: int = 1,
         reserved_laterals: tuple[float, ...] = (),
+        mix_seed: int = 0,
     ):
         self.rng, self.road, self.ego_lane, self.ego_speed = rng, road, ego_lane, ego_speed
+        self.mix_seed = mix_seed
         self.reserved = reserved_laterals  # lanes of scripted agents: random cars keep out
         self.next_id = first_track_id
         self.cars: list[Car] = []
@@ -113,7 +119,19 @@ class Traffic:
             "parked": 0.0,
         }[kind]
         color = CAR_COLORS[int(self.rng.integers(len(CAR_COLORS)))]
-        length = float(self.rng.uniform(4.0, 5.0))
+        size = (
+            float(self.rng.uniform(4.0, 5.0)),
+            float(self.rng.uniform(1.7, 1.95)),
+            float(self.rng.uniform(1.4, 1.8)),
+        )
+        # The vehicle class from its own stream (per track id), so the cars, lanes and speeds of a
+        # seed stay those of the world before trucks and buses came.
+        own = np.random.default_rng([self.mix_seed, self.next_id, 28])
+        category = (
+            "car" if kind == "parked" else str(own.choice(list(TRAFFIC_MIX), p=list(TRAFFIC_MIX.values())))
+        )
+        if category != "car":
+            size = draw_size(category, own)
         self.cars.append(
             Car(
                 self.next_id,
@@ -122,9 +140,8 @@ class Traffic:
                 ahead,
                 max(speed, 0.0) if kind == "same" else speed,
                 color,
-                length,
-                float(self.rng.uniform(1.7, 1.95)),
-                float(self.rng.uniform(1.4, 1.8)),
+                *size,
+                category=category,
             )
         )
         self.next_id += 1
@@ -167,6 +184,8 @@ class ScriptedAgent:
         color: tuple[int, int, int],
         oncoming: bool = False,
         camera_lateral: bool = False,
+        category: str = "car",
+        length: float = 4.5,
     ):
         self.keyframes = sorted(keyframes, key=lambda k: k.t)
         self.car = Car(
@@ -176,7 +195,9 @@ class ScriptedAgent:
             keyframes[0].ahead,
             -1.0 if oncoming else 1.0,
             color,
+            length,
             camera_lateral=camera_lateral,
+            category=category,
         )
 
     def at(self, t: float) -> Car:
@@ -189,9 +210,12 @@ class ScriptedAgent:
 
 
 def lane_lateral(road: Road, lane: int | str) -> float:
-    """Lateral position of a lane given as an index (0 = leftmost forward lane) or 'shoulder'."""
+    """Lateral position of a lane given as an index (0 = leftmost forward lane), 'shoulder' or
+    'sidewalk' (beyond the shoulder, where people walk)."""
     if lane == "shoulder":
         return road.right_edge_m + 1.4
+    if lane == "sidewalk":
+        return road.right_edge_m + SIDEWALK_M
     return road.lane_center(int(lane))
 
 

@@ -1,4 +1,4 @@
-"""A car as a few shaded solids (tyres, body, glass cabin) with lamps, plate and bumper.
+"""A vehicle as a few shaded solids (tyres, body, glass cabin) with lamps, plate and bumper.
 
 Each solid is a convex hexahedron in car coordinates (x across the car, y up from the road, d
 back from the face the camera sees). It is painted as its silhouette in the side shade, then
@@ -39,6 +39,7 @@ class Solid:
     e0: float
     e1: float
     x: float = 0.0  # offset across the car
+    color: tuple[int, int, int] | None = None  # its own colour (a person's clothes); None: the body's
 
     def corners(self) -> np.ndarray:
         """[8,3] (x, y, d): bottom near-left, near-right, far-right, far-left, then the top four."""
@@ -107,6 +108,9 @@ class VehiclePainter:
             pts = points[name]
             near = pts[[0, 1, 5, 4]]
             base = TYRE if name.startswith("tyre") else body
+            if solid.color is not None or (name not in ("body", "cabin") and not name.startswith("tyre")):
+                self._plain(img, pts, np.asarray(solid.color or body_rgb, np.float32), solid)
+                continue
             self._fill(img, cv2.convexHull(pts)[:, 0], self.shade(base * 0.62))
             if name == "cabin":
                 self._cabin_side(img, pts, side_sign)
@@ -122,6 +126,13 @@ class VehiclePainter:
                 self._fill(img, glass, self.shade(GLASS))
                 if not self.night:  # sky reflected in the upper part of the glass
                     self._fill(img, _sub_quad(near, 0.07, 0.93, 0.62, 0.9), self.shade(GLASS_SKY * 0.6))
+
+    def _plain(self, img, pts: np.ndarray, rgb: np.ndarray, solid: Solid) -> None:
+        """A part in one colour (a cargo box, a limb): side shade, lit top, the near face between."""
+        self._fill(img, cv2.convexHull(pts)[:, 0], self.shade(rgb * 0.62))
+        if solid.y1 < self.camera_height:
+            self._fill(img, pts[4:], self.shade(rgb * 1.08))
+        self._fill(img, pts[[0, 1, 5, 4]], self.shade(rgb * 0.9))
 
     def _cabin_side(self, img, pts: np.ndarray, side_sign: float) -> None:
         """Side windows on the cabin side the camera sees (side_sign -1: its left, +1: its right)."""

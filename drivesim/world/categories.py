@@ -1,0 +1,196 @@
+"""The road users the world renders, by their BDD100K category names, with their sizes and solids.
+
+Cars, trucks and buses are vehicles (tyres, a body whose face carries the lamps, a glass cabin,
+trucks a cargo box); bicycles and motorcycles carry their rider, and their box covers both (one
+box per road user: BDD100K's separate `rider` box is not drawn); pedestrians are legs, a torso,
+arms and a head. Every part is a Solid (vehicle.py); parts named `tyre*`, `body` and `cabin` are
+painted as a vehicle's, any other part in its own colour (`Solid.color`) or the user's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from drivesim.world.vehicle import Solid, car_solids
+
+CATEGORIES = ("car", "truck", "bus", "motorcycle", "bicycle", "pedestrian")
+VEHICLES = ("car", "truck", "bus")
+# (length, width, height) ranges in metres, drawn uniformly per road user
+SIZES = {
+    "car": ((4.0, 5.0), (1.7, 1.95), (1.4, 1.8)),
+    "truck": ((7.0, 9.5), (2.3, 2.5), (3.2, 3.7)),
+    "bus": ((10.5, 12.0), (2.45, 2.55), (3.0, 3.3)),
+    "motorcycle": ((2.0, 2.2), (0.7, 0.8), (1.5, 1.65)),
+    "bicycle": ((1.7, 1.8), (0.55, 0.65), (1.6, 1.8)),
+    "pedestrian": ((0.3, 0.4), (0.5, 0.6), (1.6, 1.85)),
+}
+# the COCO class of the real-photo detector (eval/detector.py) that finds each category
+DETECTOR_CLASS = {
+    "car": "car",
+    "truck": "truck",
+    "bus": "bus",
+    "motorcycle": "motorcycle",
+    "bicycle": "bicycle",
+    "pedestrian": "person",
+}
+SKIN = (176, 132, 104)
+TROUSERS = (46, 50, 62)
+CLOTHES = [(34, 64, 120), (150, 40, 40), (60, 60, 64), (210, 205, 190), (40, 96, 60), (180, 140, 60)]
+METAL = (70, 72, 78)
+
+
+def check_category(category: str) -> str:
+    """category, or a ValueError that lists the allowed names."""
+    if category not in CATEGORIES:
+        raise ValueError(f"category {category!r} is not one the world renders: use one of {list(CATEGORIES)}")
+    return category
+
+
+def draw_size(category: str, rng: np.random.Generator) -> tuple[float, float, float]:
+    """(length, width, height) of a new road user of `category`."""
+    return tuple(float(rng.uniform(*r)) for r in SIZES[check_category(category)])  # type: ignore[return-value]
+
+
+def size_of(category: str) -> tuple[float, float, float]:
+    """The middle of the category's size ranges (scripted agents)."""
+    return tuple(sum(r) / 2 for r in SIZES[check_category(category)])  # type: ignore[return-value]
+
+
+def solids_for(
+    category: str, length: float, width: float, height: float, front_to_camera: bool, clothes=CLOTHES[0]
+) -> dict[str, Solid]:
+    """The parts of one road user, depth measured from the face the camera sees; painted in order."""
+    if category == "car":
+        return car_solids(length, width, height, front_to_camera)
+    if category in ("truck", "bus"):
+        return _big_vehicle(category, length, width, height, front_to_camera)
+    if category == "pedestrian":
+        return _person(0.0, 0.0, height, length, clothes)
+    if category in ("bicycle", "motorcycle"):
+        return _two_wheeler(category, length, width, height, clothes)
+    raise ValueError(check_category(category))
+
+
+def _tyres(width: float, depths: tuple[float, ...], radius: float, tyre_w: float) -> dict[str, Solid]:
+    hw = width / 2
+    out = {}
+    for i, d in enumerate(depths):
+        for j, x in enumerate((-hw + tyre_w / 2 + 0.05, hw - tyre_w / 2 - 0.05)):
+            out[f"tyre{i}{j}"] = Solid(
+                tyre_w / 2, tyre_w / 2, 0.0, 2 * radius, d - radius, d + radius, d - radius, d + radius, x
+            )
+    return out
+
+
+def _big_vehicle(category: str, length: float, width: float, height: float, front: bool) -> dict[str, Solid]:
+    """A truck (cab + cargo box) or a bus (a long body with a band of windows)."""
+    hw, r = width / 2, 0.5
+    solids = _tyres(
+        width, (1.4, length - 2.2, length - 1.0) if category == "truck" else (2.5, length - 2.8), r, 0.3
+    )
+    if category == "bus":
+        solids["body"] = Solid(hw, hw, 0.35, 1.25, 0.0, length, 0.0, length)
+        solids["cabin"] = Solid(hw * 0.99, hw * 0.97, 1.25, height - 0.25, 0.0, length, 0.05, length - 0.05)
+        solids["roof"] = Solid(
+            hw * 0.97, hw * 0.9, height - 0.25, height, 0.05, length - 0.05, 0.3, length - 0.3
+        )
+        return solids
+    cab = 2.3
+    if front:  # the cab faces the camera, the cargo box behind it
+        solids["cargo"] = Solid(hw, hw, 1.0, height, cab + 0.2, length, cab + 0.2, length)
+        solids["body"] = Solid(hw * 0.98, hw * 0.98, 0.45, 1.5, 0.0, cab, 0.05, cab)
+        solids["cabin"] = Solid(hw * 0.96, hw * 0.9, 1.5, height - 0.55, 0.1, cab, 0.35, cab - 0.05)
+    else:  # the cargo box's rear door faces the camera; lamps on the chassis beneath it
+        solids["cabin"] = Solid(
+            hw * 0.96, hw * 0.9, 1.5, height - 0.55, length - cab, length, length - cab + 0.3, length
+        )
+        solids["body"] = Solid(hw, hw, 0.5, 1.05, 0.0, length, 0.0, length)
+        solids["cargo"] = Solid(hw, hw, 1.05, height, 0.0, length - cab - 0.2, 0.0, length - cab - 0.2)
+    return solids
+
+
+def _person(
+    x: float, y0: float, height: float, depth: float, clothes, seated: bool = False
+) -> dict[str, Solid]:
+    """Legs, torso, arms and head of a person standing at y0 (seated: legs forward, shorter)."""
+    s = height / 1.75
+    leg, torso, head = 0.82 * s, 0.58 * s, 0.24 * s
+    d0, d1 = 0.0, depth
+    hip = y0 + (0.45 * leg if seated else leg)
+    parts = {
+        "leg_left": Solid(
+            0.07 * s, 0.06 * s, y0, hip, d0 + 0.05, d1 - 0.05, d0 + 0.05, d1 - 0.05, x - 0.1 * s
+        ),
+        "leg_right": Solid(
+            0.07 * s, 0.06 * s, y0, hip, d0 + 0.05, d1 - 0.05, d0 + 0.05, d1 - 0.05, x + 0.1 * s
+        ),
+        "arm_left": Solid(
+            0.05 * s,
+            0.05 * s,
+            hip - 0.05 * s,
+            hip + torso * 0.95,
+            d0 + 0.06,
+            d1 - 0.06,
+            d0 + 0.06,
+            d1 - 0.06,
+            x - 0.24 * s,
+        ),
+        "arm_right": Solid(
+            0.05 * s,
+            0.05 * s,
+            hip - 0.05 * s,
+            hip + torso * 0.95,
+            d0 + 0.06,
+            d1 - 0.06,
+            d0 + 0.06,
+            d1 - 0.06,
+            x + 0.24 * s,
+        ),
+        "torso": Solid(0.19 * s, 0.21 * s, hip, hip + torso, d0, d1, d0, d1, x),
+        "head": Solid(
+            0.09 * s,
+            0.09 * s,
+            hip + torso + 0.02 * s,
+            hip + torso + head,
+            d0 + 0.02,
+            d1 - 0.02,
+            d0 + 0.02,
+            d1 - 0.02,
+            x,
+        ),
+    }
+    colours = {"leg": TROUSERS, "arm": clothes, "torso": clothes, "head": SKIN}
+    return {name: _coloured(solid, colours[name.split("_")[0]]) for name, solid in parts.items()}
+
+
+def _two_wheeler(category: str, length: float, width: float, height: float, clothes) -> dict[str, Solid]:
+    """Two wheels in line, a frame (a motorcycle: an engine block and a tank) and the rider."""
+    r = 0.34 if category == "bicycle" else 0.32
+    tyre_w = 0.05 if category == "bicycle" else 0.14
+    solids = {
+        "tyre0": Solid(tyre_w, tyre_w, 0.0, 2 * r, 0.0, 2 * r, 0.0, 2 * r),
+        "tyre1": Solid(tyre_w, tyre_w, 0.0, 2 * r, length - 2 * r, length, length - 2 * r, length),
+    }
+    if category == "motorcycle":
+        solids["engine"] = _coloured(
+            Solid(0.22, 0.2, 0.3, 0.85, 0.5, length - 0.5, 0.45, length - 0.6), METAL
+        )
+    else:
+        solids["frame"] = _coloured(Solid(0.04, 0.04, r, r + 0.45, r, length - r, r, length - r), METAL)
+    seat = r + (0.55 if category == "motorcycle" else 0.5)
+    hip = seat - 0.45  # where a seated person's shortened legs start
+    seated_over_standing = (0.45 * 0.82 + 0.58 + 0.24) / 1.75  # _person's proportions
+    rider = _person(0.0, hip, (height - hip) / seated_over_standing, 0.35, clothes, seated=True)
+    mid = length / 2 - 0.2
+    return solids | {k: _shift(v, mid) for k, v in rider.items()}
+
+
+def _coloured(solid: Solid, rgb) -> Solid:
+    return Solid(
+        solid.w0, solid.w1, solid.y0, solid.y1, solid.d0, solid.d1, solid.e0, solid.e1, solid.x, tuple(rgb)
+    )
+
+
+def _shift(solid: Solid, dd: float) -> Solid:
+    s = solid
+    return Solid(s.w0, s.w1, s.y0, s.y1, s.d0 + dd, s.d1 + dd, s.e0 + dd, s.e1 + dd, s.x, s.color)

@@ -1,0 +1,78 @@
+"""Road users beyond cars: trucks, buses, two-wheelers with riders and pedestrians, by their
+BDD100K names, in scenarios, the world's renders and its exact boxes."""
+
+import numpy as np
+import pytest
+import yaml
+
+from drivesim.data.labels import read_scalabel, to_scalabel
+from drivesim.scenario import ScenarioError, load_scenario, parse_scenario
+from drivesim.world import render_clip
+from drivesim.world.categories import CATEGORIES, check_category, size_of, solids_for
+from drivesim.world.scene import World, WorldSpec
+
+CROSSING = "day_pedestrian_crossing.yaml"
+
+
+def test_an_unknown_category_names_the_field_and_the_allowed_names(repo):
+    data = yaml.safe_load((repo / "scenarios" / CROSSING).read_text())
+    data["agents"][1]["category"] = "horse"
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(data, "crossing.yaml")
+    message = str(info.value)
+    assert "agents[1].category" in message and "horse" in message
+    assert all(name in message for name in CATEGORIES)
+    with pytest.raises(ValueError, match="use one of"):
+        check_category("train")
+
+
+def test_the_crossing_scenario_labels_each_road_user_with_its_category(repo):
+    scenario = load_scenario(repo / "scenarios" / CROSSING)
+    spec = scenario.to_world_spec()
+    clip = render_clip(WorldSpec(**{**spec.__dict__, "num_frames": 40, "height": 128, "width": 256}))
+    by_track = {}
+    for label in clip.labels:
+        for box in label.boxes or []:
+            by_track.setdefault(box.track_id, set()).add(box.category)
+    assert by_track[1] == {"car"} and by_track[2] == {"pedestrian"}
+    assert by_track[3] == {"truck"} and by_track[4] == {"bus"}
+    widest = {}
+    for label in clip.labels:
+        for box in label.boxes or []:
+            widest[box.category] = max(
+                widest.get(box.category, 0.0), (box.y2 - box.y1) / max(box.x2 - box.x1, 1)
+            )
+    assert widest["pedestrian"] > 1.5  # people are upright boxes
+
+
+def test_labels_round_trip_their_categories(tmp_path):
+    world = World(WorldSpec(num_frames=30, height=64, width=128, seed=11, crowdedness="crowded"))
+    labels = list(world.labels())
+    path = tmp_path / "labels.json"
+    path.write_text(__import__("json").dumps(to_scalabel(labels, "clip")))
+    back = read_scalabel(path)
+    assert [[b.category for b in lab.boxes or []] for lab in back] == [
+        [b.category for b in lab.boxes or []] for lab in labels
+    ]
+
+
+def test_random_traffic_mixes_in_trucks_and_buses_without_moving_the_cars():
+    seen = set()
+    for seed in range(12):
+        world = World(WorldSpec(num_frames=2, height=64, width=128, seed=seed, crowdedness="crowded"))
+        seen |= {car.category for car in world.traffic.cars}
+        for car in world.traffic.cars:
+            if car.category != "car":
+                assert car.length > 6.5 and car.height > 2.9  # a truck or bus has its own size
+    assert {"car", "truck", "bus"} <= seen
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_every_category_has_solids_that_stand_on_the_road(category):
+    length, width, height = size_of(category)
+    for front in (True, False):
+        solids = solids_for(category, length, width, height, front)
+        corners = np.concatenate([s.corners() for s in solids.values()])
+        assert corners[:, 1].min() == pytest.approx(0.0)  # on the road
+        assert corners[:, 1].max() == pytest.approx(height, rel=0.15)
+        assert corners[:, 2].min() >= -1e-6 and corners[:, 2].max() <= length + 1e-6

@@ -282,7 +282,8 @@ def test_label_a_frame_folder_writes_pseudo_scalabel_labels(tmp_path, capsys):
         )
         == 0
     )
-    assert "3/6 frames labelled, 3 with a car" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "3/6 frames labelled, 3 with a car" in printed and "(car " in printed  # boxes per class
     labels = read_scalabel(tmp_path / "clip.json")
     assert [f.frame_index for f in labels] == list(range(6))
     assert [f.boxes is not None for f in labels] == [True, False] * 3  # skipped frames: boxes unknown
@@ -323,6 +324,7 @@ def test_label_a_frame_folder_writes_pseudo_scalabel_labels(tmp_path, capsys):
     )
     report = json.loads((tmp_path / "det.json").read_text())
     assert report["groups"]["day"]["box_hit_rate"] == 1.0 and "hit rate" in capsys.readouterr().out
+    assert report["groups"]["day"]["per_class"]["car"]["hit_rate"] == 1.0
 
 
 def test_label_never_overwrites_other_labels(tmp_path, capsys):

@@ -33,6 +33,7 @@ def cmd_label(args) -> int:
         print(
             f"{s.labels}: {s.processed}/{s.frames} frames labelled, {s.frames_with_car} with a car, "
             f"{s.boxes} boxes, {s.tracks} tracks"
+            + (" (" + ", ".join(f"{c} {n}" for c, n in s.per_class.items()) + ")" if s.per_class else "")
         )
     print(f"{len(summaries)} clip(s) in {time.perf_counter() - start:.1f} s")
     return 0

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -147,6 +148,7 @@ class ClipSummary:
     frames_with_car: int  # processed frames with >= 1 car box
     boxes: int
     tracks: int
+    per_class: dict[str, int] = field(default_factory=dict)  # boxes per BDD100K category
 
 
 def label_frames(
@@ -300,6 +302,7 @@ def label_sources(
                 sum(any(b.category == "car" for b in boxes) for boxes in processed),
                 sum(len(boxes) for boxes in processed),
                 len({b.track_id for boxes in processed for b in boxes}),
+                dict(sorted(Counter(b.category for boxes in processed for b in boxes).items())),
             )
             write_json_atomic(
                 {

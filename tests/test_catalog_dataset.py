@@ -232,7 +232,7 @@ def test_reads_a_schema_version_1_catalog(catalog, tmp_path):
     _, cond = CatalogDataset(old, num_frames=2, size=(32, 64))[0]
     assert bool(cond["boxes_known"]) and cond["box_mask"][0].sum() == 1
     CatalogWriter(old)  # a writer upgrades the info to the current version (additive columns)
-    assert json.loads((old / INFO).read_text())["schema_version"] == 2
+    assert json.loads((old / INFO).read_text())["schema_version"] == 3
     (old / INFO).write_text(json.dumps(info | {"schema_version": 99}))
     with pytest.raises(CatalogError, match="schema_version 99"):
         CatalogDataset(old)

@@ -76,3 +76,37 @@ def test_every_category_has_solids_that_stand_on_the_road(category):
         assert corners[:, 1].min() == pytest.approx(0.0)  # on the road
         assert corners[:, 1].max() == pytest.approx(height, rel=0.15)
         assert corners[:, 2].min() >= -1e-6 and corners[:, 2].max() <= length + 1e-6
+
+
+def test_changing_only_a_box_class_changes_the_unet_input():
+    """A class-aware UNet (box_classes = 6, UNTRAINED) sees a box's class in its layout raster (one
+    channel per class) and its box tokens; a 1-class UNet (the shipped models) sees every box as a car."""
+    import dataclasses
+
+    import torch
+    from conftest import TINY_UNET
+
+    from drivesim.data.conditions import BOX_CLASSES
+    from drivesim.models.unet import PREPARED_LAYOUT, PREPARED_TOKENS, VideoUNet
+
+    def cond(category: str) -> dict:
+        return {
+            "time_of_day": torch.tensor([0]),
+            "crowdedness": torch.tensor([1]),
+            "boxes": torch.tensor([[[[0.4, 0.5, 0.6, 0.8]]]]),
+            "box_class": torch.tensor([[[BOX_CLASSES.index(category)]]]),
+            "box_mask": torch.ones(1, 1, 1, dtype=torch.bool),
+        }
+
+    torch.manual_seed(0)
+    aware = VideoUNet(dataclasses.replace(TINY_UNET, box_classes=len(CATEGORIES))).eval()
+    plain = VideoUNet(TINY_UNET).eval()
+    assert aware.cfg.input_channels == plain.cfg.input_channels + len(CATEGORIES) - 1
+    with torch.no_grad():
+        car, walker = (aware.prepare_conditions(cond(c), 1, (4, 8)) for c in ("car", "pedestrian"))
+        assert not torch.equal(car[PREPARED_LAYOUT], walker[PREPARED_LAYOUT])
+        assert not torch.equal(car[PREPARED_TOKENS], walker[PREPARED_TOKENS])
+        channel = BOX_CLASSES.index("pedestrian")
+        assert walker[PREPARED_LAYOUT][:, channel].sum() > 0 and car[PREPARED_LAYOUT][:, channel].sum() == 0
+        car, walker = (plain.prepare_conditions(cond(c), 1, (4, 8)) for c in ("car", "pedestrian"))
+        assert torch.equal(car[PREPARED_LAYOUT], walker[PREPARED_LAYOUT])

@@ -20,14 +20,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-CATALOG_SCHEMA_VERSION = 2
+CATALOG_SCHEMA_VERSION = 3
 # Versions this drivesim reads: 2 added the augment columns (source_clip_id ... labels_complete) at the
 # end; rows of version 1 read them as null (boxes_known null = true: scenario boxes are always known).
-READABLE_SCHEMA_VERSIONS = (1, 2)
+# 3 added box_counts (boxes and tracks per category); older rows read it as null.
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)
 CLIPS, MEDIA, FAILED, INFO = "clips", "media", "failed", "meta/info.json"
 MEDIA_SUFFIXES = {"mp4": ".mp4", "labels": ".json", "thumbnail": ".png"}
 
 _change = pa.struct([("at", pa.float64()), ("value", pa.string())])
+_category_count = pa.struct([("category", pa.string()), ("boxes", pa.int64()), ("tracks", pa.int64())])
 _box = pa.struct(
     [
         ("frame", pa.int32()),
@@ -116,6 +118,12 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
         pa.bool_(),
         "false when the boxes are unknown or the conditions may add cars that "
         "have no box (crowdedness raised above the source's)",
+    ),
+    # schema_version 3
+    (
+        "box_counts",
+        pa.list_(_category_count),
+        "per BDD100K category: its boxes over all frames and its distinct tracks (null before schema 3)",
     ),
 ]
 

@@ -21,11 +21,12 @@ import math
 
 import torch
 
+from drivesim.world.categories import CATEGORIES
 from drivesim.world.labels import CROWDEDNESS_CARS, Box
 
 TIME_OF_DAY = ("day", "night")
 CROWDEDNESS = ("empty", "light", "moderate", "crowded")
-BOX_CLASSES = ("car",)
+BOX_CLASSES = CATEGORIES  # BDD100K names the world renders, car first (index 0 = a 1-class model's)
 MAX_BOXES = 32
 PER_FRAME_KEYS = ("boxes", "box_class", "box_track", "box_mask")  # the condition tensors with a T axis
 UNKNOWN = -1

@@ -52,6 +52,9 @@ class UNetConfig:
     resnet_time_scale_shift: str = "scale_shift"  # AdaGN; "default" adds the embedding before the norm
     scene_tokens: bool = True  # time of day + crowdedness also as cross-attention tokens
     box_layout: bool = True  # rasterised box layout concatenated to the input
+    # box categories told apart by a layout channel each and a class embedding in the box tokens
+    # (data.conditions.BOX_CLASSES[:n], car first); 1 = every box is a car (the shipped models)
+    box_classes: int = 1
 
     @classmethod
     def tiny(cls) -> UNetConfig:
@@ -82,7 +85,7 @@ class UNetConfig:
     @property
     def input_channels(self) -> int:
         """Channels of the spatial UNet's conv_in: latents (+ box layout)."""
-        return self.in_channels + (layout_channels() if self.box_layout else 0)
+        return self.in_channels + (layout_channels(self.box_classes) if self.box_layout else 0)
 
 
 # Fields written by checkpoints from before these keys existed take these values.
@@ -144,7 +147,7 @@ class VideoUNet(nn.Module):
         self.unet = build_image_unet(cfg)
         time_dim = self.unet.time_embedding.linear_2.out_features
         self.scene = SceneEmbedding(time_dim)
-        self.boxes = BoxEncoder(cfg.cross_attention_dim, num_freqs=cfg.box_fourier_freqs)
+        self.boxes = BoxEncoder(cfg.cross_attention_dim, cfg.box_classes, num_freqs=cfg.box_fourier_freqs)
         self.scene_tokens = SceneEmbedding(cfg.cross_attention_dim) if cfg.scene_tokens else None
         self.gradient_checkpointing = False
         chans = cfg.block_out_channels
@@ -217,13 +220,14 @@ class VideoUNet(nn.Module):
             boxes, box_class, box_mask = (
                 repeat(v, "b 1 ... -> b t ...", t=num_frames) for v in (boxes, box_class, box_mask)
             )
+        box_class = box_class.clamp(max=self.cfg.box_classes - 1)  # a 1-class model: every box a car
         tokens = self.boxes(boxes, box_class, box_mask)
         if self.scene_tokens is not None:
             scene = self.scene_tokens.tokens(cond["time_of_day"], cond["crowdedness"]).to(tokens.dtype)
             tokens = torch.cat([tokens, repeat(scene, "b n d -> (b t) n d", t=num_frames)], dim=1)
         layout = None
         if self.cfg.box_layout:
-            layout = rasterize_boxes(boxes, box_class, box_mask, latent_size)
+            layout = rasterize_boxes(boxes, box_class, box_mask, latent_size, self.cfg.box_classes)
         return tokens, layout
 
     def _embed(

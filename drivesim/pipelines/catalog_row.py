@@ -60,7 +60,19 @@ def cascade_columns(
         "flicker": diag["within"],
         "drift_per_min": diag["brightness_slope_per_min"],
         "boxes": box_rows(labels),
+        "box_counts": category_counts(labels),
     }
+
+
+def category_counts(labels: list[FrameLabel]) -> list[dict]:
+    """Labels -> [{category, boxes, tracks}] per category, by name (the box_counts column)."""
+    boxes: dict[str, int] = {}
+    tracks: dict[str, set[int]] = {}
+    for label in labels:
+        for box in label.boxes or []:
+            boxes[box.category] = boxes.get(box.category, 0) + 1
+            tracks.setdefault(box.category, set()).add(box.track_id)
+    return [{"category": c, "boxes": boxes[c], "tracks": len(tracks[c])} for c in sorted(boxes)]
 
 
 def catalog_row(

@@ -52,6 +52,8 @@ class LayerStream:
     @torch.no_grad()
     def push(self, x: torch.Tensor) -> torch.Tensor:
         """Append inputs [1,n,...]; emit every frame whose right context is complete."""
+        if x.shape[0] != 1:
+            raise ValueError(f"a LayerStream carries one video: got a batch of {x.shape[0]} (stream each)")
         return self._run([part[0] for part in x.split(self.chunk, dim=1)], final=False)
 
     @torch.no_grad()

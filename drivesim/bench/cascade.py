@@ -21,7 +21,7 @@ import gc
 import tempfile
 import time
 
-from drivesim.bench.memory import peak_rss_kib, reset_peak_rss, run_isolated
+from drivesim.bench.memory import peak_rss_kib, reset_peak_rss, run_plain
 
 PATHS = {
     "reference": {"reference": True, "tune_malloc": False, "upsampler": "model", "interpolation": 0.5},
@@ -115,9 +115,7 @@ def bench_cascade(
             threads=threads,
             device=device,
         )
-        rows.append(
-            {"path": path, **run_isolated("drivesim.bench.cascade", "measure", plain_env=True, **kwargs)}
-        )
+        rows.append({"path": path, **run_plain("drivesim.bench.cascade", "measure", **kwargs)})
     for r in rows:
         r["ratio"] = r["s_per_frame"] / rows[0]["s_per_frame"]
     return rows

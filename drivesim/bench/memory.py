@@ -31,9 +31,17 @@ def peak_rss_kib() -> int:
     return _status_kib("VmHWM")
 
 
-def run_isolated(module: str, function: str, plain_env: bool = False, **kwargs) -> dict:
-    """Call module.function(**kwargs) in a new Python process; it returns a JSON-able dict.
-    plain_env: without ISOLATED_ENV (the allocator as a user's process has it)."""
+def run_isolated(module: str, function: str, **kwargs) -> dict:
+    """Call module.function(**kwargs) in a new Python process; it returns a JSON-able dict."""
+    return _run(module, function, kwargs, ISOLATED_ENV)
+
+
+def run_plain(module: str, function: str, **kwargs) -> dict:
+    """run_isolated without ISOLATED_ENV: the allocator as a user's process has it."""
+    return _run(module, function, kwargs, {})
+
+
+def _run(module: str, function: str, kwargs: dict, env: dict[str, str]) -> dict:
     code = (
         f"import json, sys; from {module} import {function} as f; "
         f"print('@@' + json.dumps(f(**json.loads(sys.argv[1]))))"
@@ -43,7 +51,7 @@ def run_isolated(module: str, function: str, plain_env: bool = False, **kwargs) 
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, **({} if plain_env else ISOLATED_ENV)},
+        env={**os.environ, **env},
     )
     if proc.returncode != 0:
         raise RuntimeError(f"{module}.{function}({kwargs}) failed:\n{proc.stderr[-3000:]}")

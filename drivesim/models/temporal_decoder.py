@@ -54,7 +54,7 @@ class TemporalDecoder(nn.Module):
         """The decoder as per-frame and temporal layers on frames [t,c,h,w] (LayerStream's form)."""
         dec = self.decoder
 
-        def temporal(module: nn.Module) -> Layer:
+        def temporal(module: TemporalConvBlock) -> Layer:
             return Layer(lambda h, first: module(h, h.shape[0], image_only), module.receptive_radius)
 
         def attention(h: torch.Tensor, first: int) -> torch.Tensor:
@@ -63,12 +63,15 @@ class TemporalDecoder(nn.Module):
         steps = [
             Layer(lambda z, first: dec.mid_block(dec.conv_in(self.post_quant_conv(z)))),
             temporal(self.temporal_mid),
-            Layer(attention, self.temporal_mid_attn.receptive_radius),
+            Layer(attention, int(self.temporal_mid_attn.receptive_radius)),  # windowed: finite
         ]
         for block, module in zip(dec.up_blocks, self.temporal_up):
             resnets = list(cast(nn.ModuleList, block.resnets))
             ups = list(cast("nn.ModuleList | None", block.upsamplers) or [])
-            steps += [Layer(lambda h, first, rs=resnets: _chain(h, rs, temb=None)), temporal(module)]
+            steps += [
+                Layer(lambda h, first, rs=resnets: _chain(h, rs, temb=None)),
+                temporal(cast(TemporalConvBlock, module)),
+            ]
             if ups:
                 steps.append(Layer(lambda h, first, us=ups: _chain(h, us)))
         steps.append(Layer(lambda h, first: dec.conv_out(dec.conv_act(dec.conv_norm_out(h)))))

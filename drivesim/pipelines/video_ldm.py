@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -176,13 +177,14 @@ class VideoLDMPipeline:
         def prepare(c: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             return unet.prepare_conditions(c, num_frames, latent_size)
 
-        if guidance.is_identity:
-            prepared = prepare(cond)
+        prepared = prepare(cond) if guidance.is_identity else cond
 
-            def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-                return model(x, t, prepared, context)
-        else:
-            denoise = GuidedDenoiser(model, cond, guidance, context, prepare)
+        def unguided(x: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+            return model(x, timesteps, prepared, context)
+
+        denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = (
+            unguided if guidance.is_identity else GuidedDenoiser(model, cond, guidance, context, prepare)
+        )
 
         generator = torch.Generator(device=device).manual_seed(seed)
         known = (context.latents, context.mask) if context is not None else None

@@ -117,48 +117,18 @@ def _person(
     leg, torso, head = 0.82 * s, 0.58 * s, 0.24 * s
     d0, d1 = 0.0, depth
     hip = y0 + (0.45 * leg if seated else leg)
-    parts = {
-        "leg_left": Solid(
-            0.07 * s, 0.06 * s, y0, hip, d0 + 0.05, d1 - 0.05, d0 + 0.05, d1 - 0.05, x - 0.1 * s
-        ),
-        "leg_right": Solid(
-            0.07 * s, 0.06 * s, y0, hip, d0 + 0.05, d1 - 0.05, d0 + 0.05, d1 - 0.05, x + 0.1 * s
-        ),
-        "arm_left": Solid(
-            0.05 * s,
-            0.05 * s,
-            hip - 0.05 * s,
-            hip + torso * 0.95,
-            d0 + 0.06,
-            d1 - 0.06,
-            d0 + 0.06,
-            d1 - 0.06,
-            x - 0.24 * s,
-        ),
-        "arm_right": Solid(
-            0.05 * s,
-            0.05 * s,
-            hip - 0.05 * s,
-            hip + torso * 0.95,
-            d0 + 0.06,
-            d1 - 0.06,
-            d0 + 0.06,
-            d1 - 0.06,
-            x + 0.24 * s,
-        ),
-        "torso": Solid(0.19 * s, 0.21 * s, hip, hip + torso, d0, d1, d0, d1, x),
-        "head": Solid(
-            0.09 * s,
-            0.09 * s,
-            hip + torso + 0.02 * s,
-            hip + torso + head,
-            d0 + 0.02,
-            d1 - 0.02,
-            d0 + 0.02,
-            d1 - 0.02,
-            x,
-        ),
-    }
+    parts = {}
+    for side, sign in (("left", -1), ("right", 1)):
+        parts[f"leg_{side}"] = _prism(0.07 * s, 0.06 * s, y0, hip, d0 + 0.05, d1 - 0.05, x + sign * 0.1 * s)
+    arm_top = hip + torso * 0.95
+    for side, sign in (("left", -1), ("right", 1)):
+        parts[f"arm_{side}"] = _prism(
+            0.05 * s, 0.05 * s, hip - 0.05 * s, arm_top, d0 + 0.06, d1 - 0.06, x + sign * 0.24 * s
+        )
+    parts["torso"] = _prism(0.19 * s, 0.21 * s, hip, hip + torso, d0, d1, x)
+    parts["head"] = _prism(
+        0.09 * s, 0.09 * s, hip + torso + 0.02 * s, hip + torso + head, d0 + 0.02, d1 - 0.02, x
+    )
     colours = {"leg": TROUSERS, "arm": clothes, "torso": clothes, "head": SKIN}
     return {name: _coloured(solid, colours[name.split("_")[0]]) for name, solid in parts.items()}
 
@@ -183,6 +153,11 @@ def _two_wheeler(category: str, length: float, width: float, height: float, clot
     rider = _person(0.0, hip, (height - hip) / seated_over_standing, 0.35, clothes, seated=True)
     mid = length / 2 - 0.2
     return solids | {k: _shift(v, mid) for k, v in rider.items()}
+
+
+def _prism(w0: float, w1: float, y0: float, y1: float, d0: float, d1: float, x: float) -> Solid:
+    """A part whose top spans the same depth as its bottom."""
+    return Solid(w0, w1, y0, y1, d0, d1, d0, d1, x)
 
 
 def _coloured(solid: Solid, rgb) -> Solid:

@@ -17,11 +17,7 @@ Paths:
 
 from __future__ import annotations
 
-import gc
-import tempfile
-import time
-
-from drivesim.bench.memory import peak_rss_kib, reset_peak_rss, run_plain
+from drivesim.bench.memory import run_plain
 
 PATHS = {
     "reference": {"reference": True, "tune_malloc": False, "upsampler": "model", "interpolation": 0.5},
@@ -44,10 +40,9 @@ def measure(
     """One rollout of `scenario` for `seconds` on `path` -> s/frame by stage, peak RSS (MiB)."""
     import torch
 
+    from drivesim.bench.rollout import timed_rollout
     from drivesim.pipelines.rollout import RolloutConfig, for_seconds
-    from drivesim.pipelines.rollout_job import run_rollout
     from drivesim.runtime import tune_allocator
-    from drivesim.utils import DEFAULT_MODEL_DIR
 
     settings = PATHS[path]
     tuned = tune_allocator() if settings["tune_malloc"] else False
@@ -55,38 +50,16 @@ def measure(
     plan = RolloutConfig(
         steps=steps, interpolation_steps=interpolation_steps, interpolation_strength=settings["interpolation"]
     )
-    cfg = for_seconds(plan, seconds)
-    with tempfile.TemporaryDirectory() as out:
-        gc.collect()
-        reset_peak_rss()
-        start = time.perf_counter()
-        result = run_rollout(
-            scenario,
-            out,
-            cfg,
-            model_dir or DEFAULT_MODEL_DIR,
-            progress=False,
-            device=device,
-            upsampler=settings["upsampler"],
-            reference=settings["reference"],
-        )
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        wall = time.perf_counter() - start
-    meta = result.meta
-    frames = meta["frames"]
-    stages = {f"{k}_s_per_frame": v / frames for k, v in meta["stage_seconds_this_run"].items()}
+    row = timed_rollout(
+        scenario,
+        for_seconds(plan, seconds),
+        model_dir,
+        device,
+        upsampler=settings["upsampler"],
+        reference=settings["reference"],
+    )
     cuda_peak = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
-    return {
-        "frames": frames,
-        "size": meta.get("resolution"),
-        "seconds": wall,
-        "s_per_frame": wall / frames,
-        "peak_mib": peak_rss_kib() / 1024,
-        "cuda_peak_mib": cuda_peak,
-        "malloc_tuned": tuned,
-        **stages,
-    }
+    return row | {"cuda_peak_mib": cuda_peak, "malloc_tuned": tuned}
 
 
 def bench_cascade(

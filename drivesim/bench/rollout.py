@@ -15,6 +15,36 @@ from drivesim.bench.memory import peak_rss_kib, reset_peak_rss, run_isolated
 from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER
 
 
+def timed_rollout(scenario: str, cfg, model_dir: str | None, device: str = "cpu", **run_kwargs) -> dict:
+    """One run_rollout into a temporary folder -> frames, size, wall seconds, s/frame (all and by
+    stage, of output frames) and peak RSS (MiB; above_start_mib: above the RSS before it)."""
+    import torch
+
+    from drivesim.pipelines.rollout_job import run_rollout
+    from drivesim.utils import DEFAULT_MODEL_DIR
+
+    with tempfile.TemporaryDirectory() as out:
+        gc.collect()
+        rest = reset_peak_rss()
+        start = time.perf_counter()
+        meta = run_rollout(
+            scenario, out, cfg, model_dir or DEFAULT_MODEL_DIR, progress=False, device=device, **run_kwargs
+        ).meta
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+    frames = meta["frames"]
+    return {
+        "peak_mib": peak_rss_kib() / 1024,
+        "above_start_mib": (peak_rss_kib() - rest) / 1024,
+        "frames": frames,
+        "size": meta.get("resolution"),
+        "s_per_frame": seconds / frames,
+        "seconds": seconds,
+        **{f"{k}_s_per_frame": v / frames for k, v in meta["stage_seconds_this_run"].items()},
+    }
+
+
 def measure(
     segments: int,
     steps: int,
@@ -28,30 +58,12 @@ def measure(
     import torch
 
     from drivesim.pipelines.rollout import RolloutConfig
-    from drivesim.pipelines.rollout_job import run_rollout
     from drivesim.runtime import tune_allocator
-    from drivesim.utils import DEFAULT_MODEL_DIR
 
     tune_allocator()  # as the drivesim command runs (the peak includes the freed memory glibc keeps)
     torch.set_num_threads(threads)
     cfg = RolloutConfig(segments=segments, steps=steps, interpolation_steps=interpolation_steps)
-    with tempfile.TemporaryDirectory() as out:
-        gc.collect()
-        rest = reset_peak_rss()
-        start = time.perf_counter()
-        meta = run_rollout(
-            scenario, out, cfg, model_dir or DEFAULT_MODEL_DIR, progress=False, upsampler=upsampler
-        ).meta
-        seconds = time.perf_counter() - start
-    stages = {f"{k}_s_per_frame": v / meta["frames"] for k, v in meta["stage_seconds_this_run"].items()}
-    return {
-        "peak_mib": peak_rss_kib() / 1024,
-        "above_start_mib": (peak_rss_kib() - rest) / 1024,
-        "frames": meta["frames"],
-        "s_per_frame": seconds / meta["frames"],
-        "seconds": seconds,
-        **stages,
-    }
+    return timed_rollout(scenario, cfg, model_dir, upsampler=upsampler)
 
 
 def bench_rollout(

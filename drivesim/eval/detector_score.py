@@ -88,19 +88,18 @@ class DetectorTally:
         if boxes is None:
             return
         self.labelled_frames += 1
-        for b in boxes:
+        for b in boxes:  # a hit: a detection of the label's group (for a vehicle: any vehicle class)
             if eligible(b, tuple(LABEL_GROUPS)):
                 group = LABEL_GROUPS[b.category]
                 hit = any(
                     d.score >= HIT_CONF and MERGE_GROUPS.get(d.category) == group and iou(d, b) >= HIT_IOU
                     for d in detections
                 )
-                counts = self.per_class.setdefault(b.category, [0, 0])
-                counts[0], counts[1] = counts[0] + 1, counts[1] + hit
+                self.count(b.category, 1, int(hit))
+                self.hits += hit and b.category in VEHICLES
         targets = [b for b in boxes if eligible(b)]
         ignored = [b for b in boxes if not eligible(b)]
         self.eligible += len(targets)
-        self.hits += sum(any(d.score >= HIT_CONF and iou(d, b) >= HIT_IOU for d in vehicles) for b in targets)
         matched = set()
         for d in sorted(vehicles, key=lambda d: -d.score):  # greedy VOC matching
             best = max(range(len(targets)), key=lambda i: iou(d, targets[i]), default=None)
@@ -109,6 +108,11 @@ class DetectorTally:
                 self.scored.append((d.score, True))
             elif not any(iou(d, b) >= HIT_IOU for b in ignored):
                 self.scored.append((d.score, False))
+
+    def count(self, category: str, boxes: int, hits: int) -> None:
+        """Add boxes and hits of one label category."""
+        counts = self.per_class.setdefault(category, [0, 0])
+        counts[0], counts[1] = counts[0] + boxes, counts[1] + hits
 
     def summary(self) -> dict:
         return {
@@ -251,8 +255,7 @@ def merged(tallies) -> DetectorTally:
         out.scored += t.scored
         out.features += t.features
         for c, (n, h) in t.per_class.items():
-            counts = out.per_class.setdefault(c, [0, 0])
-            counts[0], counts[1] = counts[0] + n, counts[1] + h
+            out.count(c, n, h)
     return out
 
 

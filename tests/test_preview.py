@@ -99,7 +99,7 @@ def test_form_round_trips_through_yaml_with_schedules_and_moving_boxes():
     assert again == scenario
     back, notes = scenario_to_form(again)
     assert back.time_of_day_schedule == "1.5=day" and back.seed == 7 and not notes
-    assert back.boxes[0] == [3, 0.4, 0.5, 0.5, 0.6, "end", 0.45, 0.55, 0.6, 0.75]
+    assert back.boxes[0] == [3, 0.4, 0.5, 0.5, 0.6, "end", 0.45, 0.55, 0.6, 0.75, "car"]
     assert back.boxes[1][5] == "end"  # a lane change is saved as its end box
 
 
@@ -165,12 +165,28 @@ def test_clicks_draw_boxes_and_lane_changes_move_one_lane():
     pending, rows = [], []
     for point in clicks:
         pending, rows, message = add_click(pending, point, (256, 512), "end", rows, [])
-    assert rows[0][5] == "end" and rows[0][6:] == list(corners_box(*clicks[2:], (256, 512)))
+    assert rows[0][5] == "end" and rows[0][6:10] == list(corners_box(*clicks[2:], (256, 512)))
     box = (0.45, 0.6, 0.55, 0.8)
     right, near_right = lane_change(box, 1), lane_change((0.45, 0.6, 0.55, 0.95), 1)
     assert right[0] > box[0] and right[1:4:2] == box[1:4:2]
     assert near_right[0] - 0.45 > right[0] - 0.45  # a lane is wider nearer the camera
     assert BoxRow(1, 1, box, "left").end_box()[2] < box[2]
+
+
+def test_a_drawn_box_carries_its_category_into_the_scenario():
+    pending, rows, _ = add_click([], (100, 120), (256, 512), "static", [], [], category="pedestrian")
+    pending, rows, message = add_click(pending, (130, 200), (256, 512), "static", [], [], "pedestrian")
+    assert rows[0][-1] == "pedestrian" and "(static, pedestrian)" in message
+    scenario = form_to_scenario(SceneForm(boxes=rows))
+    assert [a.category for a in scenario.agents] == ["pedestrian"]
+    back, _ = scenario_to_form(scenario)
+    assert back.boxes[0][-1] == "pedestrian"
+    old_row = rows[0][:-1]  # a table without the category column: a car
+    assert form_to_scenario(SceneForm(boxes=[old_row])).agents[0].category == "car"
+    with pytest.raises(ScenarioError, match="boxes row 1: category='horse'; use one of car, truck"):
+        form_to_scenario(SceneForm(boxes=[[*old_row, "horse"]]))
+    with pytest.raises(ScenarioError, match="category 'train'"):
+        add_click([(1, 1)], (130, 200), (256, 512), "static", [], [], "train")
 
 
 def test_keyframe_preview_writes_a_clip_and_its_boxed_copy(tmp_path, model_dir):

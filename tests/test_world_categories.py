@@ -110,3 +110,35 @@ def test_changing_only_a_box_class_changes_the_unet_input():
         assert walker[PREPARED_LAYOUT][:, channel].sum() > 0 and car[PREPARED_LAYOUT][:, channel].sum() == 0
         car, walker = (plain.prepare_conditions(cond(c), 1, (4, 8)) for c in ("car", "pedestrian"))
         assert torch.equal(car[PREPARED_LAYOUT], walker[PREPARED_LAYOUT])
+
+
+def _agent_crop(category: str, oncoming: bool, lane: int, ahead_m: float) -> np.ndarray:
+    """The box crop (RGB) of one scripted road user in a 256x512 day frame."""
+    from drivesim.world.scene import AgentTrack
+
+    agent = AgentTrack(7, ((0.0, lane, ahead_m),), oncoming=oncoming, category=category)
+    spec = WorldSpec(num_frames=1, height=256, width=512, seed=3, crowdedness="light", agents=(agent,))
+    spec = WorldSpec(**{**spec.__dict__, "curvature": "straight", "lanes_forward": 2, "lanes_oncoming": 1})
+    image, label = next(World(spec).frames())
+    box = next(b for b in label.boxes if b.track_id == 7)
+    return image[int(box.y1) : int(box.y2), int(box.x1) : int(box.x2)].astype(np.float32)
+
+
+def test_a_box_truck_from_behind_shows_a_roll_up_door_over_a_dark_chassis():
+    crop = _agent_crop("truck", oncoming=False, lane=0, ahead_m=10)
+    h, w = crop.shape[:2]
+    profile = crop[: int(0.6 * h), w // 5 : 2 * w // 5].mean((1, 2))  # down the door, beside its handle
+    dips = np.sum((profile[1:-1] < profile[:-2] - 20) & (profile[1:-1] <= profile[2:]))
+    assert dips >= 6  # the door's slats
+    assert crop[int(0.75 * h) :].mean() < 0.45 * crop[: int(0.5 * h)].mean()  # the chassis under the box
+
+
+def test_a_bus_shows_a_row_of_side_windows_and_a_destination_sign():
+    crop = _agent_crop("bus", oncoming=True, lane=-1, ahead_m=14)
+    r, g, b = crop[..., 0], crop[..., 1], crop[..., 2]
+    assert ((r > 150) & (g > 80) & (g < r - 40) & (b < 0.5 * g)).sum() >= 4  # amber sign pixels
+    luma = crop.mean(-1)
+    row = luma[int(0.45 * luma.shape[0])]  # across the window band, front and side
+    dark = row < 0.6 * np.median(luma)
+    panes = np.sum(dark[1:] & ~dark[:-1]) + int(dark[0])
+    assert panes >= 4  # windscreen, then panes between pillars

@@ -18,6 +18,7 @@ from drivesim.preview.drawing import LAYOUT_SIZE
 from drivesim.preview.runs import KEEP_S, SOURCE, Previewer, PreviewSettings
 from drivesim.preview.scene import SceneForm
 from drivesim.scenario import Crowdedness, TimeOfDay
+from drivesim.world.categories import CATEGORIES
 
 RESOLUTIONS = ["128x256", "256x512", "512x1024"]
 MOTION_CHOICES = [
@@ -177,6 +178,13 @@ def build_app(previewer: Previewer) -> gr.Blocks:
                         elem_id="motion",
                         scale=3,
                     )
+                    category = gr.Dropdown(
+                        list(CATEGORIES),
+                        value="car",
+                        label="category of the next box",
+                        elem_id="category",
+                        scale=1,
+                    )
                     with gr.Column(scale=1, min_width=120):
                         undo = gr.Button("Remove last box", size="sm", elem_id="remove-box")
                         clear = gr.Button("Clear boxes", size="sm", elem_id="clear-boxes")
@@ -184,12 +192,13 @@ def build_app(previewer: Previewer) -> gr.Blocks:
                     headers=BOX_COLUMNS,
                     # pyright reads the product as list[str]
                     datatype=cast(
-                        "list[Literal['str', 'number']]", ["number"] * 5 + ["str"] + ["number"] * 4
+                        "list[Literal['str', 'number']]", ["number"] * 5 + ["str"] + ["number"] * 4 + ["str"]
                     ),
                     type="array",
                     interactive=True,
                     elem_id="boxes",
-                    label=f"boxes, normalised to the frame (motion: {', '.join(MOTIONS)})",
+                    label=f"boxes, normalised to the frame (motion: {', '.join(MOTIONS)}; "
+                    f"category: {', '.join(CATEGORIES)})",
                 )
                 with gr.Row():
                     run_fast = gr.Button("Preview key frames", variant="primary", elem_id="preview-keyframes")
@@ -229,11 +238,12 @@ def build_app(previewer: Previewer) -> gr.Blocks:
             component.blur(**redraw_io)
         demo.load(**redraw_io)
 
-        def on_click(loaded_value, pending_value, motion_value, rows, evt: gr.SelectData):
+        def on_click(loaded_value, pending_value, motion_value, category_value, rows, evt: gr.SelectData):
             editor = session.Editor(SceneForm(boxes=rows or []), *loaded_value)
-            return session.click(editor, pending_value, tuple(evt.index), LAYOUT_SIZE, motion_value)
+            point = tuple(evt.index)
+            return session.click(editor, pending_value, point, LAYOUT_SIZE, motion_value, category_value)
 
-        layout.select(on_click, [loaded, pending, motion, boxes], [pending, boxes, status])
+        layout.select(on_click, [loaded, pending, motion, category, boxes], [pending, boxes, status])
         undo.click(
             lambda rows: ([], [r for r in rows or [] if any(c not in (None, "") for c in r)][:-1]),
             boxes,

@@ -1,9 +1,10 @@
 """The editor's box table: one row per scripted box-track agent, with a simple motion.
 
-A row is `id, x1, y1, x2, y2, motion, end_x1, end_y1, end_x2, end_y2` (normalised to [0, 1] of
-the frame). Motions: `static` (one key), `end` (the box moves linearly to the end box by the
-clip's end), `left` / `right` (a lane change: the end box is the start box moved one lane
-sideways at the depth of its bottom edge, through the procedural world's camera).
+A row is `id, x1, y1, x2, y2, motion, end_x1, end_y1, end_x2, end_y2, category` (boxes
+normalised to [0, 1] of the frame; category a BDD100K name the world renders, blank = car).
+Motions: `static` (one key), `end` (the box moves linearly to the end box by the clip's end),
+`left` / `right` (a lane change: the end box is the start box moved one lane sideways at the
+depth of its bottom edge, through the procedural world's camera).
 Boxes are drawn with clicks on the layout frame: two opposite corners, and two more for the end
 box of an `end` motion.
 """
@@ -15,9 +16,11 @@ from dataclasses import dataclass
 
 from drivesim.scenario import ScenarioError
 from drivesim.world.camera import Camera
+from drivesim.world.categories import CATEGORIES
 from drivesim.world.road import LANE_WIDTH_M
 
-BOX_COLUMNS = ["id", "x1", "y1", "x2", "y2", "motion", "end_x1", "end_y1", "end_x2", "end_y2"]
+BOX_COLUMNS = ["id", "x1", "y1", "x2", "y2", "motion", "end_x1", "end_y1", "end_x2", "end_y2", "category"]
+CATEGORY = BOX_COLUMNS.index("category")
 MOTIONS = ("static", "end", "left", "right")
 ASPECT = (128, 256)  # height, width of the frame the lane width is measured in (every profile is 1:2)
 
@@ -47,6 +50,7 @@ class BoxRow:
     box: Box
     motion: str = "static"
     end: Box | None = None
+    category: str = "car"
 
     def end_box(self) -> Box | None:
         """Where the box is at the clip's end (None when static)."""
@@ -62,19 +66,21 @@ class BoxRow:
         end = self.end_box()
         if end is not None:
             keys.append({"t": duration, "box": [round(v, 4) for v in end]})
-        return {"id": self.id, "box_track": keys}
+        agent = {"id": self.id, "box_track": keys}
+        return agent | ({"category": self.category} if self.category != "car" else {})
 
     def cells(self) -> list:
         """The table row: BOX_COLUMNS (end columns blank unless the motion is 'end')."""
         end = list(self.end) if self.motion == "end" and self.end else [None] * 4
-        return [self.id, *[round(v, 4) for v in self.box], self.motion, *end]
+        return [self.id, *[round(v, 4) for v in self.box], self.motion, *end, self.category]
 
     @classmethod
     def from_agent(cls, agent, number: int = 0) -> BoxRow:
         """A box-track agent of one or two keys -> its row ('end' motion with two keys)."""
         keys = agent.box_track
         end = tuple(keys[-1].box) if len(keys) > 1 else None
-        return cls(number, agent.id, tuple(keys[0].box), "end" if end else "static", end)
+        motion = "end" if end else "static"
+        return cls(number, agent.id, tuple(keys[0].box), motion, end, agent.category)
 
 
 def parse_box_rows(rows: list[list] | None, source: str) -> list[BoxRow]:
@@ -88,7 +94,7 @@ def parse_box_rows(rows: list[list] | None, source: str) -> list[BoxRow]:
         where = f"{source}: boxes row {number}"
         values = {}
         for name, cell in zip(BOX_COLUMNS, cells):
-            if name == "motion":
+            if name in ("motion", "category"):
                 continue
             try:
                 values[name] = None if _blank(cell) else float(cell)
@@ -98,19 +104,24 @@ def parse_box_rows(rows: list[list] | None, source: str) -> list[BoxRow]:
         if motion not in MOTIONS:
             raise ScenarioError(f"{where}: motion={cells[5]!r}; use one of {', '.join(MOTIONS)}")
         missing = [
-            n for n in BOX_COLUMNS[1:5] + (BOX_COLUMNS[6:] if motion == "end" else []) if values[n] is None
+            n
+            for n in BOX_COLUMNS[1:5] + (BOX_COLUMNS[6:CATEGORY] if motion == "end" else [])
+            if values[n] is None
         ]
         if missing:
             raise ScenarioError(
                 f"{where}: {', '.join(missing)} missing"
                 + (" (motion 'end' needs the end box)" if motion == "end" else "")
             )
+        category = "car" if _blank(cells[CATEGORY]) else str(cells[CATEGORY]).strip().lower()
+        if category not in CATEGORIES:
+            raise ScenarioError(f"{where}: category={cells[CATEGORY]!r}; use one of {', '.join(CATEGORIES)}")
         box_id = values["id"]
         if box_id is None or box_id != int(box_id) or box_id < 1:
             raise ScenarioError(f"{where}: id={cells[0]!r}; give a whole number of 1 or more (the track id)")
         start = tuple(values[n] for n in BOX_COLUMNS[1:5])
-        end = tuple(values[n] for n in BOX_COLUMNS[6:]) if motion == "end" else None
-        parsed.append(BoxRow(number, int(box_id), start, motion, end))
+        end = tuple(values[n] for n in BOX_COLUMNS[6:CATEGORY]) if motion == "end" else None
+        parsed.append(BoxRow(number, int(box_id), start, motion, end, category))
     return parsed
 
 
@@ -134,10 +145,13 @@ def add_click(
     motion: str,
     rows: list[list],
     taken_ids: list[int],
+    category: str = "car",
 ) -> tuple[list, list[list], str]:
     """One click on the layout frame -> (pending clicks, table rows, what happened / what next)."""
     if motion not in MOTIONS:
         raise ScenarioError(f"motion {motion!r}: use one of {', '.join(MOTIONS)}")
+    if category not in CATEGORIES:
+        raise ScenarioError(f"category {category!r}: use one of {', '.join(CATEGORIES)}")
     pending = [*pending, [float(point[0]), float(point[1])]]
     need = clicks_needed(motion)
     if len(pending) < need:
@@ -148,6 +162,6 @@ def add_click(
     end = corners_box(pending[2], pending[3], size) if motion == "end" else None
     used = taken_ids + [int(r[0]) for r in rows if r and not _blank(r[0]) and str(r[0]).strip().isdigit()]
     new_id = max(used, default=0) + 1
-    row = BoxRow(len(rows) + 1, new_id, start, motion, end)
+    row = BoxRow(len(rows) + 1, new_id, start, motion, end, category)
     kept = [r for r in rows if not all(_blank(c) for c in r)]
-    return [], [*kept, row.cells()], f"added box id {new_id} {list(start)} ({motion})"
+    return [], [*kept, row.cells()], f"added box id {new_id} {list(start)} ({motion}, {category})"

@@ -89,7 +89,7 @@ def layout_frame(
         cv2.rectangle(image, a, b, TABLE_START, 2)
         cv2.putText(
             image,
-            str(row.id),
+            str(row.id) if row.category == "car" else f"{row.id} {row.category}",
             (a[0] + 2, max(a[1] - 3, 10)),
             cv2.FONT_HERSHEY_SIMPLEX,
             0.4,

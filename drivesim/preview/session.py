@@ -93,12 +93,17 @@ def layout(editor: Editor) -> tuple[np.ndarray, str]:
 
 
 def click(
-    editor: Editor, pending: list, point: tuple[float, float], size: tuple[int, int], motion: str
+    editor: Editor,
+    pending: list,
+    point: tuple[float, float],
+    size: tuple[int, int],
+    motion: str,
+    category: str = "car",
 ) -> tuple[list, list[list], str]:
     """A click on the layout frame -> (pending clicks, the table's rows, message)."""
     taken = [a.id for a in (editor.base.agents if editor.base else [])]
     try:
-        return add_click(pending, point, size, motion, editor.form.boxes, taken)
+        return add_click(pending, point, size, motion, editor.form.boxes, taken, category)
     except ScenarioError as e:
         return [], editor.form.boxes, explain(e)
 

@@ -9,6 +9,8 @@ painted as a vehicle's, any other part in its own colour (`Solid.color`) or the 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from drivesim.world.vehicle import Solid, car_solids
@@ -37,6 +39,8 @@ SKIN = (176, 132, 104)
 TROUSERS = (46, 50, 62)
 CLOTHES = [(34, 64, 120), (150, 40, 40), (60, 60, 64), (210, 205, 190), (40, 96, 60), (180, 140, 60)]
 METAL = (70, 72, 78)
+# most box trucks' cargo boxes are white or silver, whatever colour their cab
+CARGO_COLORS = [(232, 232, 228), (226, 224, 214), (205, 208, 212), (236, 236, 236)]
 
 
 def check_category(category: str) -> str:
@@ -59,11 +63,12 @@ def size_of(category: str) -> tuple[float, float, float]:
 def solids_for(
     category: str, length: float, width: float, height: float, front_to_camera: bool, clothes=CLOTHES[0]
 ) -> dict[str, Solid]:
-    """The parts of one road user, depth measured from the face the camera sees; painted in order."""
+    """The parts of one road user, depth measured from the face the camera sees; painted in order.
+    `clothes` is the colour of a person's clothes; for a truck, its cab's (it picks the cargo box's)."""
     if category == "car":
         return car_solids(length, width, height, front_to_camera)
     if category in ("truck", "bus"):
-        return _big_vehicle(category, length, width, height, front_to_camera)
+        return _big_vehicle(category, length, width, height, front_to_camera, clothes)
     if category == "pedestrian":
         return _person(0.0, 0.0, height, length, clothes)
     if category in ("bicycle", "motorcycle"):
@@ -82,30 +87,38 @@ def _tyres(width: float, depths: tuple[float, ...], radius: float, tyre_w: float
     return out
 
 
-def _big_vehicle(category: str, length: float, width: float, height: float, front: bool) -> dict[str, Solid]:
-    """A truck (cab + cargo box) or a bus (a long body with a band of windows)."""
+def _big_vehicle(
+    category: str, length: float, width: float, height: float, front: bool, body_rgb
+) -> dict[str, Solid]:
+    """A truck (a cab in the body colour + a light cargo box) or a bus (a long body with a band of
+    windows)."""
+    box = CARGO_COLORS[int(sum(body_rgb)) % len(CARGO_COLORS)]
     hw, r = width / 2, 0.5
     solids = _tyres(
         width, (1.4, length - 2.2, length - 1.0) if category == "truck" else (2.5, length - 2.8), r, 0.3
     )
     if category == "bus":
         solids["body"] = Solid(hw, hw, 0.35, 1.25, 0.0, length, 0.0, length)
-        solids["cabin"] = Solid(hw * 0.99, hw * 0.97, 1.25, height - 0.25, 0.0, length, 0.05, length - 0.05)
+        solids["cabin"] = Solid(
+            hw * 0.99, hw * 0.97, 1.25, height - 0.25, 0.0, length, 0.05, length - 0.05, style="bus"
+        )
         solids["roof"] = Solid(
             hw * 0.97, hw * 0.9, height - 0.25, height, 0.05, length - 0.05, 0.3, length - 0.3
         )
         return solids
     cab = 2.3
     if front:  # the cab faces the camera, the cargo box behind it
-        solids["cargo"] = Solid(hw, hw, 1.0, height, cab + 0.2, length, cab + 0.2, length)
+        solids["cargo"] = Solid(hw, hw, 1.0, height, cab + 0.2, length, cab + 0.2, length, 0.0, box, "cargo")
         solids["body"] = Solid(hw * 0.98, hw * 0.98, 0.45, 1.5, 0.0, cab, 0.05, cab)
         solids["cabin"] = Solid(hw * 0.96, hw * 0.9, 1.5, height - 0.55, 0.1, cab, 0.35, cab - 0.05)
     else:  # the cargo box's rear door faces the camera; lamps on the chassis beneath it
         solids["cabin"] = Solid(
             hw * 0.96, hw * 0.9, 1.5, height - 0.55, length - cab, length, length - cab + 0.3, length
         )
-        solids["body"] = Solid(hw, hw, 0.5, 1.05, 0.0, length, 0.0, length)
-        solids["cargo"] = Solid(hw, hw, 1.05, height, 0.0, length - cab - 0.2, 0.0, length - cab - 0.2)
+        solids["body"] = Solid(hw, hw, 0.5, 1.05, 0.0, length, 0.0, length, style="chassis")
+        solids["cargo"] = Solid(
+            hw, hw, 1.05, height, 0.0, length - cab - 0.2, 0.0, length - cab - 0.2, 0.0, box, "cargo"
+        )
     return solids
 
 
@@ -161,11 +174,9 @@ def _prism(w0: float, w1: float, y0: float, y1: float, d0: float, d1: float, x: 
 
 
 def _coloured(solid: Solid, rgb) -> Solid:
-    return Solid(
-        solid.w0, solid.w1, solid.y0, solid.y1, solid.d0, solid.d1, solid.e0, solid.e1, solid.x, tuple(rgb)
-    )
+    return dataclasses.replace(solid, color=tuple(rgb))
 
 
 def _shift(solid: Solid, dd: float) -> Solid:
     s = solid
-    return Solid(s.w0, s.w1, s.y0, s.y1, s.d0 + dd, s.d1 + dd, s.e0 + dd, s.e1 + dd, s.x, s.color)
+    return dataclasses.replace(s, d0=s.d0 + dd, d1=s.d1 + dd, e0=s.e0 + dd, e1=s.e1 + dd)

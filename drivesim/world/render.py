@@ -24,11 +24,13 @@ SUBPIXEL = 4  # cv2 fixed-point bits for polygon vertices
 
 @dataclass(frozen=True)
 class CarGeometry:
-    """A car's solids, their projection, their silhouettes [K,2] each, near depth (m), seen side."""
+    """A car's solids, their projection, their silhouettes [K,2] each (and in cv2 fixed point),
+    near depth (m), seen side."""
 
     solids: dict[str, Solid]
     points: dict[str, np.ndarray]  # projected corners [8,2] per solid
     hulls: list[np.ndarray]
+    fixed_hulls: list[np.ndarray]
     depth: float
     side_sign: float
 
@@ -43,7 +45,7 @@ def _f32(rgb) -> np.ndarray:
 
 def _fixed(points: np.ndarray) -> np.ndarray:
     """Continuous image coords (pixel k spans [k, k+1)) -> cv2 fixed point (pixel k centred at k)."""
-    return np.round((np.asarray(points) - 0.5) * (1 << SUBPIXEL)).astype(np.int32)
+    return np.rint((np.asarray(points) - 0.5) * (1 << SUBPIXEL)).astype(np.int32)
 
 
 class FramePainter:
@@ -127,7 +129,14 @@ class FramePainter:
                 car.lateral, np.array([max(z_near, NEAR_CLIP_M)]), s_ego, ego_lateral, car.camera_lateral
             )[0]
         )
-        return CarGeometry(solids, points, hulls, max(z_near, NEAR_CLIP_M), -1.0 if centre_x > 0 else 1.0)
+        return CarGeometry(
+            solids,
+            points,
+            hulls,
+            [_fixed(hull) for hull in hulls],
+            max(z_near, NEAR_CLIP_M),
+            -1.0 if centre_x > 0 else 1.0,
+        )
 
     def _paint_car(self, img, emissive, car: Car, geo: CarGeometry) -> None:
         pal, depth = self.pal, geo.depth
@@ -233,10 +242,10 @@ class FramePainter:
                 cv2.line(img, tuple(p0), tuple(p1), color.tolist(), round(thick), cv2.LINE_AA, SUBPIXEL)
                 continue
             geo = geometry[item]
-            for hull in geo.hulls:
+            for hull in geo.fixed_hulls:
                 if emissive is not None:  # a nearer car hides the lights behind it
-                    cv2.fillConvexPoly(emissive, _fixed(hull), (0, 0, 0), cv2.LINE_8, SUBPIXEL)
-                cv2.fillConvexPoly(instance, _fixed(hull), item + 1, cv2.LINE_8, SUBPIXEL)
+                    cv2.fillConvexPoly(emissive, hull, (0, 0, 0), cv2.LINE_8, SUBPIXEL)
+                cv2.fillConvexPoly(instance, hull, item + 1, cv2.LINE_8, SUBPIXEL)
             self._paint_car(img, emissive, cars[item], geo)
         if emissive is not None:
             img += cv2.GaussianBlur(emissive, (0, 0), self.glow_sigma) * 0.6
@@ -254,8 +263,8 @@ class FramePainter:
             if geo is not None:
                 geometry[i] = geo
         for i in sorted(geometry, key=lambda i: -geometry[i].depth):
-            for hull in geometry[i].hulls:
-                cv2.fillConvexPoly(instance, _fixed(hull), i + 1, cv2.LINE_8, SUBPIXEL)
+            for hull in geometry[i].fixed_hulls:
+                cv2.fillConvexPoly(instance, hull, i + 1, cv2.LINE_8, SUBPIXEL)
         return self._boxes(cars, geometry, instance)
 
     def _boxes(self, cars: list[Car], geometry: dict, instance: np.ndarray) -> list[Box]:

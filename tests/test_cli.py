@@ -4,7 +4,7 @@ import cv2
 import pytest
 
 from drivesim.cli import main
-from drivesim.data.labels import to_scalabel
+from drivesim.data.labels import read_scalabel, to_scalabel
 from drivesim.scenario import load_scenario
 from drivesim.world import render_clip
 
@@ -47,6 +47,14 @@ def test_render_resumes_without_rewriting(repo, tmp_path, capsys):
     assert set(after) == set(mtimes)
     changed = {name for name in after if after[name] != mtimes.get(name)}
     assert len(changed) == 2
+
+
+def test_render_with_walkers_labels_people(tmp_path):
+    args = ["world", "render", "--out", str(tmp_path), "--num-clips", "1", "--frames", "30", "--quiet"]
+    assert main([*args, "--crowdedness", "crowded", "--seed", "3", "--walkers"]) == 0
+    (labels,) = tmp_path.glob("*_walkers.json")
+    categories = {b.category for lab in read_scalabel(labels) for b in lab.boxes or []}
+    assert "pedestrian" in categories and "car" in categories
 
 
 def test_same_seed_same_mp4_bytes(tmp_path):

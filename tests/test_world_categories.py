@@ -142,3 +142,30 @@ def test_a_bus_shows_a_row_of_side_windows_and_a_destination_sign():
     dark = row < 0.6 * np.median(luma)
     panes = np.sum(dark[1:] & ~dark[:-1]) + int(dark[0])
     assert panes >= 4  # windscreen, then panes between pillars
+
+
+def test_walkers_keep_to_the_sidewalks_at_a_walking_pace_and_leave_the_cars_as_they_were():
+    from drivesim.world.walkers import PACE_MS, WALKER_FIRST_ID
+
+    base = WorldSpec(num_frames=20, height=128, width=256, seed=5, crowdedness="crowded", ego_speed=10.0)
+    plain, walking = World(base), World(WorldSpec(**{**base.__dict__, "walkers": True}))
+    assert plain.walkers is None
+    plain_labels, walking_labels = list(plain.labels()), list(walking.labels())
+    for a, b in zip(plain_labels, walking_labels):
+
+        def places(boxes):  # visibility aside: a person may stand in front of a parked car
+            return [
+                (x.track_id, x.category, x.x1, x.y1, x.x2, x.y2) for x in boxes if x.category != "pedestrian"
+            ]
+
+        assert places(b.boxes) == places(a.boxes)  # the same cars in the same places
+        assert all(x.track_id >= WALKER_FIRST_ID for x in b.boxes if x.category == "pedestrian")
+    assert any(x.category == "pedestrian" for lab in walking_labels for x in lab.boxes)
+    road = walking.road
+    before = {p.track_id: p.ahead for p in walking.walkers.people}
+    walking._step(0.5)
+    for person in walking.walkers.people:
+        assert person.lateral > road.right_edge_m + 2 or person.lateral < road.left_edge_m - 2
+        if person.track_id in before:  # relative to the ego: its pace minus the ego's speed
+            pace = (person.ahead - before[person.track_id]) / 0.5 + 10.0
+            assert PACE_MS[0] - 1e-6 <= abs(pace) <= PACE_MS[1] + 1e-6

@@ -38,8 +38,9 @@ def _world_jobs(args) -> list[tuple[str, WorldSpec]]:
             height=h,
             width=w,
             seed=seed,
+            walkers=args.walkers,
         )
-        jobs.append((f"world_{tod}_{crowd}_seed{seed}", spec))
+        jobs.append((f"world_{tod}_{crowd}_seed{seed}" + ("_walkers" if args.walkers else ""), spec))
     return jobs
 
 
@@ -78,6 +79,9 @@ def register(subparsers) -> None:
     render.add_argument("--num-clips", type=int, default=4, help="random clips (no --scenario)")
     render.add_argument("--seed", type=int, default=0, help="first seed of random clips")
     render.add_argument("--time-of-day", choices=TIME_OF_DAY, help="fix time of day (random clips)")
+    render.add_argument(
+        "--walkers", action="store_true", help="people walking on the sidewalks (random clips)"
+    )
     render.add_argument("--crowdedness", choices=CROWDEDNESS, help="fix crowdedness (random clips)")
     render.add_argument(
         "--frames", type=int, default=field_default(WorldSpec, "num_frames"), help="frames per random clip"

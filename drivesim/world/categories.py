@@ -37,6 +37,8 @@ DETECTOR_CLASS = {
 }
 SKIN = (176, 132, 104)
 TROUSERS = (46, 50, 62)
+SHOES = (28, 26, 26)
+HAIR = (40, 30, 24)
 CLOTHES = [(34, 64, 120), (150, 40, 40), (60, 60, 64), (210, 205, 190), (40, 96, 60), (180, 140, 60)]
 METAL = (70, 72, 78)
 # most box trucks' cargo boxes are white or silver, whatever colour their cab
@@ -125,24 +127,38 @@ def _big_vehicle(
 def _person(
     x: float, y0: float, height: float, depth: float, clothes, seated: bool = False
 ) -> dict[str, Solid]:
-    """Legs, torso, arms and head of a person standing at y0 (seated: legs forward, shorter)."""
+    """Legs, torso, arms with hands, and a head with hair of a person standing at y0 (seated: legs
+    forward, shorter). Arms hang apart from a waist narrower than the chest, so the silhouette
+    keeps the gaps a person's has."""
     s = height / 1.75
-    leg, torso, head = 0.82 * s, 0.58 * s, 0.24 * s
+    leg, torso, head = 0.82 * s, 0.56 * s, 0.26 * s
     d0, d1 = 0.0, depth
     hip = y0 + (0.45 * leg if seated else leg)
+    neck = hip + torso
     parts = {}
     for side, sign in (("left", -1), ("right", 1)):
-        parts[f"leg_{side}"] = _prism(0.07 * s, 0.06 * s, y0, hip, d0 + 0.05, d1 - 0.05, x + sign * 0.1 * s)
-    arm_top = hip + torso * 0.95
+        parts[f"leg_{side}"] = _prism(0.065 * s, 0.06 * s, y0, hip, d0 + 0.05, d1 - 0.05, x + sign * 0.08 * s)
+        parts[f"shoe_{side}"] = _prism(0.07 * s, 0.065 * s, y0, y0 + 0.05 * s, d0, d1, x + sign * 0.08 * s)
     for side, sign in (("left", -1), ("right", 1)):
+        at = x + sign * 0.235 * s
         parts[f"arm_{side}"] = _prism(
-            0.05 * s, 0.05 * s, hip - 0.05 * s, arm_top, d0 + 0.06, d1 - 0.06, x + sign * 0.24 * s
+            0.045 * s, 0.05 * s, hip - 0.02 * s, neck - 0.04 * s, d0 + 0.06, d1 - 0.06, at
         )
-    parts["torso"] = _prism(0.19 * s, 0.21 * s, hip, hip + torso, d0, d1, x)
-    parts["head"] = _prism(
-        0.09 * s, 0.09 * s, hip + torso + 0.02 * s, hip + torso + head, d0 + 0.02, d1 - 0.02, x
-    )
-    colours = {"leg": TROUSERS, "arm": clothes, "torso": clothes, "head": SKIN}
+        parts[f"hand_{side}"] = _prism(
+            0.04 * s, 0.04 * s, hip - 0.1 * s, hip - 0.02 * s, d0 + 0.08, d1 - 0.08, at
+        )
+    parts["torso"] = _prism(0.15 * s, 0.19 * s, hip, neck, d0, d1, x)
+    parts["head"] = _prism(0.085 * s, 0.085 * s, neck, neck + head * 0.8, d0 + 0.02, d1 - 0.02, x)
+    parts["hair"] = _prism(0.09 * s, 0.08 * s, neck + head * 0.72, neck + head, d0 + 0.01, d1 - 0.01, x)
+    colours = {
+        "leg": TROUSERS,
+        "shoe": SHOES,
+        "arm": tuple(int(c * 0.85) for c in clothes),  # sleeves, a shade darker than the chest
+        "hand": SKIN,
+        "torso": clothes,
+        "head": SKIN,
+        "hair": HAIR,
+    }
     return {name: _coloured(solid, colours[name.split("_")[0]]) for name, solid in parts.items()}
 
 

@@ -15,6 +15,7 @@ from drivesim.world.palette import PALETTES
 from drivesim.world.render import FramePainter
 from drivesim.world.road import Road
 from drivesim.world.traffic import CAR_COLORS, Keyframe, ScriptedAgent, Traffic, lane_lateral
+from drivesim.world.walkers import Walkers
 
 WARMUP_S = 1.0  # simulated before the first frame so traffic is already in motion
 
@@ -46,6 +47,9 @@ class WorldSpec:
     lanes_oncoming: int | None = None
     ego_lane: int | None = None  # 0 = leftmost forward lane; random when None
     agents: tuple[AgentTrack, ...] = field(default_factory=tuple)
+    # people walking on the sidewalks (world/walkers.py); off by default: the shipped 1-class
+    # models would read their boxes as cars
+    walkers: bool = False
 
 
 @dataclass
@@ -77,10 +81,12 @@ class World:
         self.traffic = Traffic(
             rng, self.road, self.ego_lane, spec.ego_speed, n_random, first_id, reserved, mix_seed=spec.seed
         )
+        self.walkers = (
+            Walkers(spec.seed, self.road, spec.ego_speed, spec.crowdedness) if spec.walkers else None
+        )
         self.time_offset = 0.0  # clip time of the next frame (advance() moves it)
         for _ in range(int(WARMUP_S * spec.fps)):
-            self.traffic.step(1.0 / spec.fps)
-            self.s_ego += spec.ego_speed / spec.fps
+            self._step(1.0 / spec.fps)
 
     def _scripted(self, agent: AgentTrack, index: int) -> ScriptedAgent:
         color = CAR_COLORS[(agent.track_id + index) % len(CAR_COLORS)]
@@ -128,9 +134,14 @@ class World:
         """Simulate num_frames frames without painting them (skip ahead cheaply)."""
         dt = 1.0 / self.spec.fps
         for _ in range(num_frames):
-            self.traffic.step(dt)
-            self.s_ego += self.spec.ego_speed * dt
+            self._step(dt)
         self.time_offset += num_frames * dt
+
+    def _step(self, dt: float) -> None:
+        self.traffic.step(dt)
+        if self.walkers is not None:
+            self.walkers.step(dt)
+        self.s_ego += self.spec.ego_speed * dt
 
     def labels(self) -> Iterator[FrameLabel]:
         """Yield each frame's FrameLabel without painting (same boxes as frames())."""
@@ -148,9 +159,10 @@ class World:
             "crowdedness": spec.crowdedness,
         }
         for i in range(spec.num_frames):
-            yield self.traffic.cars + [a.at(self.time_offset + i * dt) for a in self.agents], dict(attributes)
-            self.traffic.step(dt)
-            self.s_ego += spec.ego_speed * dt
+            people = self.walkers.people if self.walkers is not None else []
+            scripted = [a.at(self.time_offset + i * dt) for a in self.agents]
+            yield self.traffic.cars + scripted + people, dict(attributes)
+            self._step(dt)
 
     def frames(self) -> Iterator[tuple[np.ndarray, FrameLabel]]:
         """Yield (uint8 RGB [H,W,3], FrameLabel) for each of spec.num_frames frames."""

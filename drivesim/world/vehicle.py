@@ -139,7 +139,7 @@ class VehiclePainter:
                 rgb = np.asarray(solid.color or body_rgb, np.float32)
                 self._plain(img, pts, rgb, solid)
                 if solid.style == "cargo":
-                    self._cargo(img, pts, rgb, front_to_camera, side_sign)
+                    self._cargo(img, emissive, pts, rgb, front_to_camera, side_sign)
                 continue
             self._fill(img, cv2.convexHull(pts)[:, 0], self.shade(base * 0.62))
             if name == "cabin":
@@ -212,7 +212,7 @@ class VehiclePainter:
             self._fill(img, _sub_quad(face, 0.08, 0.92, 0.45, 0.9), self.shade(GLASS))
             self._fill(img, _sub_quad(face, 0.3, 0.7, 0.1, 0.3), self.shade(body * 0.7))  # engine grille
 
-    def _cargo(self, img, pts: np.ndarray, rgb: np.ndarray, front: bool, side_sign: float) -> None:
+    def _cargo(self, img, emissive, pts: np.ndarray, rgb: np.ndarray, front: bool, side_sign: float) -> None:
         """A cargo box's rails along the side the camera sees and, from behind, its roll-up door (a
         roll-up door's slats found more trucks with the real-photo detector than swing doors)."""
         side = _side(pts, side_sign)
@@ -235,6 +235,11 @@ class VehiclePainter:
             v = 0.06 + 0.9 * k / 12
             self._fill(img, _sub_quad(face, 0.03, 0.97, v - 0.006, v + 0.006), self.shade(rgb * 0.6))
         self._fill(img, _sub_quad(face, 0.44, 0.56, 0.1, 0.13), self.shade(METAL_ROD))  # the handle
+        for u in (0.02, 0.42, 0.48, 0.54, 0.92):  # identification and clearance lamps along the top
+            quad = _sub_quad(face, u, u + 0.05, 0.955, 0.99)
+            self._fill(img, quad, REAR_LAMP if self.night else self.shade(REAR_LAMP))
+            if emissive is not None:
+                self._fill(emissive, quad, REAR_LAMP * 0.6)
         for k in range(10):  # a red-white reflective strip along the bottom
             colour = REFLECTOR if k % 2 == 0 else np.array([235, 235, 235], np.float32)
             self._fill(
@@ -249,6 +254,8 @@ class VehiclePainter:
         if chassis:
             self._fill(img, face, self.shade(PLASTIC * 0.55))
             self._fill(img, _sub_quad(face, 0.03, 0.97, 0.05, 0.3), self.shade(METAL_ROD * 0.8))  # the guard
+            for u0 in (0.04, 0.8):  # mud flaps behind the rear wheels
+                self._fill(img, _sub_quad(face, u0, u0 + 0.16, -0.6, 0.2), self.shade(TYRE * 0.7))
         else:
             for v0, v1, k in ((0.0, 1.0, 0.72), (0.35, 1.0, 0.82), (0.6, 1.0, 0.92), (0.8, 1.0, 1.0)):
                 self._fill(img, _sub_quad(face, 0.0, 1.0, v0, v1), self.shade(body * k))  # lit from above

@@ -5,8 +5,8 @@ back from the face the camera sees). It is painted as its silhouette in the side
 its top (when the camera is above it) and the face towards the camera with that face's parts,
 so cars keep the outline a detector trained on photos knows: wheels, a glass cabin narrower
 than the body, lamps at the body's corners. Solids are painted tyres, body, cabin: each hides
-the one before. Road users under DETAIL_MIN_PX pixels tall are painted as silhouettes, faces and
-lamps only (crowded 128x256 renders: 64 -> 93 frames/s).
+the one before. Road users under DETAIL_MIN_PX pixels tall are painted as silhouettes, faces, glass
+and lamps only (crowded 128x256 renders 1.4x faster; docs/world.md).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ METAL_ROD = np.array([120, 122, 126], np.float32)
 PLATE = np.array([215, 215, 205], np.float32)
 REAR_LAMP = np.array([190, 22, 18], np.float32)
 SIGN = np.array([255, 170, 40], np.float32)  # a bus's destination sign (amber LEDs)
-DETAIL_MIN_PX = 12.0  # road users shorter than this are painted without their finer parts
 REFLECTOR = np.array([200, 30, 25], np.float32)
 HEAD_LAMP = np.array([235, 235, 220], np.float32)
+DETAIL_MIN_PX = 12.0  # road users shorter than this are painted without their finer parts
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,9 @@ class BoxEncoder(nn.Module):
 
     def forward(self, boxes: torch.Tensor, box_class: torch.Tensor, box_mask: torch.Tensor) -> torch.Tensor:
         """[B,T,N,4], [B,T,N], [B,T,N] bool -> [(B T), N+1, dim]."""
-        feats = torch.cat([fourier_features(boxes, self.num_freqs), self.class_embedding(box_class)], dim=-1)
+        known = (box_class >= 0)[..., None]  # -1: a box whose class was dropped (zero class features)
+        classes = self.class_embedding(box_class.clamp(min=0)) * known
+        feats = torch.cat([fourier_features(boxes, self.num_freqs), classes], dim=-1)
         tokens = self.mlp(feats)
         tokens = torch.where(box_mask[..., None], tokens, self.null_token.to(tokens.dtype))
         null = self.null_token.expand(*tokens.shape[:2], 1, -1).to(tokens.dtype)

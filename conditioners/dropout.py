@@ -1,6 +1,7 @@
 """Random condition dropout for classifier-free guidance: one probability per condition, plus a
 joint drop-all. Independent drops alone would train CFG's fully unconditional branch on
-p_tod * p_crowd * p_boxes of the steps (0.1 % at 0.1 each)."""
+p_tod * p_crowd * p_boxes of the steps (0.1 % at 0.1 each). A class-aware model also loses single
+boxes' classes (class -1: a box of unknown class, still in its place)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ class ConditionDropout:
     crowdedness: float = 0.1
     boxes: float = 0.1
     all: float = 0.1
+    box_class: float = 0.1  # per box, its class; only for models with box_classes > 1
 
     def __call__(
-        self, cond: dict[str, torch.Tensor], generator: torch.Generator | None = None
+        self, cond: dict[str, torch.Tensor], generator: torch.Generator | None = None, box_classes: int = 1
     ) -> dict[str, torch.Tensor]:
-        """Condition dict with [B] leading axis -> copy where dropped entries read as null."""
+        """Condition dict with [B] leading axis -> copy where dropped entries read as null (a dropped
+        box class as -1). box_classes: the model's; with 1 no class is dropped (nor drawn for)."""
         out = dict(cond)
         batch = cond["time_of_day"].shape[0]
 
@@ -36,6 +39,12 @@ class ConditionDropout:
             )
         drop = (draw(self.boxes) | drop_all).to(cond["box_mask"].device)
         out["box_mask"] = cond["box_mask"] & ~drop.view(-1, *[1] * (cond["box_mask"].dim() - 1))
+        if box_classes > 1 and self.box_class > 0:
+            box_class = cond["box_class"]
+            unknown = torch.rand(box_class.shape, generator=generator) < self.box_class
+            out["box_class"] = torch.where(
+                unknown.to(box_class.device), torch.full_like(box_class, -1), box_class
+            )
         return out
 
 

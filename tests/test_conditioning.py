@@ -18,7 +18,7 @@ from drivesim.diffusion.schedule import (
     x0_and_eps,
 )
 from drivesim.models.unet import UNetConfig, VideoUNet, unet_config
-from tests.test_video_ldm_core import conditions
+from tests.test_video_ldm_core import H, T, W, conditions
 
 
 def test_default_schedule_reaches_zero_terminal_snr():
@@ -98,6 +98,40 @@ def test_drop_all_branch_equals_the_null_conditions():
     assert all(torch.equal(dropped[k].nan_to_num(-9), null[k].nan_to_num(-9)) for k in cond)  # ego_speed NaN
     kept = ConditionDropout(0.0, 0.0, 0.0, all=0.0)(cond)
     assert all(torch.equal(kept[k].nan_to_num(-9), cond[k].nan_to_num(-9)) for k in cond)
+
+
+def test_class_dropout_drops_single_box_classes_of_class_aware_models_only():
+    from conditioners.boxes import BoxEncoder
+
+    cond = conditions(64)
+    cond["box_class"] = torch.randint(
+        0, 6, cond["box_class"].shape, generator=torch.Generator().manual_seed(1)
+    )
+    dropout = ConditionDropout(0.0, 0.0, 0.0, all=0.0, box_class=0.3)
+    dropped = dropout(cond, torch.Generator().manual_seed(0), box_classes=6)
+    unknown = dropped["box_class"] == -1
+    assert 0.2 < unknown.float().mean() < 0.4 and torch.equal(dropped["box_mask"], cond["box_mask"])
+    assert torch.equal(dropped["box_class"][~unknown], cond["box_class"][~unknown])
+    one_class = dropout(cond, torch.Generator().manual_seed(0), box_classes=1)
+    assert torch.equal(one_class["box_class"], cond["box_class"])  # a 1-class model keeps its inputs
+    # an unknown class: the box keeps its place (layout nearness and core, its token), not its class
+    boxes, mask = torch.tensor([[[[0.0, 0.0, 0.5, 0.5]]]]), torch.ones(1, 1, 1, dtype=torch.bool)
+    car, unknown_layout = (
+        rasterize_boxes(boxes, torch.tensor([[[k]]]), mask, (4, 8), num_classes=6) for k in (0, -1)
+    )
+    assert unknown_layout[0, :6].sum() == 0 and car[0, 0].sum() > 0
+    assert torch.equal(unknown_layout[0, 6:], car[0, 6:])
+    torch.manual_seed(0)
+    encoder = BoxEncoder(16, num_classes=6)
+    tokens = [encoder(boxes, torch.tensor([[[k]]]), mask)[0, 0] for k in (-1, 0, 5)]
+    assert not torch.allclose(tokens[0], tokens[1]) and not torch.allclose(tokens[0], tokens[2])
+    from conftest import TINY_UNET  # an UNTRAINED class-aware UNet takes a dropped batch as it is
+
+    aware = VideoUNet(dataclasses.replace(TINY_UNET, box_classes=6)).eval()
+    batch = {k: v[:2] for k, v in dropped.items()}
+    with torch.no_grad():
+        out = aware(torch.randn(2, T, 4, H, W), torch.tensor([10, 500]), batch)
+    assert out.shape == (2, T, 4, H, W) and torch.isfinite(out).all()
 
 
 def test_layout_rasterises_coverage_nearness_and_nothing_for_masked_boxes():

@@ -207,6 +207,7 @@ def test_train_configs_compose():
     assert report.real.clips == 3 and report.generated.source == "folder"
     video = to_dataclass(LDMTrainConfig, load_config([], "train_video_ldm"))
     assert video.stage == "video" and video.init_from and video.unet == UNetConfig.tiny()
+    assert video.dropout.box_class == 0.1  # used only with unet.box_classes > 1
     paper = to_dataclass(LDMTrainConfig, load_config(["unet=paper"], "train_image_ldm"))
     assert paper.unet == UNetConfig.paper()
     assert (

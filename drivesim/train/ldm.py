@@ -208,7 +208,7 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
         elif cfg.stage == "interpolation":
             latents, cond = random_window(latents, cond, INTERPOLATION_FACTOR + 1, generator)
             context = interpolation_context(latents, 1 + which, generator, cfg.context_drop)
-        cond = cfg.dropout(cond, generator)
+        cond = cfg.dropout(cond, generator, cfg.unet.box_classes)
         noisy, timesteps, target = noise_clips(
             scheduler, latents, generator, 0.0 if image_step else cfg.schedule.frame_correlation
         )

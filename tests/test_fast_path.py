@@ -181,13 +181,8 @@ def test_bench_cascade_rows(cascade_dir, repo):
     assert [r["path"] for r in rows] == ["reference", "default"] and rows[0]["ratio"] == 1.0
     assert [r["frames"] for r in rows] == [15, 15] and rows[0]["size"] == [512, 1024]
     assert rows[1]["malloc_tuned"] in (True, False) and rows[0]["malloc_tuned"] is False
-    for r in rows:  # every stage was timed; the models' stages fit in the whole run, and so does writing
-        made = sum(r[f"{s}_s_per_frame"] for s in STAGES if s != "write")
-        assert (
-            made <= r["s_per_frame"] and 0 < r["write_s_per_frame"] <= r["s_per_frame"] and r["peak_mib"] > 0
-        )
-    reference = rows[0]  # it writes in turn; `default` writes on a thread beside the next segment
-    assert sum(reference[f"{s}_s_per_frame"] for s in STAGES) <= reference["s_per_frame"]
+    for r in rows:  # every stage was timed; together they fit in the whole run
+        assert sum(r[f"{s}_s_per_frame"] for s in STAGES) <= r["s_per_frame"] and r["peak_mib"] > 0
     assert "reference" in format_rows(rows) and "frames/s" in format_rows(rows)
     with pytest.raises(ValueError, match="unknown path"):
         bench_cascade(("fastest",))

@@ -193,7 +193,7 @@ def test_rollout_command_resumes_after_interruption(cascade_dir, repo, tmp_path,
     import json
 
     from drivesim.cli import main
-    from drivesim.pipelines import segment_writer
+    from drivesim.pipelines import rollout_job
 
     scenario = str(repo / "scenarios" / "day_cut_in.yaml")
     args = [
@@ -225,17 +225,17 @@ def test_rollout_command_resumes_after_interruption(cascade_dir, repo, tmp_path,
     assert meta["diagnostics"]["seam_ratio"] > 0 and len(meta["diagnostics"]["segments"]) == 3
     assert not (tmp_path / "full" / "day_cut_in").exists()  # work folder removed when complete
 
-    real_write = segment_writer.write_mp4  # parts are written on the writer thread
+    real_write = rollout_job.write_mp4
 
     def failing_write(path, frames, fps):
         if path.name == "part-00001.mp4":
             raise KeyboardInterrupt
         real_write(path, frames, fps)
 
-    monkeypatch.setattr(segment_writer, "write_mp4", failing_write)
+    monkeypatch.setattr(rollout_job, "write_mp4", failing_write)
     assert main(["rollout", *args, "--out", str(tmp_path / "cut")]) == 130  # Ctrl-C after segment 0
     assert not (tmp_path / "cut" / "day_cut_in.mp4").exists()
-    monkeypatch.setattr(segment_writer, "write_mp4", real_write)
+    monkeypatch.setattr(rollout_job, "write_mp4", real_write)
     assert main(["rollout", *args, "--out", str(tmp_path / "cut")]) == 0
     full, resumed = (read_frames(tmp_path / d / "day_cut_in.mp4") for d in ("full", "cut"))
     assert len(full) == len(resumed) == meta["frames"]

@@ -6,11 +6,10 @@ Paths:
 - `reference`: eager torch as drivesim ran before this change: glibc's allocator as it comes,
   the temporal decoder on overlapping 7-frame windows, the last segment interpolated and decoded
   in full then cut, interpolation from the key blend noised halfway (strength 0.5), the diffusion
-  upsampler, each segment's part written after it is made. (It shares one change: the box layout is rasterised once per sampling run, which
+  upsampler. (It shares one change: the box layout is rasterised once per sampling run, which
   leaves the key latents bit-identical; so its key-frame time is already the faster one.)
 - `fast`: the same models and settings, with the allocator tuned (drivesim/runtime.py), the
-  decoder layer by layer, only the frames written made, and parts written on a thread while the
-  next segment is made (pipelines/segment_writer.py);
+  decoder layer by layer and only the frames written made (the stages' own speed-up);
 - `default`: what `drivesim generate` runs now: `fast` with bicubic upsampling and the key blend
   as interpolation (the tiny diffusion upsampler and interpolation model do not beat them on
   the current world, MODEL_CARD.md).

@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from drivesim.data.labels import FrameLabel, to_scalabel
-from drivesim.export.video import concat_mp4
+from drivesim.export.video import concat_mp4, write_mp4
 from drivesim.metrics import rollout_diagnostics
 from drivesim.models.weights import checkpoint_paths
 from drivesim.pipelines.cascade import Cascade, CascadeSegment
@@ -36,11 +36,10 @@ from drivesim.pipelines.rollout import (
     save_rollout_state,
     segment_starts,
 )
-from drivesim.pipelines.segment_writer import SegmentJob, SegmentWriter, snapshot
 from drivesim.pipelines.source_guide import SourceGuide
 from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleSettings
 from drivesim.scenario import Scenario, load_scenario
-from drivesim.utils import DEFAULT_MODEL_DIR, to_uint8, write_json_atomic
+from drivesim.utils import DEFAULT_MODEL_DIR, timed, to_uint8, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -96,36 +95,24 @@ def write_segments(
     steps: int,
     advance: Callable[[int], object],
     on_segment: Callable[[int, int], None] | None,
-    save_state: Callable[[RolloutState], None],
-    state: RolloutState,
-    overlap: bool = True,
+    save_state: Callable[[], None],
 ) -> dict[str, float]:
     """Each of the `steps` segments' frames to parts/part-NNNNN.mp4 (and base-NNNNN.mp4), then the
-    state after it saved; overlap: on a writer thread while the next segment is made (SegmentWriter),
-    else in turn. -> wall seconds per stage ('write': the writing itself, wherever it ran)."""
+    state saved; -> wall seconds per stage."""
     seconds: dict[str, float] = {}
-
-    def report(done: list[int]) -> None:
-        for index in done:
-            advance(1)
-            if on_segment is not None:
-                on_segment(index + 1, steps)
-
-    with SegmentWriter(parts, fps, save_state) as writer:
-        while (segment := _next_segment(stages, clip_id)) is not None:
-            for stage, s in segment.meta.seconds.items():
-                seconds[stage] = seconds.get(stage, 0.0) + s
-            frames = to_uint8(segment.frames[0]) if segment.frames.numel() else None
-            base = to_uint8(segment.base[0]) if keep_base and segment.base.numel() else None
-            job = SegmentJob(segment.meta.index, frames, base, snapshot(state))
-            del segment, frames, base  # the float frames go before the next segment is made
-            writer.put(job)
-            del job
-            if not overlap:
-                writer.wait()
-            report(writer.done())
-    report(writer.done())
-    seconds["write"] = seconds.get("write", 0.0) + writer.seconds
+    while (segment := _next_segment(stages, clip_id)) is not None:
+        for stage, s in segment.meta.seconds.items():
+            seconds[stage] = seconds.get(stage, 0.0) + s
+        index = segment.meta.index
+        with timed(seconds, "write"):
+            if segment.frames.numel():
+                write_mp4(parts / f"part-{index:05d}.mp4", to_uint8(segment.frames[0]), fps)
+            if keep_base and segment.base.numel():
+                write_mp4(parts / f"base-{index:05d}.mp4", to_uint8(segment.base[0]), fps)
+        save_state()
+        advance(1)
+        if on_segment is not None:
+            on_segment(index + 1, steps)
     return seconds
 
 
@@ -250,9 +237,7 @@ def run_rollout(
             cfg.segments + 1,
             bar.update,
             on_segment,
-            lambda saved: save_rollout_state(state_path, saved, cfg, config),
-            state,
-            overlap=not reference,
+            lambda: save_rollout_state(state_path, state, cfg, config),
         )
     video = out_dir / f"{scenario.id}.mp4"
     frames = concat_mp4(sorted(parts.glob("part-*.mp4")), video)

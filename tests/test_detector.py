@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, save_cascade
 
 from drivesim.cli import main
 from drivesim.data.labels import Box, read_scalabel
@@ -360,3 +360,24 @@ def test_eval_report_skips_detector_figures_without_weights(tmp_path, monkeypatc
                 report["sets"][name]
             )
         assert "| detector_ap50 |" in (tmp_path / "b" / "report.md").read_text()
+
+
+@needs_weights
+def test_round_trip_detector_finds_rendered_cars_and_none_after_an_untrained_autoencoder(tmp_path):
+    from drivesim.eval.autoencoder_detector import round_trip_detector
+
+    folder = save_cascade(tmp_path / "m")  # untrained tiny autoencoder and temporal decoder
+    report = round_trip_detector(
+        str(folder),
+        str(folder),
+        clips=1,
+        num_frames=2,
+        every=1,
+        detector=Detector(WEIGHTS, conf=0.05),
+        progress=False,
+    )
+    paths = report["paths"]
+    assert list(paths) == ["rendered", "base", "image", "temporal"]
+    assert len({p["eligible_boxes"] for p in paths.values()}) == 1  # the same labels on every path
+    assert paths["rendered"]["eligible_boxes"] > 0 and paths["rendered"]["box_hits"] > 0
+    assert paths["image"]["box_hits"] == paths["temporal"]["box_hits"] == 0  # it cannot draw a car

@@ -122,6 +122,27 @@ def test_temporal_stage_with_train_spatial_tunes_the_decoder_too(tmp_path):
     before, after = read_tensors(f"{ae}.safetensors"), read_tensors(f"{td}.safetensors")
     changed = [k for k, v in after.items() if not is_temporal(k) and not torch.equal(v, before[k])]
     assert any(k.startswith("decoder.") for k in changed)
+    # temporal_from carries those temporal layers over to another image decoder (lr 0: as loaded)
+    carried = train_autoencoder(
+        AETrainConfig(
+            stage="temporal",
+            init_from=str(ae),
+            temporal_from=str(td),
+            out_dir=str(tmp_path / "td2"),
+            autoencoder=TINY_AE,
+            steps=1,
+            batch_size=1,
+            num_frames=3,
+            crop=(32, 64),
+            size=(64, 128),
+            disc_start=100,
+            lr=0.0,
+        ),
+        progress=False,
+    )
+    tensors = read_tensors(f"{carried}.safetensors")
+    assert all(torch.equal(tensors[k], v) for k, v in after.items() if is_temporal(k))
+    assert all(torch.equal(tensors[k], before[k]) for k in tensors if k.startswith("decoder."))
 
 
 def test_image_stage_from_an_autoencoder_can_keep_its_encoder(tmp_path):

@@ -12,8 +12,11 @@ from drivesim.cli.common import add_device, add_model, add_quiet, param_default
 from drivesim.cli.eval_real import register_real
 from drivesim.cli.generate import add_sampling_args, add_upsample_settings_args, upsample_settings
 from drivesim.eval.autoencoder import evaluate_autoencoder
+from drivesim.eval.autoencoder_detector import round_trip_detector
 from drivesim.eval.context_use import context_use_report
 from drivesim.eval.denoising import denoising_report
+from drivesim.eval.detector import Detector
+from drivesim.eval.detector_score import AP_CONF
 from drivesim.eval.samples import time_of_day_report
 from drivesim.eval.upsampler import LOW_RES, evaluate_upsampler
 from drivesim.utils import DEFAULT_MODEL_DIR
@@ -58,6 +61,15 @@ def cmd_eval_autoencoder(args) -> int:
         progress=not args.quiet,
         device=args.device,
     )
+    if args.detector_clips:
+        report["detector_round_trip"] = round_trip_detector(
+            args.autoencoder,
+            args.temporal_decoder,
+            clips=args.detector_clips,
+            detector=Detector(args.detector, conf=AP_CONF) if args.detector else None,
+            progress=not args.quiet,
+            device=args.device,
+        )
     print(json.dumps(report, indent=2))
     return 0
 
@@ -145,6 +157,14 @@ def register(subparsers) -> None:
     ev_ae.add_argument("--temporal-decoder", help="temporal decoder checkpoint prefix or model folder")
     ev_ae.add_argument("--clips", type=int, default=param_default(evaluate_autoencoder, "clips"))
     ev_ae.add_argument("--frames", type=int, default=param_default(evaluate_autoencoder, "num_frames"))
+    ev_ae.add_argument(
+        "--detector-clips",
+        type=int,
+        default=0,
+        help="also the real-photo detector's box hit on this many held-out 512x1024 day world clips: "
+        "as rendered, at 128x256, and through each decoder at 128x256 (0 = skip)",
+    )
+    ev_ae.add_argument("--detector", help="YOLOX-nano ONNX file (default: as `eval detector`)")
     add_device(ev_ae)
     add_quiet(ev_ae)
     ev_ae.set_defaults(func=cmd_eval_autoencoder)

@@ -80,6 +80,9 @@ class AETrainConfig:
     # (what `eval autoencoder` calls warped flicker; flow on the CPU, Farneback)
     warped_motion_weight: float = 0.0
     train_spatial: bool = False  # temporal stage: also fine-tune the image decoder's own weights
+    # temporal stage: start the temporal layers from this temporal decoder's (not at identity), e.g.
+    # to carry trained ones over to a fine-tuned image decoder
+    temporal_from: str | None = None
     disc_weight: float = 0.5
     disc_start: int = 500
     disc_lr: float = 2e-4
@@ -162,6 +165,14 @@ def average_into(model: torch.nn.Module, prefixes: list[Path]) -> None:
     model.load_state_dict({k: v / len(prefixes) for k, v in total.items()})
 
 
+def copy_temporal(source: TemporalDecoder, target: TemporalDecoder) -> None:
+    """Load source's temporal-layer weights into target in place; its image decoder stays."""
+    temporal = {n: p for n, p in source.state_dict().items() if is_temporal(n)}
+    if not temporal or any(n not in target.state_dict() for n in temporal):
+        raise ValueError("temporal_from: not a temporal decoder with this autoencoder's layout")
+    target.load_state_dict(temporal, strict=False)
+
+
 def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
     """Run one stage (one process, or every rank under torchrun); resumes from out_dir/last;
     returns the checkpoint prefix."""
@@ -190,6 +201,8 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
             raise ValueError("stage=temporal needs init_from=<image autoencoder checkpoint>")
         ae = load_part(cfg.init_from, "autoencoder", AutoencoderKL).eval()
         model = TemporalDecoder.from_image_autoencoder(ae)
+        if cfg.temporal_from:
+            copy_temporal(load_part(cfg.temporal_from, "temporal_decoder", TemporalDecoder), model)
         disc = VideoPatchDiscriminator3D()
         for p in ae.parameters():
             p.requires_grad_(False)

@@ -24,9 +24,10 @@ from tqdm import tqdm
 from conditioners import ConditionDropout
 from drivesim.diffusion.schedule import ScheduleConfig, noise_clips, training_scheduler
 from drivesim.models.autoencoder import AutoencoderKL
-from drivesim.models.model_index import load_part
-from drivesim.models.temporal_layers import spatial_parameters, temporal_parameters
+from drivesim.models.model_index import load_part, part_prefix
+from drivesim.models.temporal_layers import is_temporal, spatial_parameters, temporal_parameters
 from drivesim.models.unet import UNetConfig, VideoUNet
+from drivesim.models.weights import read_config
 from drivesim.train.common import (
     CsvLog,
     apply_gradients,
@@ -86,7 +87,14 @@ class LDMTrainConfig:
     # replaced at sampling time, and their (easy) loss would otherwise dominate the context path.
     known_frames_in_loss: bool = False
     out_dir: str = "runs/image_ldm"
-    init_from: str | None = None  # image-LDM checkpoint (video stage)
+    # video stage: the image-LDM checkpoint to inflate; prediction / interpolation: a video LDM (or
+    # prediction model); image stage: a checkpoint whose spatial layers to fine-tune (e.g. on a new
+    # world), its temporal layers kept as they are. The run keeps init_from's latent scale.
+    init_from: str | None = None
+    # video / prediction / interpolation: replace init_from's spatial layers with this checkpoint's
+    # before training (temporal layers reused on a fine-tuned image backbone, as the paper does
+    # with DreamBooth-tuned ones)
+    spatial_from: str | None = None
     unet: UNetConfig = field(default_factory=UNetConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     dropout: ConditionDropout = field(default_factory=ConditionDropout)
@@ -114,16 +122,13 @@ def build_model(cfg: LDMTrainConfig) -> VideoUNet:
     if cfg.stage not in TRAIN_STAGES:
         raise ValueError(f"stage={cfg.stage!r}: use one of {TRAIN_STAGES}")
     if cfg.stage == "image":
-        return VideoUNet(cfg.unet)
+        return _checked_init(cfg.init_from, cfg, "init_from") if cfg.init_from else VideoUNet(cfg.unet)
     if not cfg.init_from:
         source = "an image-LDM" if cfg.stage == "video" else "a video-LDM (or prediction)"
         raise ValueError(f"stage={cfg.stage} needs init_from=<{source} checkpoint>")
-    init = load_part(cfg.init_from, "unet", VideoUNet)
-    if dataclasses.replace(init.cfg, context_channels=0) != dataclasses.replace(cfg.unet, context_channels=0):
-        raise ValueError(
-            f"init_from={cfg.init_from} was trained with unet={init.cfg}, "
-            f"but this run asks for unet={cfg.unet}: use the same unet config"
-        )
+    init = _checked_init(cfg.init_from, cfg, "init_from")
+    if cfg.spatial_from:
+        copy_spatial(_checked_init(cfg.spatial_from, cfg, "spatial_from"), init)
     if cfg.stage == "video":
         model = VideoUNet.from_image_unet(init)
     elif init.cfg.context_channels:
@@ -133,6 +138,34 @@ def build_model(cfg: LDMTrainConfig) -> VideoUNet:
     for p in spatial_parameters(model):
         p.requires_grad_(False)
     return model
+
+
+def _checked_init(prefix: str, cfg: LDMTrainConfig, name: str) -> VideoUNet:
+    """The VideoUNet at `prefix`, which must have this run's unet config (context width aside)."""
+    init = load_part(prefix, "unet", VideoUNet)
+    if dataclasses.replace(init.cfg, context_channels=0) != dataclasses.replace(cfg.unet, context_channels=0):
+        raise ValueError(
+            f"{name}={prefix} was trained with unet={init.cfg}, "
+            f"but this run asks for unet={cfg.unet}: use the same unet config"
+        )
+    return init
+
+
+def copy_spatial(source: VideoUNet, target: VideoUNet) -> None:
+    """Load source's spatial (non-temporal) weights into target in place; temporal ones stay."""
+    spatial = {n: p for n, p in source.state_dict().items() if not is_temporal(n)}
+    missing = [n for n in spatial if n not in target.state_dict()]
+    if missing:
+        raise ValueError(f"spatial_from: {len(missing)} weights the target lacks, e.g. {missing[0]}")
+    target.load_state_dict(spatial, strict=False)
+
+
+def init_latent_scale(cfg: LDMTrainConfig) -> float | None:
+    """The latent scale of init_from (a fine-tune keeps its model's latent space), if it states one."""
+    if not cfg.init_from:
+        return None
+    scale = read_config(part_prefix(cfg.init_from, "unet")).get("latent_scale")
+    return float(scale) if scale is not None else None
 
 
 def ensure_latent_cache(cfg: LatentCacheConfig) -> Path:
@@ -185,7 +218,8 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
     paths = main_first(ranks, lambda: [ensure_latent_cache(c) for c in caches])  # rank 0 builds them
     sources = [LatentClipDataset(path) for path in paths]
     data = sources[0]
-    meta["latent_scale"] = data.scale
+    scale = init_latent_scale(cfg) or data.scale
+    meta["latent_scale"] = scale
     meta["autoencoder"] = cfg.latents.autoencoder
     # loader k serves the steps k, k + len(sources), ...: it has given (step - k) / len batches so far
     loaders = [_loader(d, cfg, -(-(step - k) // len(sources)), ranks) for k, d in enumerate(sources)]
@@ -198,7 +232,7 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
     while step < cfg.steps:
         which = step % len(loaders)  # interpolation: alternate stage 1 and stage 2 batches
         latents, cond = gather_rows(next(loaders[which]), ranks)  # the global batch
-        latents = latents * data.scale  # one scale for every cache: the model's latent space
+        latents = latents * scale  # one scale for every cache: the model's latent space
         image_step = cfg.stage == "image" or (mixed and (step + 1) % cfg.image_batch_every == 0)
         if image_step:
             latents, cond = pick_frames(latents, cond, generator)

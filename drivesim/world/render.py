@@ -20,6 +20,9 @@ from drivesim.world.vehicle import Solid, VehiclePainter
 NEAR_CLIP_M, FAR_CLIP_M = 1.0, 200.0
 POLE_SPACING_M, POLE_HEIGHT_M = 30.0, 6.0
 SUBPIXEL = 4  # cv2 fixed-point bits for polygon vertices
+# Retroreflective parts (plates, conspicuity tape) return the ego low beams towards the camera:
+# lit as a diffuse surface with this much more headlight (capped at full brightness).
+RETRO_GAIN = 8.0
 
 
 @dataclass(frozen=True)
@@ -140,13 +143,18 @@ class FramePainter:
 
     def _paint_car(self, img, emissive, car: Car, geo: CarGeometry) -> None:
         pal, depth = self.pal, geo.depth
-        light = 1.0
+        light, retro = 1.0, 1.0
         if pal.headlights:
             cx = float(geo.hulls[-1][:, 0].mean() - self.cam.center_col) * depth / self.cam.focal_px
-            light = pal.ambient + float(headlight_gain(np.array(cx), np.array(depth)))
+            gain = float(headlight_gain(np.array(cx), np.array(depth)))
+            light = pal.ambient + gain
+            retro = min(1.0, pal.ambient + RETRO_GAIN * gain)
         fog, haze = self._fog(depth)
         painter = VehiclePainter(
-            lambda rgb: rgb * light * fog + haze, self.cam.mount_height_m, pal.headlights
+            lambda rgb: rgb * light * fog + haze,
+            self.cam.mount_height_m,
+            pal.headlights,
+            retro=lambda rgb: rgb * retro * fog + haze,
         )
         painter.paint(
             img,

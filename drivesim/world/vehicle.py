@@ -28,6 +28,11 @@ REAR_LAMP = np.array([190, 22, 18], np.float32)
 SIGN = np.array([255, 170, 40], np.float32)  # a bus's destination sign (amber LEDs)
 REFLECTOR = np.array([200, 30, 25], np.float32)
 HEAD_LAMP = np.array([235, 235, 220], np.float32)
+INTERIOR = np.array([150, 142, 112], np.float32)  # a bus's lit saloon seen through its windows at night
+TAPE_WHITE = np.array([235, 235, 235], np.float32)
+# A lamp's glow at night stops growing here: wider faces (a truck's) kept their lamps' radius and
+# hid the whole face under two white discs, no shape left to find.
+GLOW_MAX_PX = 14.0
 DETAIL_MIN_PX = 12.0  # road users shorter than this are painted without their finer parts
 
 
@@ -107,10 +112,19 @@ def _sub_quad(quad: np.ndarray, u0: float, u1: float, v0: float, v1: float) -> n
 
 
 class VehiclePainter:
-    """Paints a car's projected solids; `shade(rgb)` applies its light and fog."""
+    """Paints a car's projected solids; `shade(rgb)` applies its light and fog, `retro(rgb)` the
+    same for retroreflective parts (plates, conspicuity tape), which send the ego headlights back
+    and so shine at night far beyond the light they get (default: shade)."""
 
-    def __init__(self, shade: Callable[[np.ndarray], np.ndarray], camera_height: float, night: bool):
+    def __init__(
+        self,
+        shade: Callable[[np.ndarray], np.ndarray],
+        camera_height: float,
+        night: bool,
+        retro: Callable[[np.ndarray], np.ndarray] | None = None,
+    ):
         self.shade, self.camera_height, self.night = shade, camera_height, night
+        self.retro = retro or shade
 
     def _fill(self, img, quad, rgb) -> None:
         cv2.fillConvexPoly(img, _fixed(quad), np.asarray(rgb, np.float64).tolist(), cv2.LINE_AA, SUBPIXEL)
@@ -189,28 +203,40 @@ class VehiclePainter:
             self._fill(img, _sub_quad(side, 0.08, 0.92, 0.1, 0.88), self.shade(GLASS * 0.9))
             return
         panes = 7
+        pane = INTERIOR if self.night else self.shade(GLASS)  # a bus's saloon is lit at night
         for k in range(panes):
             u0 = 0.02 + 0.96 * k / panes
-            self._fill(
-                img, _sub_quad(side, u0 + 0.012, u0 + 0.96 / panes - 0.012, 0.04, 0.93), self.shade(GLASS)
-            )
+            self._fill(img, _sub_quad(side, u0 + 0.012, u0 + 0.96 / panes - 0.012, 0.04, 0.93), pane)
 
     def _bus_face(self, img, emissive, face: np.ndarray, body: np.ndarray, front: bool) -> None:
         """A bus's upper face: the windscreen under a destination sign, or the small rear window."""
         self._fill(img, face, self.shade(body * 0.9))
-        if front:
+        if front:  # the driver's end is dark at night; the saloon shows through the rear window
             self._fill(img, _sub_quad(face, 0.04, 0.96, 0.0, 0.8), self.shade(GLASS))
             if not self.night:
                 self._fill(img, _sub_quad(face, 0.04, 0.96, 0.5, 0.8), self.shade(GLASS_SKY * 0.55))
             sign = _sub_quad(face, 0.08, 0.92, 0.83, 0.97)
             self._fill(img, sign, self.shade(PLASTIC * 0.6))
+            for u0, u1 in ((-0.1, -0.02), (1.02, 1.1)):  # the mirrors that hang before the windscreen
+                self._fill(img, _sub_quad(face, u0, u1, 0.45, 0.68), self.shade(PLASTIC))
             text = _sub_quad(face, 0.2, 0.8, 0.87, 0.93)
             self._fill(img, text, SIGN if self.night else self.shade(SIGN))
             if emissive is not None:
                 self._fill(emissive, text, SIGN * 0.5)
-        else:
-            self._fill(img, _sub_quad(face, 0.08, 0.92, 0.45, 0.9), self.shade(GLASS))
-            self._fill(img, _sub_quad(face, 0.3, 0.7, 0.1, 0.3), self.shade(body * 0.7))  # engine grille
+        else:  # a city bus's rear: a rear window under the route sign, engine louvres, tall lamps
+            glass = INTERIOR * 0.8 if self.night else self.shade(GLASS)
+            self._fill(img, _sub_quad(face, 0.14, 0.86, 0.5, 0.82), glass)
+            route = _sub_quad(face, 0.32, 0.68, 0.86, 0.95)
+            self._fill(img, route, SIGN if self.night else self.shade(SIGN))
+            if emissive is not None:
+                self._fill(emissive, route, SIGN * 0.5)
+            for v in (0.12, 0.2, 0.28, 0.36):  # engine-bay louvres
+                self._fill(img, _sub_quad(face, 0.22, 0.78, v, v + 0.04), self.shade(PLASTIC * 0.8))
+            for u0 in (0.02, 0.9):  # tall rear lamp clusters at the corners
+                quad = _sub_quad(face, u0, u0 + 0.08, 0.06, 0.42)
+                self._fill(img, quad, REAR_LAMP if self.night else self.shade(REAR_LAMP))
+                if emissive is not None:
+                    self._fill(emissive, quad, REAR_LAMP * 0.6)
 
     def _cargo(self, img, emissive, pts: np.ndarray, rgb: np.ndarray, front: bool, side_sign: float) -> None:
         """A cargo box's rails along the side the camera sees and, from behind, its roll-up door (a
@@ -240,11 +266,15 @@ class VehiclePainter:
             self._fill(img, quad, REAR_LAMP if self.night else self.shade(REAR_LAMP))
             if emissive is not None:
                 self._fill(emissive, quad, REAR_LAMP * 0.6)
-        for k in range(10):  # a red-white reflective strip along the bottom
-            colour = REFLECTOR if k % 2 == 0 else np.array([235, 235, 235], np.float32)
+        for k in range(10):  # red-white conspicuity tape along the bottom
+            colour = REFLECTOR if k % 2 == 0 else TAPE_WHITE
             self._fill(
-                img, _sub_quad(face, 0.04 + 0.092 * k, 0.04 + 0.092 * (k + 1), 0.05, 0.09), self.shade(colour)
+                img, _sub_quad(face, 0.04 + 0.092 * k, 0.04 + 0.092 * (k + 1), 0.05, 0.09), self.retro(colour)
             )
+        for u0, u1 in ((0.03, 0.15), (0.85, 0.97)):  # and white corner marks at the top
+            self._fill(img, _sub_quad(face, u0, u1, 0.9, 0.935), self.retro(TAPE_WHITE))
+        for u0 in (0.03, 0.94):
+            self._fill(img, _sub_quad(face, u0, u0 + 0.03, 0.78, 0.935), self.retro(TAPE_WHITE))
 
     def _body_face(
         self, img, emissive, face: np.ndarray, body: np.ndarray, front: bool, chassis=False
@@ -275,6 +305,9 @@ class VehiclePainter:
         lamp = HEAD_LAMP if front else REAR_LAMP
         v0, v1 = (0.6, 0.8) if front else (0.6, 0.78)
         for u0, u1 in ((0.02, 0.27), (0.73, 0.98)):
+            if front:  # a dark housing: a white lamp on a white body would leave no lamp to see
+                self._fill(img, _sub_quad(face, u0, u1, v0 - 0.06, v1 + 0.05), self.shade(PLASTIC * 0.6))
+                u0, u1 = u0 + 0.03, u1 - 0.03
             quad = _sub_quad(face, u0, u1, v0, v1)
             lit = lamp * (1.15 if self.night else 1.0)
             self._fill(img, quad, lit if self.night else self.shade(lit))
@@ -284,7 +317,7 @@ class VehiclePainter:
                 cv2.circle(
                     emissive,
                     tuple(int(c) for c in _fixed(centre)),
-                    round(radius * (2 if front else 1.4) * (1 << SUBPIXEL)),
+                    round(min(radius * (2 if front else 1.4), GLOW_MAX_PX) * (1 << SUBPIXEL)),
                     lamp.tolist(),
                     -1,
                     cv2.LINE_AA,

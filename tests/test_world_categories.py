@@ -169,3 +169,33 @@ def test_walkers_keep_to_the_sidewalks_at_a_walking_pace_and_leave_the_cars_as_t
         if person.track_id in before:  # relative to the ego: its pace minus the ego's speed
             pace = (person.ahead - before[person.track_id]) / 0.5 + 10.0
             assert PACE_MS[0] - 1e-6 <= abs(pace) <= PACE_MS[1] + 1e-6
+
+
+def test_sidewalks_are_paved_only_where_people_walk():
+    """A verge pixel on the walkers' path is concrete with walkers, grass without; roads match."""
+    from drivesim.world.palette import DAY
+    from drivesim.world.traffic import SIDEWALK_M
+
+    base = WorldSpec(num_frames=1, height=128, width=256, seed=3, curvature="straight")
+    plain, walking = World(base), World(WorldSpec(**{**base.__dict__, "walkers": True}))
+    assert not plain.painter.sidewalks and walking.painter.sidewalks
+    painter = walking.painter
+    x_road = (
+        painter.x_cam
+        + np.float32(walking.ego_lateral)
+        - walking.road.bend(walking.s_ego, painter.z[:, 0])[:, None]
+    )
+    ground = {
+        "plain": plain.painter._ground(plain.s_ego, plain.ego_lateral),
+        "walking": painter._ground(walking.s_ego, walking.ego_lateral),
+    }
+    on_path = np.abs(x_road - (walking.road.right_edge_m + SIDEWALK_M)) < 0.3
+    on_road = (x_road > walking.road.left_edge_m + 0.5) & (x_road < walking.road.right_edge_m - 0.5)
+    near = painter.z[:, 0] < 25  # close rows: no fog mixing colours
+    path = on_path & near[:, None]
+    assert path.sum() > 10
+    sidewalk, grass = np.asarray(DAY.sidewalk), np.asarray(DAY.grass)
+    walk_px, grass_px = ground["walking"][path].mean(0), ground["plain"][path].mean(0)
+    assert np.abs(walk_px - sidewalk).sum() < np.abs(walk_px - grass).sum()
+    assert np.abs(grass_px - grass).sum() < np.abs(grass_px - sidewalk).sum()
+    np.testing.assert_array_equal(ground["walking"][on_road], ground["plain"][on_road])

@@ -21,6 +21,7 @@ class Palette:
     fog_m: float  # distance over which surfaces fade to the horizon colour
     cloud: tuple[float, float, float] = (235, 238, 242)
     sensor_noise: float = 5.0  # grey levels of camera grain (a real-photo detector found more cars with it)
+    sidewalk: tuple[float, float, float] = (182, 179, 172)  # concrete paving where people walk
 
 
 DAY = Palette(
@@ -47,6 +48,7 @@ NIGHT = Palette(
     headlights=True,
     fog_m=90.0,
     cloud=(24, 26, 40),
+    sidewalk=(78, 78, 80),
     sensor_noise=5.0,
 )
 

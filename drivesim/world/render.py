@@ -14,7 +14,7 @@ from drivesim.world.labels import Box
 from drivesim.world.palette import Palette, headlight_gain
 from drivesim.world.road import DASH_LENGTH_M, DASH_PERIOD_M, MARK_HALF_WIDTH_M, Road
 from drivesim.world.roadside import Prop, camera_optics, clouds, paint_prop, props_near
-from drivesim.world.traffic import Car
+from drivesim.world.traffic import SIDEWALK_M, Car
 from drivesim.world.vehicle import Solid, VehiclePainter
 
 NEAR_CLIP_M, FAR_CLIP_M = 1.0, 200.0
@@ -23,6 +23,7 @@ SUBPIXEL = 4  # cv2 fixed-point bits for polygon vertices
 # Retroreflective parts (plates, conspicuity tape) return the ego low beams towards the camera:
 # lit as a diffuse surface with this much more headlight (capped at full brightness).
 RETRO_GAIN = 8.0
+SIDEWALK_HALF_M = 1.1  # half the width of a sidewalk (its centre is where walkers walk)
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,9 @@ def _fixed(points: np.ndarray) -> np.ndarray:
 class FramePainter:
     """Renders frames of one road at one camera; stateless across frames."""
 
-    def __init__(self, camera: Camera, road: Road, palette: Palette, seed: int = 0):
+    def __init__(self, camera: Camera, road: Road, palette: Palette, seed: int = 0, sidewalks: bool = False):
         self.cam, self.road, self.pal, self.seed = camera, road, palette, seed
+        self.sidewalks = sidewalks  # paved strips where people walk, SIDEWALK_M beyond each edge
         h, w = camera.height_px, camera.width_px
         self.ground_row0 = int(np.floor(camera.horizon_row - 0.5)) + 1  # first row below the horizon
         rows = np.arange(self.ground_row0, h, dtype=np.float64)
@@ -73,6 +75,7 @@ class FramePainter:
         self.metres_per_px = self.metres_per_px.astype(np.float32)
         self.x_cam = self.x_cam.astype(np.float32)
         self.grass, self.asphalt = _f32(palette.grass), _f32(palette.asphalt)
+        self.sidewalk = _f32(palette.sidewalk)
         self.white_mark, self.yellow_mark = _f32(palette.white_mark), _f32(palette.yellow_mark)
         gain = headlight_gain(self.x_cam, self.z).astype(np.float32)[..., None]
         self.ground_light = palette.ambient + gain
@@ -90,6 +93,10 @@ class FramePainter:
             np.minimum(x_road - road.left_edge_m, road.right_edge_m - x_road) / mpp + 0.5, 0, 1
         )[..., None]
         color = self.grass + (self.asphalt - self.grass) * on_road
+        if self.sidewalks:
+            beyond = np.maximum(road.left_edge_m - x_road, x_road - road.right_edge_m)  # m past an edge
+            paved = np.clip((SIDEWALK_HALF_M - np.abs(beyond - SIDEWALK_M)) / mpp + 0.5, 0, 1)[..., None]
+            color = color + (self.sidewalk - color) * paved
         dash_on = ((s_ego + self.z) % DASH_PERIOD_M) < DASH_LENGTH_M  # [Hg,1]
         cover = {"white": np.zeros_like(x_road), "yellow": np.zeros_like(x_road)}
         for m in road.markings():

@@ -67,7 +67,10 @@ class World:
         rng = np.random.default_rng(spec.seed)
         self.road = Road.random(rng, spec.curvature, spec.lanes_forward, spec.lanes_oncoming)
         self.camera = Camera.for_size(spec.height, spec.width)
-        self.painter = FramePainter(self.camera, self.road, PALETTES[spec.time_of_day], spec.seed)
+        on_foot = any(lane == "sidewalk" for a in spec.agents for _, lane, _ in a.waypoints)
+        self.painter = FramePainter(
+            self.camera, self.road, PALETTES[spec.time_of_day], spec.seed, sidewalks=spec.walkers or on_foot
+        )
         self.ego_lane = int(rng.integers(0, self.road.lanes_forward))
         if spec.ego_lane is not None:
             self.ego_lane = spec.ego_lane

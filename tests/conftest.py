@@ -55,6 +55,21 @@ def repo() -> Path:
     return REPO
 
 
+def one_step_autoencoder(out_dir: Path, batch_size: int = 1) -> Path:
+    """A TINY_AE image autoencoder trained one step on 64x128 frames (untrained in effect)."""
+    from drivesim.train.autoencoder import AETrainConfig, train_autoencoder
+
+    cfg = AETrainConfig(
+        out_dir=str(out_dir),
+        autoencoder=TINY_AE,
+        steps=1,
+        batch_size=batch_size,
+        crop=(32, 64),
+        size=(64, 128),
+    )
+    return train_autoencoder(cfg, progress=False)
+
+
 def perturb(model, scale: float = 0.05) -> None:
     """Random non-zero weights everywhere (zero-initialised layers would hide bugs)."""
     import torch

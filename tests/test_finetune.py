@@ -3,28 +3,17 @@ then the temporal layers reused on it, and a temporal decoder's temporal layers 
 fine-tuned image decoder. Untrained tiny models, a few steps each."""
 
 import torch
-from conftest import TINY_AE, TINY_UNET
+from conftest import TINY_UNET, one_step_autoencoder
 
 from drivesim.models.temporal_layers import is_temporal
 from drivesim.models.weights import read_config, read_tensors
-from drivesim.train.autoencoder import AETrainConfig, train_autoencoder
 from drivesim.train.ldm import LatentCacheConfig, LDMTrainConfig, train_ldm
 
 
 def test_image_finetune_keeps_temporal_layers_and_spatial_from_swaps_the_backbone(tmp_path):
     """Image stage from a video checkpoint trains its spatial layers only and keeps its latent
     scale; a prediction run with spatial_from takes that backbone and keeps its temporal layers."""
-    ae = train_autoencoder(
-        AETrainConfig(
-            out_dir=str(tmp_path / "ae"),
-            autoencoder=TINY_AE,
-            steps=1,
-            batch_size=1,
-            crop=(32, 64),
-            size=(64, 128),
-        ),
-        progress=False,
-    )
+    ae = one_step_autoencoder(tmp_path / "ae")
     latents = LatentCacheConfig(
         path=str(tmp_path / "lat.safetensors"), autoencoder=str(ae), clips=2, num_frames=3, size=(64, 128)
     )

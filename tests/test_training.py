@@ -3,7 +3,7 @@
 import csv
 
 import torch
-from conftest import TINY_AE, TINY_UNET
+from conftest import TINY_AE, TINY_UNET, one_step_autoencoder
 
 from drivesim.config import load_config, to_dataclass
 from drivesim.models.autoencoder import AutoencoderConfig
@@ -92,17 +92,7 @@ def test_autoencoder_then_ldm_stages(tmp_path):
 
 
 def test_temporal_stage_with_train_spatial_tunes_the_decoder_too(tmp_path):
-    ae = train_autoencoder(
-        AETrainConfig(
-            out_dir=str(tmp_path / "ae"),
-            autoencoder=TINY_AE,
-            steps=1,
-            batch_size=2,
-            crop=(32, 64),
-            size=(64, 128),
-        ),
-        progress=False,
-    )
+    ae = one_step_autoencoder(tmp_path / "ae", batch_size=2)
     td = train_autoencoder(
         AETrainConfig(
             stage="temporal",
@@ -146,17 +136,7 @@ def test_temporal_stage_with_train_spatial_tunes_the_decoder_too(tmp_path):
 
 
 def test_image_stage_from_an_autoencoder_can_keep_its_encoder(tmp_path):
-    ae = train_autoencoder(
-        AETrainConfig(
-            out_dir=str(tmp_path / "ae"),
-            autoencoder=TINY_AE,
-            steps=1,
-            batch_size=2,
-            crop=(32, 64),
-            size=(64, 128),
-        ),
-        progress=False,
-    )
+    ae = one_step_autoencoder(tmp_path / "ae", batch_size=2)
     tuned = train_autoencoder(
         AETrainConfig(
             init_from=str(ae),
@@ -238,17 +218,7 @@ def test_train_configs_compose():
 
 
 def test_mixed_image_batches_train_spatial_only_on_image_steps(tmp_path):
-    ae = train_autoencoder(
-        AETrainConfig(
-            out_dir=str(tmp_path / "ae"),
-            autoencoder=TINY_AE,
-            steps=1,
-            batch_size=1,
-            crop=(32, 64),
-            size=(64, 128),
-        ),
-        progress=False,
-    )
+    ae = one_step_autoencoder(tmp_path / "ae")
     latents = LatentCacheConfig(
         path=str(tmp_path / "lat.safetensors"), autoencoder=str(ae), clips=2, num_frames=2, size=(64, 128)
     )
@@ -274,17 +244,7 @@ def test_mixed_image_batches_train_spatial_only_on_image_steps(tmp_path):
 
 
 def test_prediction_and_interpolation_stages_train_only_temporal_layers(tmp_path):
-    ae = train_autoencoder(
-        AETrainConfig(
-            out_dir=str(tmp_path / "ae"),
-            autoencoder=TINY_AE,
-            steps=1,
-            batch_size=1,
-            crop=(32, 64),
-            size=(64, 128),
-        ),
-        progress=False,
-    )
+    ae = one_step_autoencoder(tmp_path / "ae")
     latents = LatentCacheConfig(
         path=str(tmp_path / "lat.safetensors"), autoencoder=str(ae), clips=2, num_frames=5, size=(64, 128)
     )

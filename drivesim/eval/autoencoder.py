@@ -19,6 +19,16 @@ from drivesim.models.temporal_decoder import TemporalDecoder
 from drivesim.utils import HELD_OUT_SEED, resolve_device
 
 
+def load_decoders(
+    autoencoder: str, temporal_decoder: str | None, device: torch.device
+) -> tuple[AutoencoderKL, TemporalDecoder | None]:
+    """The image autoencoder and (if given) the temporal decoder, on `device`, in eval mode."""
+    ae = load_part(autoencoder, "autoencoder", AutoencoderKL).to(device).eval()
+    if not temporal_decoder:
+        return ae, None
+    return ae, load_part(temporal_decoder, "temporal_decoder", TemporalDecoder).to(device).eval()
+
+
 @torch.no_grad()
 def evaluate_autoencoder(
     autoencoder: str,
@@ -31,12 +41,7 @@ def evaluate_autoencoder(
 ) -> dict:
     """Mean PSNR (dB) and flicker of both decoders over `clips` held-out clips."""
     device = resolve_device(device)
-    ae = load_part(autoencoder, "autoencoder", AutoencoderKL).to(device).eval()
-    td = (
-        load_part(temporal_decoder, "temporal_decoder", TemporalDecoder).to(device).eval()
-        if temporal_decoder
-        else None
-    )
+    ae, td = load_decoders(autoencoder, temporal_decoder, device)
     data = ProceduralClipDataset(length=clips, num_frames=num_frames, fps=fps, seed=HELD_OUT_SEED)
     sums: dict[str, float] = {}
     for i in tqdm(range(clips), desc="eval autoencoder", disable=not progress):

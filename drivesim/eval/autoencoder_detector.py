@@ -15,11 +15,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from tqdm import tqdm
 
+from drivesim.eval.autoencoder import load_decoders
 from drivesim.eval.detector import Detector
 from drivesim.eval.detector_score import AP_CONF, DetectorTally
-from drivesim.models.autoencoder import AutoencoderKL
-from drivesim.models.model_index import load_part
-from drivesim.models.temporal_decoder import TemporalDecoder
 from drivesim.utils import HELD_OUT_SEED, resolve_device, to_uint8
 from drivesim.world import World, WorldSpec
 
@@ -40,12 +38,7 @@ def round_trip_detector(
 ) -> dict:
     """Detector summaries {rendered, base, image[, temporal]} over `clips` held-out day clips."""
     device = resolve_device(device)
-    ae = load_part(autoencoder, "autoencoder", AutoencoderKL).to(device).eval()
-    td = (
-        load_part(temporal_decoder, "temporal_decoder", TemporalDecoder).to(device).eval()
-        if temporal_decoder
-        else None
-    )
+    ae, td = load_decoders(autoencoder, temporal_decoder, device)
     detector = detector or Detector(conf=AP_CONF)
     tallies: dict[str, DetectorTally] = {}
     for i in tqdm(range(clips), desc="round trip + detector", disable=not progress):

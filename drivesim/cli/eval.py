@@ -66,7 +66,7 @@ def cmd_eval_autoencoder(args) -> int:
             args.autoencoder,
             args.temporal_decoder,
             clips=args.detector_clips,
-            detector=Detector(args.detector, conf=AP_CONF) if args.detector else None,
+            detector=Detector(args.detector, conf=AP_CONF),
             progress=not args.quiet,
             device=args.device,
         )

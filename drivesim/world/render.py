@@ -20,7 +20,7 @@ from drivesim.world.vehicle import Solid, VehiclePainter
 NEAR_CLIP_M, FAR_CLIP_M = 1.0, 200.0
 POLE_SPACING_M, POLE_HEIGHT_M = 30.0, 6.0
 SUBPIXEL = 4  # cv2 fixed-point bits for polygon vertices
-# Retroreflective parts (plates, conspicuity tape) return the ego low beams towards the camera:
+# Retroreflective parts (a truck's conspicuity tape) return the ego low beams towards the camera:
 # lit as a diffuse surface with this much more headlight (capped at full brightness).
 RETRO_GAIN = 8.0
 SIDEWALK_HALF_M = 1.1  # half the width of a sidewalk (its centre is where walkers walk)

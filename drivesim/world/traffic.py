@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drivesim.world.categories import SIZES, draw_size
+from drivesim.world.categories import draw_size
 from drivesim.world.road import LANE_WIDTH_M, Road
 
 NEAR_M, FAR_M = -12.0, 170.0  # simulated range around the ego
@@ -119,12 +119,7 @@ class Traffic:
             "parked": 0.0,
         }[kind]
         color = CAR_COLORS[int(self.rng.integers(len(CAR_COLORS)))]
-        (l0, l1), (w0, w1), (h0, h1) = SIZES["car"]
-        size = (
-            float(self.rng.uniform(l0, l1)),
-            float(self.rng.uniform(w0, w1)),
-            float(self.rng.uniform(h0, h1)),
-        )
+        size = draw_size("car", self.rng)
         # The vehicle class from its own stream (per track id), so the cars, lanes and speeds of a
         # seed stay those of the world before trucks and buses came.
         own = np.random.default_rng([self.mix_seed, self.next_id, 28])

@@ -113,7 +113,7 @@ def _sub_quad(quad: np.ndarray, u0: float, u1: float, v0: float, v1: float) -> n
 
 class VehiclePainter:
     """Paints a car's projected solids; `shade(rgb)` applies its light and fog, `retro(rgb)` the
-    same for retroreflective parts (plates, conspicuity tape), which send the ego headlights back
+    same for retroreflective parts (a truck's conspicuity tape), which send the ego headlights back
     and so shine at night far beyond the light they get (default: shade)."""
 
     def __init__(
@@ -128,6 +128,13 @@ class VehiclePainter:
 
     def _fill(self, img, quad, rgb) -> None:
         cv2.fillConvexPoly(img, _fixed(quad), np.asarray(rgb, np.float64).tolist(), cv2.LINE_AA, SUBPIXEL)
+
+    def _lit(self, img, emissive, quad, rgb: np.ndarray, glow: float) -> None:
+        """A part that gives light (a lamp, a sign): its own colour at night, with rgb * glow into
+        emissive; by day it is shaded like any surface."""
+        self._fill(img, quad, rgb if self.night else self.shade(rgb))
+        if emissive is not None:
+            self._fill(emissive, quad, rgb * glow)
 
     def paint(
         self,
@@ -209,7 +216,8 @@ class VehiclePainter:
             self._fill(img, _sub_quad(side, u0 + 0.012, u0 + 0.96 / panes - 0.012, 0.04, 0.93), pane)
 
     def _bus_face(self, img, emissive, face: np.ndarray, body: np.ndarray, front: bool) -> None:
-        """A bus's upper face: the windscreen under a destination sign, or the small rear window."""
+        """A bus's upper face: the windscreen under a destination sign and its mirrors, or the rear
+        window under a route sign, with engine louvres and tall lamps."""
         self._fill(img, face, self.shade(body * 0.9))
         if front:  # the driver's end is dark at night; the saloon shows through the rear window
             self._fill(img, _sub_quad(face, 0.04, 0.96, 0.0, 0.8), self.shade(GLASS))
@@ -219,24 +227,15 @@ class VehiclePainter:
             self._fill(img, sign, self.shade(PLASTIC * 0.6))
             for u0, u1 in ((-0.1, -0.02), (1.02, 1.1)):  # the mirrors that hang before the windscreen
                 self._fill(img, _sub_quad(face, u0, u1, 0.45, 0.68), self.shade(PLASTIC))
-            text = _sub_quad(face, 0.2, 0.8, 0.87, 0.93)
-            self._fill(img, text, SIGN if self.night else self.shade(SIGN))
-            if emissive is not None:
-                self._fill(emissive, text, SIGN * 0.5)
+            self._lit(img, emissive, _sub_quad(face, 0.2, 0.8, 0.87, 0.93), SIGN, 0.5)
         else:  # a city bus's rear: a rear window under the route sign, engine louvres, tall lamps
             glass = INTERIOR * 0.8 if self.night else self.shade(GLASS)
             self._fill(img, _sub_quad(face, 0.14, 0.86, 0.5, 0.82), glass)
-            route = _sub_quad(face, 0.32, 0.68, 0.86, 0.95)
-            self._fill(img, route, SIGN if self.night else self.shade(SIGN))
-            if emissive is not None:
-                self._fill(emissive, route, SIGN * 0.5)
+            self._lit(img, emissive, _sub_quad(face, 0.32, 0.68, 0.86, 0.95), SIGN, 0.5)  # route sign
             for v in (0.12, 0.2, 0.28, 0.36):  # engine-bay louvres
                 self._fill(img, _sub_quad(face, 0.22, 0.78, v, v + 0.04), self.shade(PLASTIC * 0.8))
             for u0 in (0.02, 0.9):  # tall rear lamp clusters at the corners
-                quad = _sub_quad(face, u0, u0 + 0.08, 0.06, 0.42)
-                self._fill(img, quad, REAR_LAMP if self.night else self.shade(REAR_LAMP))
-                if emissive is not None:
-                    self._fill(emissive, quad, REAR_LAMP * 0.6)
+                self._lit(img, emissive, _sub_quad(face, u0, u0 + 0.08, 0.06, 0.42), REAR_LAMP, 0.6)
 
     def _cargo(self, img, emissive, pts: np.ndarray, rgb: np.ndarray, front: bool, side_sign: float) -> None:
         """A cargo box's rails along the side the camera sees and, from behind, its roll-up door (a
@@ -262,10 +261,7 @@ class VehiclePainter:
             self._fill(img, _sub_quad(face, 0.03, 0.97, v - 0.006, v + 0.006), self.shade(rgb * 0.6))
         self._fill(img, _sub_quad(face, 0.44, 0.56, 0.1, 0.13), self.shade(METAL_ROD))  # the handle
         for u in (0.02, 0.42, 0.48, 0.54, 0.92):  # identification and clearance lamps along the top
-            quad = _sub_quad(face, u, u + 0.05, 0.955, 0.99)
-            self._fill(img, quad, REAR_LAMP if self.night else self.shade(REAR_LAMP))
-            if emissive is not None:
-                self._fill(emissive, quad, REAR_LAMP * 0.6)
+            self._lit(img, emissive, _sub_quad(face, u, u + 0.05, 0.955, 0.99), REAR_LAMP, 0.6)
         for k in range(10):  # red-white conspicuity tape along the bottom
             colour = REFLECTOR if k % 2 == 0 else TAPE_WHITE
             self._fill(

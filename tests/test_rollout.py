@@ -1,6 +1,7 @@
 """Masked-context prediction, rollout and interpolation with tiny UNTRAINED models."""
 
 import itertools
+import json
 
 import pytest
 import torch
@@ -380,7 +381,9 @@ def test_shared_cascade_writes_each_clip_at_its_own_size(cascade_dir, repo, tmp_
         )
         meta = run_rollout(scenario, tmp_path, cfg, cascade=cascade, progress=False, upsampler="model").meta
         frames = read_frames(tmp_path / f"clip{size[0]}.mp4")
-        assert meta["resolution"] == list(size) and frames[0].shape == (*size, 3)
-        assert meta["upsampler"]["method"] == ("none" if size == (128, 256) else "model")
+        assert meta.resolution == size and frames[0].shape == (*size, 3)
+        assert meta.upsampler["method"] == ("none" if size == (128, 256) else "model")
+        saved = json.loads((tmp_path / f"clip{size[0]}.meta.json").read_text())
+        assert saved == json.loads(json.dumps(meta.to_json())) and saved["resolution"] == list(size)
         labels = read_scalabel(tmp_path / f"clip{size[0]}.json")
         assert len(labels) == len(frames)

@@ -33,15 +33,15 @@ def timed_rollout(scenario: str, cfg, model_dir: str | None, device: str = "cpu"
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
-    frames = meta["frames"]
+    frames = meta.frames
     return {
         "peak_mib": peak_rss_kib() / 1024,
         "above_start_mib": (peak_rss_kib() - rest) / 1024,
         "frames": frames,
-        "size": meta.get("resolution"),
+        "size": list(meta.resolution),
         "s_per_frame": seconds / frames,
         "seconds": seconds,
-        **{f"{k}_s_per_frame": v / frames for k, v in meta["stage_seconds_this_run"].items()},
+        **{f"{k}_s_per_frame": v / frames for k, v in meta.stage_seconds_this_run.items()},
     }
 
 

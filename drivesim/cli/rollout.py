@@ -53,9 +53,9 @@ def cmd_rollout(args) -> int:
         keep_base=args.keep_base,
         cascade=cascade,
     ).meta
-    diag = {k: v for k, v in meta["diagnostics"].items() if k != "segments"}
+    diag = {k: v for k, v in meta.diagnostics.items() if k != "segments"}
     print(json.dumps(diag, indent=2))
-    print(f"{meta['frames']} frames at {meta['fps']:g} fps -> {args.out}/{meta['scenario_id']}.mp4")
+    print(f"{meta.frames} frames at {meta.fps:g} fps -> {args.out}/{meta.scenario_id}.mp4")
     return 0
 
 

@@ -49,6 +49,7 @@ from drivesim.pipelines.cascade import Cascade
 from drivesim.pipelines.catalog_row import cascade_columns
 from drivesim.pipelines.rollout import RolloutConfig, frames_for
 from drivesim.pipelines.rollout_job import RolloutResult, rollout_cascade, run_rollout
+from drivesim.pipelines.rollout_meta import RolloutMeta
 from drivesim.pipelines.source_guide import SourceGuide
 from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleSettings
 from drivesim.scenario import Output, Scenario
@@ -245,7 +246,13 @@ def render_variant(
 
 
 def augment_row(
-    job: AugmentJob, meta: dict, facts: dict, labels, seconds: float, hashes: dict, options: AugmentOptions
+    job: AugmentJob,
+    meta: RolloutMeta,
+    facts: dict,
+    labels,
+    seconds: float,
+    hashes: dict,
+    options: AugmentOptions,
 ) -> dict:
     """A catalog row for a variant: cascade columns + its provenance (the augment columns)."""
     source, scene = job.source, facts["scene"]
@@ -270,7 +277,7 @@ def augment_row(
         "source_path": source.path,
         "source_start_s": options.start_s,
         "augment_changes": json.dumps(changed, sort_keys=True),
-        "context_frames": meta["rollout"]["context_frames"],
+        "context_frames": meta.rollout.context_frames,
         "context_strength": facts["context_strength"],
         "boxes_known": source.boxes_known,
         "labels_complete": facts["labels_complete"],
@@ -322,12 +329,11 @@ def augment_catalog(
             start = time.perf_counter()
             try:
                 result, facts = render_variant(job, cascade, autoencoder, options, work, device)
-                meta, labels = result.meta, result.labels
+                meta = result.meta.with_versions(versions)  # the encoder of the context frames
                 seconds = time.perf_counter() - start
-                meta["model_versions"] |= versions  # the encoder of the context frames
-                row = augment_row(job, meta, facts, labels, seconds, hashes, options)
+                row = augment_row(job, meta, facts, result.labels, seconds, hashes, options)
                 writer.commit(row, result.video, result.label_file)
-                results.append(AugmentResult(job, "generated", seconds, meta["frames"]))
+                results.append(AugmentResult(job, "generated", seconds, meta.frames))
             except Exception as e:  # one bad clip must not stop the batch: recorded, retried next run
                 logger.warning(
                     "%s (from %s) failed: %s: %s", job.clip_id, job.source.clip_id, type(e).__name__, e

@@ -29,6 +29,7 @@ from drivesim.pipelines.cascade import Cascade
 from drivesim.pipelines.catalog_row import catalog_row
 from drivesim.pipelines.rollout import RolloutConfig, for_seconds
 from drivesim.pipelines.rollout_job import rollout_cascade, run_rollout
+from drivesim.pipelines.rollout_meta import RolloutMeta
 from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleSettings
 from drivesim.scenario import Scenario
 from drivesim.scenario_expand import ClipSpec, expand_paths
@@ -82,7 +83,7 @@ def model_hashes(model_dir: str | Path, cascade: Cascade) -> dict[str, str]:
 class RenderedClip:
     """A generated clip before its commit: run_rollout's metadata, its labels and its files."""
 
-    meta: dict
+    meta: RolloutMeta
     labels: list[FrameLabel]
     seconds: float
     mp4: Path
@@ -135,8 +136,8 @@ def commit_clip(
         clip,
         "generated",
         rendered.seconds,
-        rendered.meta["frames"],
-        stage_seconds=rendered.meta.get("stage_seconds_this_run", {}),
+        rendered.meta.frames,
+        stage_seconds=rendered.meta.stage_seconds_this_run,
     )
 
 

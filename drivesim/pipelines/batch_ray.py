@@ -31,6 +31,7 @@ from drivesim.pipelines.batch import (
     render_clip,
 )
 from drivesim.pipelines.rollout_job import rollout_cascade
+from drivesim.pipelines.rollout_meta import RolloutMeta
 from drivesim.scenario_expand import ClipSpec
 
 
@@ -48,7 +49,7 @@ class ClipWorker:
     def hashes(self) -> dict[str, str]:
         return self.model_hashes
 
-    def render(self, clip: ClipSpec) -> tuple[dict, list, float, bytes, bytes]:
+    def render(self, clip: ClipSpec) -> tuple[RolloutMeta, list, float, bytes, bytes]:
         work = Path(tempfile.mkdtemp(prefix="drivesim-ray-"))
         try:
             out = render_clip(clip, self.cascade, self.options, work, self.device)

@@ -8,6 +8,7 @@ import json
 
 from drivesim.data.labels import FrameLabel
 from drivesim.export.catalog import box_rows
+from drivesim.pipelines.rollout_meta import RolloutMeta
 from drivesim.scenario_expand import ClipSpec, canonical_json
 
 # The augment columns of a clip made from a scenario: no source, boxes = the whole conditioning layout.
@@ -24,37 +25,32 @@ SCENARIO_CLIP = {
 
 
 def cascade_columns(
-    meta: dict, labels: list[FrameLabel], seconds: float, model_hashes: dict[str, str]
+    meta: RolloutMeta, labels: list[FrameLabel], seconds: float, model_hashes: dict[str, str]
 ) -> dict:
     """run_rollout's metadata + the written labels -> the columns every generated clip has: model
     versions, sampler settings, video size, diagnostics and boxes."""
-    cfg, up, diag = meta["rollout"], meta["upsampler"], meta["diagnostics"]
+    cfg, up, diag = meta.rollout, meta.upsampler, meta.diagnostics
     return {
-        "model_versions": json.dumps(meta["model_versions"], sort_keys=True),
+        "model_versions": json.dumps(meta.model_versions, sort_keys=True),
         "model_hashes": json.dumps(model_hashes, sort_keys=True),
-        **{
-            k: cfg[k]
-            for k in (
-                "sampler",
-                "steps",
-                "interpolation_steps",
-                "guidance_scene",
-                "guidance_boxes",
-                "guidance_context",
-                "prediction_strength",
-                "interpolation_strength",
-                "segments",
-            )
-        },
+        "sampler": cfg.sampler,
+        "steps": cfg.steps,
+        "interpolation_steps": cfg.interpolation_steps,
+        "guidance_scene": cfg.guidance_scene,
+        "guidance_boxes": cfg.guidance_boxes,
+        "guidance_context": cfg.guidance_context,
+        "prediction_strength": cfg.prediction_strength,
+        "interpolation_strength": cfg.interpolation_strength,
+        "segments": cfg.segments,
         "upsampler": up["method"],
         "upsampler_steps": up.get("steps"),
         "upsampler_noise_level": up.get("noise_level"),
-        "height": meta["resolution"][0],
-        "width": meta["resolution"][1],
-        "base_height": meta["base_resolution"][0],
-        "base_width": meta["base_resolution"][1],
-        "fps": meta["fps"],
-        "frames": meta["frames"],
+        "height": meta.resolution[0],
+        "width": meta.resolution[1],
+        "base_height": meta.base_resolution[0],
+        "base_width": meta.base_resolution[1],
+        "fps": meta.fps,
+        "frames": meta.frames,
         "generation_seconds": seconds,
         "seam_ratio": diag["seam_ratio"],
         "flicker": diag["within"],
@@ -76,7 +72,7 @@ def category_counts(labels: list[FrameLabel]) -> list[dict]:
 
 
 def catalog_row(
-    clip: ClipSpec, meta: dict, labels: list[FrameLabel], seconds: float, model_hashes: dict[str, str]
+    clip: ClipSpec, meta: RolloutMeta, labels: list[FrameLabel], seconds: float, model_hashes: dict[str, str]
 ) -> dict:
     """ClipSpec + run_rollout's metadata + the written labels -> a row dict (without media fields)."""
     s = clip.scenario

@@ -36,6 +36,7 @@ from drivesim.pipelines.rollout import (
     save_rollout_state,
     segment_starts,
 )
+from drivesim.pipelines.rollout_meta import RolloutMeta
 from drivesim.pipelines.source_guide import SourceGuide
 from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleSettings
 from drivesim.scenario import Scenario, load_scenario
@@ -48,7 +49,7 @@ logger = logging.getLogger(__name__)
 class RolloutResult:
     """A finished rollout: what <id>.meta.json holds, the labels of <id>.json and the files."""
 
-    meta: dict
+    meta: RolloutMeta
     labels: list[FrameLabel]
     video: Path
     label_file: Path
@@ -249,18 +250,18 @@ def run_rollout(
         concat_mp4(sorted(parts.glob("base-*.mp4")), out_dir / f"{scenario.id}.base.mp4")
     starts = [i for i in segment_starts(cfg) if i < frames]
     diagnostics = rollout_diagnostics(str(video), cfg.out_fps, starts)
-    meta = {
-        "scenario_id": scenario.id,
-        "seed": cfg.seed,
-        **config,
-        "fps": cfg.out_fps,
-        "frames": frames,
-        "resolution": list(size),
-        "base_resolution": list(base_size),
-        "diagnostics": diagnostics,
-        "seconds_this_run": time.perf_counter() - start,
-        "stage_seconds_this_run": {k: round(v, 3) for k, v in seconds.items()},
-    }
-    write_json_atomic(meta, out_dir / f"{scenario.id}.meta.json")
+    meta = RolloutMeta(
+        scenario_id=scenario.id,
+        seed=cfg.seed,
+        settings=config,
+        fps=cfg.out_fps,
+        frames=frames,
+        resolution=size,
+        base_resolution=base_size,
+        diagnostics=diagnostics,
+        seconds_this_run=time.perf_counter() - start,
+        stage_seconds_this_run={k: round(v, 3) for k, v in seconds.items()},
+    )
+    write_json_atomic(meta.to_json(), out_dir / f"{scenario.id}.meta.json")
     shutil.rmtree(work)
     return RolloutResult(meta, written, video, out_dir / f"{scenario.id}.json")

@@ -248,14 +248,14 @@ class Previewer:
         rendered = render_clip(clips[0], cascade, options, folder, self.device, on_progress)
         video = shutil.copy(rendered.mp4, folder / "full.mp4")  # the page's copy: commit moves the original
         boxed = boxed_copy(
-            video, read_scalabel(rendered.label_file), folder / "full.boxed.mp4", rendered.meta["fps"]
+            video, read_scalabel(rendered.label_file), folder / "full.boxed.mp4", rendered.meta.fps
         )
         return Preview(
             "full",
             Path(video),
             boxed,
-            rendered.meta["frames"],
-            rendered.meta["fps"],
+            rendered.meta.frames,
+            rendered.meta.fps,
             time.perf_counter() - start,
             request_key(scenario, settings),
             clip=clips[0],

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from drivesim.data.procedural import ProceduralClipDataset
 from drivesim.models.autoencoder import AutoencoderConfig, AutoencoderKL
+from drivesim.models.autoencoder_widen import widen_latent
 from drivesim.models.discriminators import (
     PatchDiscriminator2D,
     VideoPatchDiscriminator3D,
@@ -66,6 +67,9 @@ class AETrainConfig:
     out_dir: str = "runs/autoencoder"
     init_from: str | None = None  # image AE checkpoint (temporal stage; image stage: start from it)
     train_encoder: bool = True  # image stage: False fine-tunes the decoder only (the latent space stays)
+    # image stage with init_from: grow its latent to this many channels first (decodes as before;
+    # the new channels start unused, see models/autoencoder_widen.py)
+    widen_latent: int | None = None
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     steps: int = 2000
     batch_size: int = 8  # frames (image) or clips (temporal)
@@ -173,6 +177,18 @@ def copy_temporal(source: TemporalDecoder, target: TemporalDecoder) -> None:
     target.load_state_dict(temporal, strict=False)
 
 
+def _image_model(cfg: AETrainConfig, generator: torch.Generator) -> AutoencoderKL:
+    """The image stage's starting model: init_from (widened if asked) or a new one."""
+    if not cfg.init_from:
+        if cfg.widen_latent is not None:
+            raise ValueError("widen_latent needs init_from=<image autoencoder checkpoint> to widen")
+        return AutoencoderKL(cfg.autoencoder)
+    model = load_part(cfg.init_from, "autoencoder", AutoencoderKL)
+    if cfg.widen_latent is not None and cfg.widen_latent != model.cfg.latent_channels:
+        model = widen_latent(model, cfg.widen_latent, generator)
+    return model
+
+
 def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
     """Run one stage (one process, or every rank under torchrun); resumes from out_dir/last;
     returns the checkpoint prefix."""
@@ -184,12 +200,11 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
     generator = seed_everything(cfg.seed)
     device = resolve_device(device)
     image = cfg.stage == "image"
+    latent_channels = 0  # the image stage's (its posterior noise)
     if image:
-        model: AutoencoderKL | TemporalDecoder = (
-            load_part(cfg.init_from, "autoencoder", AutoencoderKL)
-            if cfg.init_from
-            else AutoencoderKL(cfg.autoencoder)
-        )
+        image_model = _image_model(cfg, generator)
+        latent_channels = image_model.cfg.latent_channels
+        model: AutoencoderKL | TemporalDecoder = image_model
         disc: torch.nn.Module = PatchDiscriminator2D()
         trains = lambda name: cfg.train_encoder or not name.startswith(("encoder.", "quant_conv."))
         for n, p in model.named_parameters():
@@ -248,7 +263,7 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
         noise = None
         if image:  # the posterior samples of the global batch, drawn as one process would
             b, _, h, w = frames.shape
-            noise = torch.randn((b, cfg.autoencoder.latent_channels, h // 8, w // 8), generator=generator)
+            noise = torch.randn((b, latent_channels, h // 8, w // 8), generator=generator)
         use_gan = step >= cfg.disc_start
         opt.zero_grad(set_to_none=True)
         fakes, reals = [], []

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from tqdm import tqdm
 
 from conditioners import ConditionDropout
@@ -27,6 +27,7 @@ from drivesim.models.autoencoder import AutoencoderKL
 from drivesim.models.model_index import load_part, part_prefix
 from drivesim.models.temporal_layers import is_temporal, spatial_parameters, temporal_parameters
 from drivesim.models.unet import UNetConfig, VideoUNet
+from drivesim.models.unet_widen import WIDENED_FIELDS, widen_unet
 from drivesim.models.weights import read_config
 from drivesim.train.common import (
     CsvLog,
@@ -73,6 +74,10 @@ class LatentCacheConfig:
     fps: float = 7.5
     size: tuple[int, int] = (128, 256)
     seed: int = 1000
+    # real footage mixed in: a folder (or file) of videos with Scalabel labels beside them, e.g.
+    # `drivesim label` pseudo-labels; every clip start `real_stride_s` apart joins the world's clips
+    real_root: str | None = None
+    real_stride_s: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,10 @@ class LDMTrainConfig:
     # before training (temporal layers reused on a fine-tuned image backbone, as the paper does
     # with DreamBooth-tuned ones)
     spatial_from: str | None = None
+    # init_from (and spatial_from) may have fewer latent channels and box classes than `unet`:
+    # they are grown to it first (models/unet_widen.py), for a widened autoencoder's latents. The
+    # latent scale is then the new cache's (or spatial_from's), not init_from's.
+    widen_init: bool = False
     unet: UNetConfig = field(default_factory=UNetConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     dropout: ConditionDropout = field(default_factory=ConditionDropout)
@@ -143,6 +152,10 @@ def build_model(cfg: LDMTrainConfig) -> VideoUNet:
 def _checked_init(prefix: str, cfg: LDMTrainConfig, name: str) -> VideoUNet:
     """The VideoUNet at `prefix`, which must have this run's unet config (context width aside)."""
     init = load_part(prefix, "unet", VideoUNet)
+    if cfg.widen_init:
+        grown = {f: getattr(cfg.unet, f) for f in WIDENED_FIELDS}
+        if any(getattr(init.cfg, f) != v for f, v in grown.items()):
+            init = widen_unet(init, dataclasses.replace(init.cfg, **grown))
     if dataclasses.replace(init.cfg, context_channels=0) != dataclasses.replace(cfg.unet, context_channels=0):
         raise ValueError(
             f"{name}={prefix} was trained with unet={init.cfg}, "
@@ -161,10 +174,12 @@ def copy_spatial(source: VideoUNet, target: VideoUNet) -> None:
 
 
 def init_latent_scale(cfg: LDMTrainConfig) -> float | None:
-    """The latent scale of init_from (a fine-tune keeps its model's latent space), if it states one."""
-    if not cfg.init_from:
+    """The latent scale of init_from (a fine-tune keeps its model's latent space; spatial_from's
+    when widening onto a new one), if it states one."""
+    source = cfg.spatial_from if cfg.widen_init else cfg.init_from
+    if not source:
         return None
-    scale = read_config(part_prefix(cfg.init_from, "unet")).get("latent_scale")
+    scale = read_config(part_prefix(source, "unet")).get("latent_scale")
     return float(scale) if scale is not None else None
 
 
@@ -176,12 +191,19 @@ def ensure_latent_cache(cfg: LatentCacheConfig) -> Path:
     from drivesim.data.procedural import ProceduralClipDataset
 
     ae = load_part(cfg.autoencoder, "autoencoder", AutoencoderKL).eval()
-    clips = ProceduralClipDataset(
+    clips: Dataset = ProceduralClipDataset(
         length=cfg.clips, num_frames=cfg.num_frames, fps=cfg.fps, size=cfg.size, seed=cfg.seed
     )
-    return build_latent_cache(
-        clips, lambda x: ae.encode(x).mode(), path, meta={"autoencoder": cfg.autoencoder, "fps": cfg.fps}
-    )
+    meta = {"autoencoder": cfg.autoencoder, "fps": cfg.fps}
+    if cfg.real_root:
+        from drivesim.data.video_folder import VideoFolderDataset
+
+        real = VideoFolderDataset(
+            cfg.real_root, num_frames=cfg.num_frames, fps=cfg.fps, size=cfg.size, stride_s=cfg.real_stride_s
+        )
+        clips = ConcatDataset([clips, real])
+        meta |= {"real_root": cfg.real_root, "real_clips": len(real)}
+    return build_latent_cache(clips, lambda x: ae.encode(x).mode(), path, meta=meta)
 
 
 def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
+from drivesim.data.conditions import Conditions, as_conditions, tensor_dict
+
 
 @dataclass(frozen=True)
 class ConditionDropout:
@@ -22,11 +24,11 @@ class ConditionDropout:
     box_class: float = 0.1  # per box, its class; only for models with box_classes > 1
 
     def __call__(
-        self, cond: dict[str, torch.Tensor], generator: torch.Generator | None = None, box_classes: int = 1
-    ) -> dict[str, torch.Tensor]:
+        self, cond: Conditions, generator: torch.Generator | None = None, box_classes: int = 1
+    ) -> Conditions:
         """Condition dict with [B] leading axis -> copy where dropped entries read as null (a dropped
         box class as -1). box_classes: the model's; with 1 no class is dropped (nor drawn for)."""
-        out = dict(cond)
+        out = tensor_dict(cond)
         batch = cond["time_of_day"].shape[0]
 
         def draw(p: float) -> torch.Tensor:
@@ -45,14 +47,12 @@ class ConditionDropout:
             out["box_class"] = torch.where(
                 unknown.to(box_class.device), torch.full_like(box_class, -1), box_class
             )
-        return out
+        return as_conditions(out)
 
 
-def null_conditions(
-    cond: dict[str, torch.Tensor], scene: bool = True, boxes: bool = True
-) -> dict[str, torch.Tensor]:
+def null_conditions(cond: Conditions, scene: bool = True, boxes: bool = True) -> Conditions:
     """Copy of cond with the scene conditions and/or the boxes replaced by null (for CFG)."""
-    out = dict(cond)
+    out = cond.copy()
     if scene:
         out["time_of_day"] = torch.full_like(cond["time_of_day"], -1)
         out["crowdedness"] = torch.full_like(cond["crowdedness"], -1)

@@ -12,7 +12,7 @@ import tempfile
 import time
 
 from drivesim.bench.memory import peak_rss_kib, reset_peak_rss, run_isolated
-from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER
+from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleMethod
 
 
 def timed_rollout(scenario: str, cfg, model_dir: str | None, device: str = "cpu", **run_kwargs) -> dict:
@@ -52,7 +52,7 @@ def measure(
     model_dir: str | None,
     scenario: str,
     threads: int,
-    upsampler: str = DEFAULT_UPSAMPLER,
+    upsampler: UpsampleMethod = DEFAULT_UPSAMPLER,
 ) -> dict:
     """One rollout of `segments` segments -> peak RSS above the loaded models (MiB), s/frame."""
     import torch
@@ -73,7 +73,7 @@ def bench_rollout(
     model_dir: str | None = None,
     scenario: str = "scenarios/day_light_highway.yaml",
     threads: int = 2,
-    upsampler: str = DEFAULT_UPSAMPLER,
+    upsampler: UpsampleMethod = DEFAULT_UPSAMPLER,
 ) -> list[dict]:
     """One row per length; peak_ratio is relative to the shortest rollout."""
     rows = [

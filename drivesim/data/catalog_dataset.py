@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from drivesim.data.catalog import CatalogError, open_clips
 from drivesim.data.catalog_query import catalog_filter
 from drivesim.data.clips import center_crop_to_aspect, num_clips, resample_indices, transform_box
-from drivesim.data.conditions import MAX_BOXES, clip_conditions, to_image_conditions
+from drivesim.data.conditions import MAX_BOXES, Conditions, clip_conditions, to_image_conditions
 from drivesim.data.labels import Box
 from drivesim.data.procedural import frames_to_tensor
 from drivesim.data.video_folder import decode_frames
@@ -107,7 +107,7 @@ def load_clip(
     start_s: float,
     sampling: ClipSampling,
     rng: np.random.Generator,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+) -> tuple[torch.Tensor, Conditions]:
     """One window of a catalog row -> frames [T,3,H,W] in [-1,1] (image mode [3,H,W]) + conditions."""
     fps, t = sampling.fps or row["fps"], sampling.frames
     indices = [min(j, row["frames"] - 1) for j in resample_indices(row["fps"], fps, start_s, t)]
@@ -201,7 +201,7 @@ class CatalogDataset(Dataset):
         """The catalog clip_id of item `index`."""
         return self.rows[self.index[index][0]]["clip_id"]
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, Conditions]:
         """-> frames [T,3,H,W] in [-1,1] (image mode [3,H,W]) and the condition dict."""
         if not 0 <= index < len(self.index):
             raise IndexError(f"index {index} out of range for {len(self.index)} clips")

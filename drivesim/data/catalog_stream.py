@@ -18,7 +18,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from drivesim.data.catalog_dataset import INDEX_COLUMNS, ClipSampling, filtered_rows, load_clip
 from drivesim.data.catalog_query import catalog_filter
-from drivesim.data.conditions import MAX_BOXES
+from drivesim.data.conditions import MAX_BOXES, Conditions
 
 
 def shard() -> tuple[int, int]:
@@ -77,7 +77,7 @@ class CatalogStream(IterableDataset):
         rng.shuffle(buffer)
         yield from buffer
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, Conditions]]:
         """-> (frames [T,3,H,W] in [-1,1], condition dict) for this worker's share of the rows."""
         me, readers = shard()
         rng = np.random.default_rng([self.seed, self.epoch, me])

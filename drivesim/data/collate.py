@@ -11,11 +11,13 @@ from __future__ import annotations
 import torch
 from torch.utils.data import default_collate
 
+from drivesim.data.conditions import Conditions, as_conditions, tensor_dict
+
 # per-frame box keys -> (value for padding slots, box axis counted from the end)
 BOX_KEYS = {"boxes": (0.0, -2), "box_class": (0, -1), "box_track": (-1, -1), "box_mask": (False, -1)}
 
 
-def used_slots(cond: dict[str, torch.Tensor]) -> int:
+def used_slots(cond: Conditions) -> int:
     """Box slots in use: 1 + the last slot any frame fills (0 when there are no boxes)."""
     mask = cond["box_mask"]
     if mask.numel() == 0 or not mask.any():
@@ -24,11 +26,11 @@ def used_slots(cond: dict[str, torch.Tensor]) -> int:
     return int(per_slot.nonzero().max()) + 1
 
 
-def pad_boxes(cond: dict[str, torch.Tensor], slots: int) -> dict[str, torch.Tensor]:
+def pad_boxes(cond: Conditions, slots: int) -> Conditions:
     """Condition dict -> the same with exactly `slots` box slots (cut unused ones, pad with padding)."""
-    out = dict(cond)
+    out = tensor_dict(cond)
     for key, (fill, axis) in BOX_KEYS.items():
-        value = cond[key]
+        value = out[key]
         have = value.shape[axis]
         if have >= slots:
             out[key] = value.narrow(value.dim() + axis, 0, slots)
@@ -36,12 +38,12 @@ def pad_boxes(cond: dict[str, torch.Tensor], slots: int) -> dict[str, torch.Tens
         shape = list(value.shape)
         shape[axis] = slots - have
         out[key] = torch.cat([value, torch.full(shape, fill, dtype=value.dtype)], dim=axis)
-    return out
+    return as_conditions(out)
 
 
 def collate_clips(
-    batch: list[tuple[torch.Tensor, dict[str, torch.Tensor]]],
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    batch: list[tuple[torch.Tensor, Conditions]],
+) -> tuple[torch.Tensor, Conditions]:
     """[(frames [T,3,H,W], cond)] with any box counts -> (frames [B,T,3,H,W], cond with N = batch max)."""
     slots = max(used_slots(cond) for _, cond in batch)
     return default_collate([(frames, pad_boxes(cond, slots)) for frames, cond in batch])

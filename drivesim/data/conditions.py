@@ -18,6 +18,8 @@ image mode) and a dict of tensors (batched by torch's default collate):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import NotRequired, TypedDict, cast
 
 import torch
 
@@ -30,6 +32,33 @@ BOX_CLASSES = CATEGORIES  # BDD100K names the world renders, car first (index 0 
 MAX_BOXES = 32
 PER_FRAME_KEYS = ("boxes", "box_class", "box_track", "box_mask")  # the condition tensors with a T axis
 UNKNOWN = -1
+
+
+class Conditions(TypedDict):
+    """The condition dict (layouts in the module docstring; batched: a leading B axis)."""
+
+    time_of_day: torch.Tensor
+    crowdedness: torch.Tensor
+    boxes: torch.Tensor
+    box_class: torch.Tensor
+    box_track: torch.Tensor
+    box_mask: torch.Tensor
+    boxes_known: torch.Tensor
+    ego_speed: torch.Tensor
+    fps: torch.Tensor
+    # VideoUNet.prepare_conditions: box tokens and layout raster computed once per sampling run
+    prepared_tokens: NotRequired[torch.Tensor]
+    prepared_layout: NotRequired[torch.Tensor]
+
+
+def as_conditions(values: Mapping[str, torch.Tensor]) -> Conditions:
+    """A mapping built key by key (e.g. from tensor_dict) as Conditions."""
+    return cast(Conditions, dict(values))
+
+
+def tensor_dict(cond: Conditions) -> dict[str, torch.Tensor]:
+    """A plain copy of cond, for code that treats every key alike (batching, slicing, moving)."""
+    return cast("dict[str, torch.Tensor]", dict(cond))
 
 
 def crowdedness_of_count(n_cars: int) -> str:
@@ -53,7 +82,7 @@ def clip_conditions(
     ego_speed: float | None = None,
     max_boxes: int = MAX_BOXES,
     num_frames: int | None = None,
-) -> dict[str, torch.Tensor]:
+) -> Conditions:
     """Build the condition dict; frame_boxes in pixels of frame_size=(H,W), None = unknown."""
     h, w = frame_size
     t = len(frame_boxes) if frame_boxes is not None else int(num_frames or 1)
@@ -81,6 +110,9 @@ def clip_conditions(
     }
 
 
-def to_image_conditions(cond: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def to_image_conditions(cond: Conditions) -> Conditions:
     """Drop the T axis (T must be 1) of a clip condition dict for image mode."""
-    return {k: (v[0] if v.dim() >= 1 and k in PER_FRAME_KEYS else v) for k, v in cond.items()}
+    values = tensor_dict(cond)
+    return as_conditions(
+        {k: (v[0] if v.dim() >= 1 and k in PER_FRAME_KEYS else v) for k, v in values.items()}
+    )

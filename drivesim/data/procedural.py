@@ -12,6 +12,7 @@ from drivesim.data.conditions import (
     CROWDEDNESS,
     MAX_BOXES,
     TIME_OF_DAY,
+    Conditions,
     clip_conditions,
     to_image_conditions,
 )
@@ -83,7 +84,7 @@ class ProceduralClipDataset(Dataset):
             return 0
         return int(np.random.default_rng([self.seed, index, 1]).integers(0, 90))
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, Conditions]:
         """-> frames [T,3,H,W] in [-1,1] (image mode [3,H,W]) and the condition dict."""
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} clips")
@@ -109,7 +110,7 @@ class InfiniteProceduralClips(IterableDataset):
     def __init__(self, clips: ProceduralClipDataset, start: int = 0):
         self.clips, self.start = clips, start
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, Conditions]]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         index = self.start + worker

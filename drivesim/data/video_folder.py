@@ -28,6 +28,7 @@ from drivesim.data.clips import center_crop_to_aspect, num_clips, resample_indic
 from drivesim.data.conditions import (
     CROWDEDNESS,
     MAX_BOXES,
+    Conditions,
     clip_conditions,
     crowdedness_of_count,
     to_image_conditions,
@@ -180,7 +181,7 @@ class VideoFolderDataset(Dataset):
             return value
         return crowdedness_of_count(int(value))
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, Conditions]:
         """-> frames [T,3,H,W] float in [-1,1] and the condition dict."""
         if not 0 <= i < len(self.index):
             raise IndexError(f"index {i} out of range for {len(self.index)} clips")

@@ -18,6 +18,7 @@ import torch
 
 from conditioners.context import Context
 from conditioners.dropout import null_conditions
+from drivesim.data.conditions import Conditions, as_conditions, tensor_dict
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,9 @@ def combine(
     return uncond + scales.scene * ramp * (scene - uncond) + scales.boxes * ramp * (full - scene)
 
 
-def _cat_conditions(conds: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    return {k: torch.cat([c[k] for c in conds]) for k in conds[0]}
+def _cat_conditions(conds: list[Conditions]) -> Conditions:
+    values = [tensor_dict(c) for c in conds]
+    return as_conditions({k: torch.cat([v[k] for v in values]) for k in values[0]})
 
 
 class GuidedDenoiser:
@@ -71,10 +73,10 @@ class GuidedDenoiser:
     def __init__(
         self,
         model,
-        cond: dict[str, torch.Tensor],
+        cond: Conditions,
         scales: GuidanceScales,
         context: Context | None = None,
-        prepare: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+        prepare: Callable[[Conditions], Conditions] | None = None,
     ):
         self.model, self.scales = model, scales
         branches = [null_conditions(cond), null_conditions(cond, scene=False), cond]
@@ -104,7 +106,7 @@ def guided_prediction(
     model,
     x: torch.Tensor,
     timesteps: torch.Tensor,
-    cond: dict[str, torch.Tensor],
+    cond: Conditions,
     scales: GuidanceScales,
     context: Context | None = None,
 ) -> torch.Tensor:

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import torch
 
+from drivesim.data.conditions import Conditions, as_conditions, tensor_dict
 from drivesim.models.model_index import check_folder_class, load_part
 from drivesim.models.probes import BoxProbe, ClipProbe
 
@@ -39,7 +40,7 @@ class AdherenceMeter:
         self.features: list[torch.Tensor] = []
 
     @torch.no_grad()
-    def update(self, frames: torch.Tensor, cond: dict[str, torch.Tensor]) -> None:
+    def update(self, frames: torch.Tensor, cond: Conditions) -> None:
         """frames [B,T,3,H,W] in [-1,1] with the batched condition dict they were made for."""
         out = self.clip_probe(frames)
         self.features.append(out["features"].double())
@@ -48,7 +49,8 @@ class AdherenceMeter:
             self.hits[key][0] += int((out[key].argmax(1) == cond[key])[known].sum())
             self.hits[key][1] += int(known.sum())
         if "boxes_known" in cond:
-            frames, cond = frames[cond["boxes_known"]], {k: v[cond["boxes_known"]] for k, v in cond.items()}
+            known = cond["boxes_known"]
+            frames, cond = frames[known], as_conditions({k: v[known] for k, v in tensor_dict(cond).items()})
         min_h = MIN_BOX_HEIGHT / 128
         big = cond["box_mask"] & ((cond["boxes"][..., 3] - cond["boxes"][..., 1]) >= min_h)
         b_idx, t_idx, _ = big.nonzero(as_tuple=True)

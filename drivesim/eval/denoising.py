@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from conditioners.context import Context, keyframe_mask, leading_mask
-from drivesim.data.conditions import PER_FRAME_KEYS
+from drivesim.data.conditions import PER_FRAME_KEYS, as_conditions, tensor_dict
 from drivesim.diffusion.noise import mixed_noise
 from drivesim.diffusion.schedule import ScheduleConfig, training_scheduler
 from drivesim.models.unet import VideoUNet
@@ -50,8 +50,13 @@ def denoising_loss(
     total, count = 0.0, 0
     for i in tqdm(range(min(clips, len(data))), desc="denoising loss", disable=not progress):
         latents, cond = data[i]
-        cond = {k: v[None, :num_frames] if k in PER_FRAME_KEYS else v[None] for k, v in cond.items()}
-        cond = {k: v.to(device) for k, v in cond.items()}
+        values = tensor_dict(cond)
+        cond = as_conditions(
+            {
+                k: (v[None, :num_frames] if k in PER_FRAME_KEYS else v[None]).to(device)
+                for k, v in values.items()
+            }
+        )
         latents = latents[None, :num_frames].to(device) * scale
         b, t = latents.shape[:2]
         mask = (keyframe_mask(b, t) if keyframes else leading_mask(b, t, context)).to(device)

@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import default_collate
 from tqdm import tqdm
 
+from drivesim.data.conditions import Conditions
 from drivesim.eval.adherence import DEFAULT_PROBES, AdherenceMeter, load_probes
 from drivesim.eval.detector import Detector, default_detector_path
 from drivesim.eval.detector_score import AP_CONF, tally_clips
@@ -68,7 +69,7 @@ class EvalConfig:
     device: str = "cpu"  # where the model samples and decodes (cpu | cuda); metrics run on the CPU
 
 
-def load_video_set(cfg: VideoSetConfig) -> list[tuple[torch.Tensor, dict]]:
+def load_video_set(cfg: VideoSetConfig) -> list[tuple[torch.Tensor, Conditions]]:
     """Clips of a real or folder set -> [(frames [T,3,H,W], cond)]."""
     if cfg.source == "procedural":
         from drivesim.data.procedural import ProceduralClipDataset
@@ -89,7 +90,7 @@ def load_video_set(cfg: VideoSetConfig) -> list[tuple[torch.Tensor, dict]]:
     return [data[i] for i in range(min(cfg.clips, len(data)))]
 
 
-def generate_set(cfg: EvalConfig, pipe, conditions: list[dict], progress: bool) -> tuple[list, dict]:
+def generate_set(cfg: EvalConfig, pipe, conditions: list[Conditions], progress: bool) -> tuple[list, dict]:
     """Sample one clip per condition dict with the pipeline -> (clips, model versions)."""
     from drivesim.diffusion.guidance import GuidanceScales
 

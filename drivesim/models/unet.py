@@ -28,6 +28,7 @@ from torch.utils.checkpoint import checkpoint
 from conditioners import BoxEncoder, SceneEmbedding
 from conditioners.context import Context, ContextEncoder
 from conditioners.layout import layout_channels, rasterize_boxes
+from drivesim.data.conditions import Conditions
 from drivesim.models.temporal_layers import TemporalAttention, TemporalConvBlock
 
 
@@ -200,16 +201,20 @@ class VideoUNet(nn.Module):
         return model
 
     def prepare_conditions(
-        self, cond: dict[str, torch.Tensor], num_frames: int, latent_size: tuple[int, int]
-    ) -> dict[str, torch.Tensor]:
+        self, cond: Conditions, num_frames: int, latent_size: tuple[int, int]
+    ) -> Conditions:
         """cond + its box tokens [(B T),N+1(+2),Dc] and layout [(B T),K,h,w], which depend on cond
         alone: a sampling loop computes them once instead of at every step (the layout raster
         cost a quarter of a key-frame step)."""
         tokens, layout = self._box_conditions(cond, num_frames, latent_size)
-        return cond | {PREPARED_TOKENS: tokens} | ({PREPARED_LAYOUT: layout} if layout is not None else {})
+        out = cond.copy()
+        out["prepared_tokens"] = tokens
+        if layout is not None:
+            out["prepared_layout"] = layout
+        return out
 
     def _box_conditions(
-        self, cond: dict[str, torch.Tensor], num_frames: int, latent_size: tuple[int, int]
+        self, cond: Conditions, num_frames: int, latent_size: tuple[int, int]
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if PREPARED_TOKENS in cond:
             return cond[PREPARED_TOKENS], cond.get(PREPARED_LAYOUT)
@@ -233,7 +238,7 @@ class VideoUNet(nn.Module):
     def _embed(
         self,
         timesteps: torch.Tensor,
-        cond: dict[str, torch.Tensor],
+        cond: Conditions,
         num_frames: int,
         latent_size: tuple[int, int],
     ):
@@ -289,7 +294,7 @@ class VideoUNet(nn.Module):
         self,
         x: torch.Tensor,
         timesteps: torch.Tensor,
-        cond: dict[str, torch.Tensor],
+        cond: Conditions,
         image_only: bool = False,
         context: Context | None = None,
     ) -> torch.Tensor:

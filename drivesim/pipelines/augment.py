@@ -51,7 +51,7 @@ from drivesim.pipelines.rollout import RolloutConfig, frames_for
 from drivesim.pipelines.rollout_job import RolloutResult, rollout_cascade, run_rollout
 from drivesim.pipelines.rollout_meta import RolloutMeta
 from drivesim.pipelines.source_guide import SourceGuide
-from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleSettings
+from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleMethod, UpsampleSettings
 from drivesim.scenario import Output, Scenario
 from drivesim.utils import DEFAULT_MODEL_DIR
 
@@ -74,7 +74,7 @@ class AugmentOptions:
     start_s: float = 0.0  # where in each source the variant starts
     context_strength: float | None = None  # None: CONTEXT_STRENGTH if the time of day changes, else 0
     resolution: tuple[int, int] = (512, 1024)  # output video (H, W); upsampler 'none' writes the base
-    upsampler: str = DEFAULT_UPSAMPLER
+    upsampler: UpsampleMethod = DEFAULT_UPSAMPLER
     upsample: UpsampleSettings = field(default_factory=UpsampleSettings)
     decode_chunk: int = 8
     variants: int = 1  # seeds seed, seed + 1, ... per source and change set

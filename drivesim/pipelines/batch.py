@@ -30,7 +30,7 @@ from drivesim.pipelines.catalog_row import catalog_row
 from drivesim.pipelines.rollout import RolloutConfig, for_seconds
 from drivesim.pipelines.rollout_job import rollout_cascade, run_rollout
 from drivesim.pipelines.rollout_meta import RolloutMeta
-from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleSettings
+from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleMethod, UpsampleSettings
 from drivesim.scenario import Scenario
 from drivesim.scenario_expand import ClipSpec, expand_paths
 from drivesim.utils import DEFAULT_MODEL_DIR
@@ -43,7 +43,7 @@ WORK = ".work"  # unfinished clips, inside the catalog (same filesystem: media a
 @dataclass(frozen=True)
 class BatchOptions:
     rollout: RolloutConfig = field(default_factory=RolloutConfig)  # seed and segments are set per clip
-    upsampler: str = DEFAULT_UPSAMPLER  # none | bicubic | model
+    upsampler: UpsampleMethod = DEFAULT_UPSAMPLER  # none | bicubic | model
     upsample: UpsampleSettings = field(default_factory=UpsampleSettings)
     decode_chunk: int = 8
 

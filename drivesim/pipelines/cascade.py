@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from einops import rearrange, repeat
 
+from drivesim.data.conditions import Conditions
 from drivesim.diffusion.guidance import GuidanceScales
 from drivesim.models.model_index import check_folder_class, has_part
 from drivesim.models.weights import CheckpointError
@@ -41,6 +42,7 @@ from drivesim.pipelines.source_guide import SourceGuide
 from drivesim.pipelines.streaming_decode import StreamingDecoder, WindowedDecoder
 from drivesim.pipelines.upsample import (
     StreamingUpsampler,
+    UpsampleMethod,
     Upsampler,
     UpsampleSettings,
     output_frames,
@@ -160,7 +162,7 @@ class Cascade:
         return replace(cfg, **fields) if fields else cfg
 
     # -- the stages --------------------------------------------------------------------------------------
-    def key_frames(self, cond: dict[str, torch.Tensor], num_frames: int, **sampling) -> torch.Tensor:
+    def key_frames(self, cond: Conditions, num_frames: int, **sampling) -> torch.Tensor:
         """Batched conditions -> key latents [B,T,4,h,w] (unscaled) from the key-frame model;
         `sampling`: VideoLDMPipeline.__call__'s keywords (sampler, steps, guidance, seed, context...)."""
         return self.key_model(cond, num_frames, decode=False, **sampling).latents
@@ -222,7 +224,7 @@ class Cascade:
         return self.key_model.decode(latents)
 
     def upsample(
-        self, frames: torch.Tensor, size: tuple[int, int], method: str, seed: int = 0
+        self, frames: torch.Tensor, size: tuple[int, int], method: UpsampleMethod, seed: int = 0
     ) -> torch.Tensor:
         """Base frames [B,T,3,h,w] -> frames at `size` (H,W) by `method` (none | bicubic | model)."""
         return output_frames(frames, size, method, self.upsampler, seed)
@@ -312,7 +314,7 @@ class Cascade:
         state: RolloutState | None = None,
         *,
         size: tuple[int, int] | None = None,
-        method: str = "none",
+        method: UpsampleMethod = "none",
         labels: RolloutConditions | None = None,
         decode_chunk: int = 8,
         guide: SourceGuide | None = None,

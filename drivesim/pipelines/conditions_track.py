@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 
-import torch
 from torch.utils.data import default_collate
 
-from drivesim.data.conditions import clip_conditions
+from drivesim.data.conditions import Conditions, clip_conditions
 from drivesim.data.labels import FrameLabel
 from drivesim.pipelines.scenario_conditions import scenario_layout
 from drivesim.scenario import Scenario
@@ -104,7 +103,7 @@ class RolloutConditions:
         """Time of day of the segment holding key frame `key` (the last entry repeats)."""
         return self._segment_value(self.time_of_day, key)
 
-    def _clip(self, out_frames: list[int], fps: float, key: int) -> dict[str, torch.Tensor]:
+    def _clip(self, out_frames: list[int], fps: float, key: int) -> Conditions:
         if out_frames[-1] >= len(self.labels):
             raise ValueError(f"frame {out_frames[-1]} is past the laid-out track ({len(self.labels)} frames)")
         frame_boxes = [self.labels[f].boxes for f in out_frames]
@@ -120,11 +119,11 @@ class RolloutConditions:
             num_frames=len(out_frames),
         )
 
-    def key_conditions(self, keys: list[int]) -> dict[str, torch.Tensor]:
+    def key_conditions(self, keys: list[int]) -> Conditions:
         """Batched (B=1) conditions of key frames `keys`."""
         return default_collate([self._clip([k * self.factor for k in keys], self.key_fps, keys[-1])])
 
-    def fine_conditions(self, windows: list[list[int]]) -> dict[str, torch.Tensor]:
+    def fine_conditions(self, windows: list[list[int]]) -> Conditions:
         """Batched (B=len(windows)) conditions of output-frame windows."""
         fps = self.key_fps * self.factor
         return default_collate([self._clip(w, fps, w[-1] // self.factor) for w in windows])

@@ -13,7 +13,7 @@ from drivesim.diffusion.guidance import GuidanceScales
 from drivesim.export.generated import is_generated, write_generated_clip
 from drivesim.pipelines.cascade import Cascade
 from drivesim.pipelines.scenario_conditions import scenario_conditions
-from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, Upsampler, UpsampleSettings
+from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleMethod, Upsampler, UpsampleSettings
 from drivesim.scenario import load_scenario, scenario_files
 from drivesim.utils import DEFAULT_MODEL_DIR
 
@@ -31,7 +31,7 @@ class GenerateOptions:
     latent_size: tuple[int, int] | None = None  # None: the key-frame model's (16x32: 128x256 frames)
     frame_correlation: float | None = None  # shared part of the starting noise; None = the model's prior
     guidance_rescale: float = 0.7  # CFG rescale phi
-    upsampler: str = DEFAULT_UPSAMPLER  # none | bicubic | model: how the base video reaches output.resolution
+    upsampler: UpsampleMethod = DEFAULT_UPSAMPLER  # how the base video reaches output.resolution
     upsample: UpsampleSettings = field(default_factory=UpsampleSettings)
     keep_base: bool = False  # also write the 128x256 base video (<id>.base.mp4 + labels)
     overwrite: bool = False
@@ -49,7 +49,7 @@ def warn_resolution(scenario, size: tuple[int, int]) -> None:
         )
 
 
-def upsampler_meta(method: str, upsampler: Upsampler | None, seed: int) -> dict:
+def upsampler_meta(method: UpsampleMethod, upsampler: Upsampler | None, seed: int) -> dict:
     """How the written video was upsampled (for the clip's metadata)."""
     meta = {"method": method, "seed": seed}
     if upsampler is not None:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, default_collate, get_worker_info
 
-from drivesim.data.conditions import clip_conditions
+from drivesim.data.conditions import Conditions, clip_conditions
 from drivesim.data.procedural import ProceduralClipDataset
 from drivesim.diffusion.guidance import GuidanceScales
 from drivesim.pipelines.cascade import Cascade
@@ -77,7 +77,7 @@ class GeneratedClips(IterableDataset):
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_cascade": None, "_pid": None}  # workers load the model themselves
 
-    def scene(self, index: int) -> tuple[dict[str, torch.Tensor], int]:
+    def scene(self, index: int) -> tuple[Conditions, int]:
         """(conditions of item `index`, its sampling seed): a procedural layout drawn from its seed."""
         seed = self.item_seed(index)
         cascade = self.cascade()
@@ -100,7 +100,7 @@ class GeneratedClips(IterableDataset):
         return cond, seed
 
     @torch.no_grad()
-    def generate(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def generate(self, index: int) -> tuple[torch.Tensor, Conditions]:
         """Item `index` of the current epoch -> (frames [T,3,H,W] in [-1,1] on the CPU, conditions)."""
         cond, seed = self.scene(index)
         cascade = self.cascade()
@@ -115,7 +115,7 @@ class GeneratedClips(IterableDataset):
         )
         return cascade.decode(latents)[0].float().cpu(), cond
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, Conditions]]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         indices = itertools.count(worker, workers)

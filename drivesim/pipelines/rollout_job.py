@@ -38,7 +38,7 @@ from drivesim.pipelines.rollout import (
 )
 from drivesim.pipelines.rollout_meta import RolloutMeta
 from drivesim.pipelines.source_guide import SourceGuide
-from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleSettings
+from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleMethod, UpsampleSettings
 from drivesim.scenario import Scenario, load_scenario
 from drivesim.utils import DEFAULT_MODEL_DIR, timed, to_uint8, write_json_atomic
 
@@ -58,7 +58,7 @@ class RolloutResult:
 def rollout_cascade(
     model_dir: str | Path,
     cfg: RolloutConfig,
-    upsampler: str = DEFAULT_UPSAMPLER,
+    upsampler: UpsampleMethod = DEFAULT_UPSAMPLER,
     upsample: UpsampleSettings | None = None,
     device: str = "cpu",
     output_sizes: Sequence[Sequence[int]] = (),
@@ -135,7 +135,7 @@ def run_rollout(
     progress: bool = True,
     decode_chunk: int = 8,
     device: str = "cpu",
-    upsampler: str = DEFAULT_UPSAMPLER,
+    upsampler: UpsampleMethod = DEFAULT_UPSAMPLER,
     upsample: UpsampleSettings | None = None,
     keep_base: bool = False,
     time_of_day: list[str] | None = None,

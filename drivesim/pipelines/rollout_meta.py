@@ -10,13 +10,14 @@ import dataclasses
 from typing import Any, NotRequired, TypedDict
 
 from drivesim.pipelines.rollout import RolloutConfig
+from drivesim.pipelines.upsample import UpsampleMethod
 
 
 class UpsamplerMeta(TypedDict):
     """How the written video reached its size (upsampler_meta): method and seed, plus the
     diffusion upsampler's version and settings when it ran."""
 
-    method: str
+    method: UpsampleMethod
     seed: int
     version: NotRequired[str]
     steps: NotRequired[int]

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 
-import torch
 from torch.utils.data import default_collate
 
-from drivesim.data.conditions import clip_conditions
+from drivesim.data.conditions import Conditions, clip_conditions
 from drivesim.data.labels import FrameLabel
 from drivesim.scenario import Scenario
 from drivesim.world import World
@@ -26,7 +25,7 @@ def scenario_layout(
 
 def scenario_conditions(
     scenario: Scenario, num_frames: int, fps: float, size: tuple[int, int]
-) -> tuple[dict[str, torch.Tensor], list[FrameLabel]]:
+) -> tuple[Conditions, list[FrameLabel]]:
     """-> (batched condition dict with B=1, per-frame labels) for a scenario."""
     labels = scenario_layout(scenario, num_frames, fps, size)
     cond = clip_conditions(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -25,12 +26,13 @@ from drivesim.models.weights import read_config
 from drivesim.pipelines.streaming_decode import StreamingWindows
 from drivesim.pipelines.tiling import tiled
 
-METHODS = ("none", "bicubic", "model")
+UpsampleMethod = Literal["none", "bicubic", "model"]  # how the base video reaches the output size
+METHODS: tuple[UpsampleMethod, ...] = get_args(UpsampleMethod)
 # The default way to 512x1024. The tiny diffusion upsampler (r7, trained on the old flat-shaded
 # world) loses to bicubic on today's world: `drivesim eval upsampler --clips 4 --frames 16
 # --low-res decoded` gives 20.97 vs 21.10 dB PSNR at equal SSIM (0.623) and 1.01x bicubic's warped
 # flicker, for 0.58 of 0.60 s per frame. `--upsampler model` keeps it available.
-DEFAULT_UPSAMPLER = "bicubic"
+DEFAULT_UPSAMPLER: UpsampleMethod = "bicubic"
 logger = logging.getLogger(__name__)
 
 
@@ -168,7 +170,7 @@ class StreamingUpsampler(StreamingWindows):
 
 
 def upsample_video(
-    low: torch.Tensor, method: str, upsampler: Upsampler | None = None, seed: int = 0
+    low: torch.Tensor, method: UpsampleMethod, upsampler: Upsampler | None = None, seed: int = 0
 ) -> torch.Tensor:
     """[B,T,3,h,w] -> upsampled frames by `method` ('none' returns the input)."""
     if method not in METHODS:
@@ -187,7 +189,11 @@ def upsample_video(
 
 
 def output_frames(
-    low: torch.Tensor, size: tuple[int, int], method: str, upsampler: Upsampler | None = None, seed: int = 0
+    low: torch.Tensor,
+    size: tuple[int, int],
+    method: UpsampleMethod,
+    upsampler: Upsampler | None = None,
+    seed: int = 0,
 ) -> torch.Tensor:
     """Base frames [B,T,3,h,w] -> frames at `size` (H,W): upsampled by `method` when size is larger
     than the base, then resized (area down, bicubic up) if it is not exactly 4x. 'none' keeps the base."""
@@ -209,7 +215,7 @@ def output_frames(
 def upsample_segment(
     base: torch.Tensor,
     size: tuple[int, int],
-    method: str,
+    method: UpsampleMethod,
     upsampler: Upsampler | None,
     stream: StreamingUpsampler | None,
     final: bool,

@@ -10,6 +10,7 @@ from typing import cast
 import torch
 
 from conditioners.context import Context
+from drivesim.data.conditions import Conditions, as_conditions, tensor_dict
 from drivesim.diffusion.guidance import GuidanceScales, GuidedDenoiser
 from drivesim.diffusion.samplers import SamplerConfig, sample
 from drivesim.diffusion.schedule import ScheduleConfig
@@ -120,7 +121,7 @@ class VideoLDMPipeline:
     @torch.no_grad()
     def __call__(
         self,
-        cond: dict[str, torch.Tensor],
+        cond: Conditions,
         num_frames: int,
         *,
         latent_size: tuple[int, int] = (16, 32),
@@ -151,7 +152,7 @@ class VideoLDMPipeline:
         if unet is None:
             raise ValueError("this pipeline has no UNet; load one with from_pretrained or with_unet")
         device = self.device
-        cond = {k: v.to(device) for k, v in cond.items()}
+        cond = as_conditions({k: v.to(device) for k, v in tensor_dict(cond).items()})
         b = cond["time_of_day"].shape[0]
         shape = (b, num_frames, unet.cfg.in_channels, *latent_size)
         image_only = num_frames == 1
@@ -174,7 +175,7 @@ class VideoLDMPipeline:
             with autocast(device):
                 return unet(x, t, c, image_only, context).float()
 
-        def prepare(c: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        def prepare(c: Conditions) -> Conditions:
             return unet.prepare_conditions(c, num_frames, latent_size)
 
         prepared = prepare(cond) if guidance.is_identity else cond

@@ -36,7 +36,7 @@ from drivesim.pipelines.cascade import Cascade
 from drivesim.pipelines.generate import GenerateOptions
 from drivesim.pipelines.rollout import RolloutConfig
 from drivesim.pipelines.scenario_conditions import scenario_conditions
-from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER
+from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleMethod
 from drivesim.preview.drawing import boxed_copy, draw_clip_boxes
 from drivesim.preview.limits import PreviewLimits, check_full_render, check_steps
 from drivesim.scenario import Scenario
@@ -63,9 +63,7 @@ class PreviewSettings:
     guidance_scene: float = RolloutConfig.guidance_scene
     guidance_boxes: float = RolloutConfig.guidance_boxes
     guidance_context: float = RolloutConfig.guidance_context
-    upsampler: str = (
-        DEFAULT_UPSAMPLER  # full render: none | bicubic | model (used when output.resolution > base)
-    )
+    upsampler: UpsampleMethod = DEFAULT_UPSAMPLER  # full render (when output.resolution > base)
     sampler: str = RolloutConfig.sampler
 
     def rollout(self, seed: int) -> RolloutConfig:

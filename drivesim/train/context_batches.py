@@ -11,22 +11,22 @@ from __future__ import annotations
 import torch
 
 from conditioners.context import CONTEXT_STAGES, Context, keyframe_mask, leading_mask
-from drivesim.data.conditions import PER_FRAME_KEYS
+from drivesim.data.conditions import PER_FRAME_KEYS, Conditions, as_conditions, tensor_dict
 
 INTERPOLATION_FACTOR = 4
 
 
 def frame_window(
-    latents: torch.Tensor, cond: dict[str, torch.Tensor], start: int, length: int
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    latents: torch.Tensor, cond: Conditions, start: int, length: int
+) -> tuple[torch.Tensor, Conditions]:
     """[B,T,C,h,w] + per-frame conditions -> frames start..start+length-1 of every clip."""
     if start < 0 or start + length > latents.shape[1]:
         raise ValueError(f"window {start}..{start + length - 1} outside {latents.shape[1]} frames")
-    out = dict(cond)
+    out = tensor_dict(cond)
     for k in PER_FRAME_KEYS:
-        if k in cond and cond[k].dim() >= 2 and cond[k].shape[1] == latents.shape[1]:
-            out[k] = cond[k][:, start : start + length]
-    return latents[:, start : start + length], out
+        if k in out and out[k].dim() >= 2 and out[k].shape[1] == latents.shape[1]:
+            out[k] = out[k][:, start : start + length]
+    return latents[:, start : start + length], as_conditions(out)
 
 
 def prediction_context(latents: torch.Tensor, generator: torch.Generator, max_context: int = 2) -> Context:
@@ -48,7 +48,9 @@ def interpolation_context(
     return Context(latents, mask, torch.full((b,), stage, dtype=torch.long))
 
 
-def random_window(latents: torch.Tensor, cond: dict, length: int, generator: torch.Generator):
+def random_window(
+    latents: torch.Tensor, cond: Conditions, length: int, generator: torch.Generator
+) -> tuple[torch.Tensor, Conditions]:
     """A random window of `length` frames (same start for the batch)."""
     start = int(torch.randint(0, latents.shape[1] - length + 1, (1,), generator=generator))
     return frame_window(latents, cond, start, length)

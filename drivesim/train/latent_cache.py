@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from drivesim.data.conditions import PER_FRAME_KEYS
+from drivesim.data.conditions import PER_FRAME_KEYS, Conditions, as_conditions, tensor_dict
 from drivesim.utils import atomic_write
 
 COND_KEYS = (
@@ -79,19 +79,19 @@ class LatentClipDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        cond = {k: self.tensors[k][index] for k in COND_KEYS}
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, Conditions]:
+        cond = as_conditions({k: self.tensors[k][index] for k in COND_KEYS})
         return self.tensors[self.key][index].float(), cond
 
 
 def pick_frames(
-    latents: torch.Tensor, cond: dict[str, torch.Tensor], generator: torch.Generator
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    latents: torch.Tensor, cond: Conditions, generator: torch.Generator
+) -> tuple[torch.Tensor, Conditions]:
     """One random frame per clip: [B,T,C,h,w] -> [B,1,C,h,w], per-frame box tensors too."""
     b, t = latents.shape[:2]
     idx = torch.randint(0, t, (b,), generator=generator)
     rows = torch.arange(b)
-    out = dict(cond)
+    out = tensor_dict(cond)
     for k in PER_FRAME_KEYS:
-        out[k] = cond[k][rows, idx][:, None]
-    return latents[rows, idx][:, None], out
+        out[k] = out[k][rows, idx][:, None]
+    return latents[rows, idx][:, None], as_conditions(out)

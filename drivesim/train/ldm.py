@@ -22,6 +22,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from tqdm import tqdm
 
 from conditioners import ConditionDropout
+from drivesim.data.conditions import as_conditions, tensor_dict
 from drivesim.diffusion.schedule import ScheduleConfig, noise_clips, training_scheduler
 from drivesim.models.autoencoder import AutoencoderKL
 from drivesim.models.model_index import load_part, part_prefix
@@ -275,7 +276,7 @@ def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
         for micro in range(ranks.grad_accum):
             rows = ranks.micro_rows(micro, cfg.batch_size)
             x, t, y = (v[rows].to(device) for v in (noisy, timesteps, target))
-            c = {k: v[rows].to(device) for k, v in cond.items()}
+            c = as_conditions({k: v[rows].to(device) for k, v in tensor_dict(cond).items()})
             ctx = None if context is None else take_rows(context, rows).to(device)
             with sync_gradients(net, ranks, micro):
                 with autocast(device):

@@ -61,7 +61,6 @@ def test_widen_latent_decodes_as_before_and_trains_the_new_channels(tmp_path):
     from drivesim.models.autoencoder import AutoencoderKL
     from drivesim.models.autoencoder_widen import widen_latent
     from drivesim.models.model_index import load_part
-    from drivesim.train.autoencoder import AETrainConfig, train_autoencoder
 
     ae = AutoencoderKL(TINY_AE).eval()
     perturb(ae)
@@ -75,18 +74,8 @@ def test_widen_latent_decodes_as_before_and_trains_the_new_channels(tmp_path):
     with pytest.raises(ValueError, match="already has 6"):
         widen_latent(wide, 4)
 
-    start = one_step_autoencoder(tmp_path / "ae")
-    cfg = AETrainConfig(
-        out_dir=str(tmp_path / "wide"),
-        init_from=str(start),
-        widen_latent=6,
-        steps=2,
-        batch_size=1,
-        lr=1e-2,
-        crop=(32, 64),
-        size=(64, 128),
-    )
-    tuned = load_part(str(train_autoencoder(cfg, progress=False)), "autoencoder", AutoencoderKL)
+    trained = widened_autoencoder(tmp_path, one_step_autoencoder(tmp_path / "ae"), steps=2)
+    tuned = load_part(str(trained), "autoencoder", AutoencoderKL)
     assert tuned.cfg.latent_channels == 6
     assert tuned.decoder.conv_in.weight[:, 4:].abs().sum() > 0  # the decoder now reads them
 
@@ -155,72 +144,41 @@ def test_widen_init_grows_a_trained_ldm_onto_a_widened_autoencoder(tmp_path):
     scale is the new cache's, and the prediction run takes the image run's."""
     import dataclasses
 
-    from drivesim.train.autoencoder import AETrainConfig, train_autoencoder
-
     ae = one_step_autoencoder(tmp_path / "ae")
     small = dict(clips=2, num_frames=3, size=(64, 128))
     lat4 = LatentCacheConfig(path=str(tmp_path / "l4.safetensors"), autoencoder=str(ae), **small)
-    common = dict(batch_size=1, lr=1e-2, steps=1)
-    image4 = train_ldm(
-        LDMTrainConfig(latents=lat4, unet=TINY_UNET, out_dir=str(tmp_path / "i4"), **common), progress=False
+
+    def run(name: str, **kw):
+        cfg = dict(latents=lat4, unet=TINY_UNET, batch_size=1, lr=1e-2, steps=1) | kw
+        return train_ldm(LDMTrainConfig(out_dir=str(tmp_path / name), **cfg), progress=False)
+
+    video4 = run("v4", stage="video", init_from=str(run("i4")))
+    lat6 = LatentCacheConfig(
+        path=str(tmp_path / "l6.safetensors"), autoencoder=str(widened_autoencoder(tmp_path, ae)), **small
     )
-    video4 = train_ldm(
-        LDMTrainConfig(
-            stage="video",
-            init_from=str(image4),
-            latents=lat4,
-            unet=TINY_UNET,
-            out_dir=str(tmp_path / "v4"),
-            **common,
-        ),
-        progress=False,
-    )
-    wide_ae = train_autoencoder(
-        AETrainConfig(
-            out_dir=str(tmp_path / "ae6"),
-            init_from=str(ae),
-            widen_latent=6,
-            steps=1,
-            batch_size=1,
-            crop=(32, 64),
-            size=(64, 128),
-        ),
-        progress=False,
-    )
-    lat6 = LatentCacheConfig(path=str(tmp_path / "l6.safetensors"), autoencoder=str(wide_ae), **small)
     unet6 = dataclasses.replace(TINY_UNET, in_channels=6, out_channels=6, box_classes=6)
-    image6 = train_ldm(
-        LDMTrainConfig(
-            init_from=str(video4),
-            widen_init=True,
-            latents=lat6,
-            unet=unet6,
-            out_dir=str(tmp_path / "i6"),
-            **common,
-        ),
-        progress=False,
-    )
-    pred6 = train_ldm(
-        LDMTrainConfig(
-            stage="prediction",
-            init_from=str(video4),
-            spatial_from=str(image6),
-            widen_init=True,
-            context_channels=8,
-            latents=lat6,
-            unet=unet6,
-            out_dir=str(tmp_path / "p6"),
-            **common,
-        ),
-        progress=False,
-    )
+    wide = dict(init_from=str(video4), widen_init=True, latents=lat6, unet=unet6)
+    image6 = run("i6", **wide)
+    pred6 = run("p6", stage="prediction", spatial_from=str(image6), context_channels=8, **wide)
     assert read_config(image6)["unet"]["in_channels"] == 6 and read_config(pred6)["unet"]["box_classes"] == 6
     assert read_config(image6)["latent_scale"] != read_config(video4)["latent_scale"]
     assert read_config(pred6)["latent_scale"] == read_config(image6)["latent_scale"]
     with pytest.raises(ValueError, match="use the same unet config"):  # without widen_init: refused
-        train_ldm(
-            LDMTrainConfig(
-                init_from=str(video4), latents=lat6, unet=unet6, out_dir=str(tmp_path / "x"), **common
-            ),
-            progress=False,
-        )
+        run("x", **(wide | {"widen_init": False}))
+
+
+def widened_autoencoder(tmp_path, init, steps: int = 1):
+    """`init` (a 4-channel AE checkpoint) widened to 6 latent channels and trained `steps` steps."""
+    from drivesim.train.autoencoder import AETrainConfig, train_autoencoder
+
+    cfg = AETrainConfig(
+        out_dir=str(tmp_path / "ae6"),
+        init_from=str(init),
+        widen_latent=6,
+        steps=steps,
+        batch_size=1,
+        lr=1e-2,
+        crop=(32, 64),
+        size=(64, 128),
+    )
+    return train_autoencoder(cfg, progress=False)

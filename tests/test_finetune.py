@@ -153,9 +153,8 @@ def test_widen_init_grows_a_trained_ldm_onto_a_widened_autoencoder(tmp_path):
         return train_ldm(LDMTrainConfig(out_dir=str(tmp_path / name), **cfg), progress=False)
 
     video4 = run("v4", stage="video", init_from=str(run("i4")))
-    lat6 = LatentCacheConfig(
-        path=str(tmp_path / "l6.safetensors"), autoencoder=str(widened_autoencoder(tmp_path, ae)), **small
-    )
+    wide_ae = str(widened_autoencoder(tmp_path, ae))
+    lat6 = LatentCacheConfig(path=str(tmp_path / "l6.safetensors"), autoencoder=wide_ae, **small)
     unet6 = dataclasses.replace(TINY_UNET, in_channels=6, out_channels=6, box_classes=6)
     wide = dict(init_from=str(video4), widen_init=True, latents=lat6, unet=unet6)
     image6 = run("i6", **wide)
@@ -163,6 +162,9 @@ def test_widen_init_grows_a_trained_ldm_onto_a_widened_autoencoder(tmp_path):
     assert read_config(image6)["unet"]["in_channels"] == 6 and read_config(pred6)["unet"]["box_classes"] == 6
     assert read_config(image6)["latent_scale"] != read_config(video4)["latent_scale"]
     assert read_config(pred6)["latent_scale"] == read_config(image6)["latent_scale"]
+    other = LatentCacheConfig(path=str(tmp_path / "o6.safetensors"), autoencoder=wide_ae, seed=7, **small)
+    video6 = run("v6", stage="video", init_from=str(image6), widen_init=True, latents=other, unet=unet6)
+    assert read_config(video6)["latent_scale"] == read_config(image6)["latent_scale"]  # nothing grew: kept
     with pytest.raises(ValueError, match="use the same unet config"):  # without widen_init: refused
         run("x", **(wide | {"widen_init": False}))
 

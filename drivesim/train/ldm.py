@@ -174,10 +174,17 @@ def copy_spatial(source: VideoUNet, target: VideoUNet) -> None:
     target.load_state_dict(spatial, strict=False)
 
 
+def _grows(unet: dict, cfg: LDMTrainConfig) -> bool:
+    """Whether a checkpoint's unet config (JSON) has fewer channels or classes than this run's."""
+    return any(unet.get(f, getattr(UNetConfig, f)) != getattr(cfg.unet, f) for f in WIDENED_FIELDS)
+
+
 def init_latent_scale(cfg: LDMTrainConfig) -> float | None:
-    """The latent scale of init_from (a fine-tune keeps its model's latent space; spatial_from's
-    when widening onto a new one), if it states one."""
-    source = cfg.spatial_from if cfg.widen_init else cfg.init_from
+    """The latent scale of init_from (a fine-tune keeps its model's latent space), if it states one;
+    when widen_init grows init_from onto a new latent space, spatial_from's (or None: the cache's)."""
+    source = cfg.init_from
+    if cfg.widen_init and source and _grows(read_config(part_prefix(source, "unet")).get("unet", {}), cfg):
+        source = cfg.spatial_from
     if not source:
         return None
     scale = read_config(part_prefix(source, "unet")).get("latent_scale")

@@ -17,7 +17,7 @@ import copy
 import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import torch
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
@@ -91,7 +91,8 @@ class UNetConfig:
 
 # Fields written by checkpoints from before these keys existed take these values.
 # keys prepare_conditions adds to a condition dict
-PREPARED_TOKENS, PREPARED_LAYOUT = "prepared_tokens", "prepared_layout"
+PREPARED_TOKENS: Final = "prepared_tokens"  # Final: literal keys of the Conditions TypedDict
+PREPARED_LAYOUT: Final = "prepared_layout"
 LEGACY_UNET = {"resnet_time_scale_shift": "default", "scene_tokens": False, "box_layout": False}
 
 
@@ -208,9 +209,9 @@ class VideoUNet(nn.Module):
         cost a quarter of a key-frame step)."""
         tokens, layout = self._box_conditions(cond, num_frames, latent_size)
         out = cond.copy()
-        out["prepared_tokens"] = tokens
+        out[PREPARED_TOKENS] = tokens
         if layout is not None:
-            out["prepared_layout"] = layout
+            out[PREPARED_LAYOUT] = layout
         return out
 
     def _box_conditions(

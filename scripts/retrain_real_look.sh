@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Round 8 ("Real look", not shipped yet): the cascade retrained so that a real-photo detector can
 # find the cars it draws. Every stage resumes from its out_dir/last when re-run, so this script
-# can be run a piece at a time across sessions (RUN=ae|image|prediction|video|td|all).
+# can be run a piece at a time across sessions (RUN=ae|image|prediction|video|td|interpolation|all).
 #
 # Why: the shipped tiny autoencoder (4 latent channels, one of them unused) decodes no car the
 # detector finds (`drivesim eval autoencoder --detector-clips 8`: 0/107 boxes; 72/107 at 128x256
@@ -20,7 +20,8 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 RUN=${RUN:-all}
 R=runs/r8
 REAL="real_video_root=runs/real_train real_fraction=0.25"
-AE=$R/ae/final
+# the image decoder the cascade ships: the decoder-only run frozen at AE_FINAL_STEP (3600)
+AE=$R/ae_final/final
 LAT="latents.path=$R/latents.safetensors latents.clips=600 latents.autoencoder=$R/encoder \
 latents.real_root=runs/real_labelled latents.real_stride_s=0.125"
 UNET="unet.in_channels=8 unet.out_channels=8 unet.box_classes=6 widen_init=true"
@@ -38,7 +39,8 @@ if [[ $RUN == ae || $RUN == all ]]; then
     cp $R/ae_full/last.json $R/encoder.json && cp $R/ae_full/last.safetensors $R/encoder.safetensors
   fi
   $DS train autoencoder init_from=drivesim/assets/tiny widen_latent=8 train_encoder=false \
-      steps=${AE_STEPS:-6000} disc_start=300 lr=2e-4 $REAL save_every=100 out_dir=$R/ae --quiet
+      steps=${AE_STEPS:-3600} disc_start=300 lr=2e-4 $REAL save_every=100 out_dir=$R/ae --quiet
+  mkdir -p $R/ae_final && cp $R/ae/last.json $AE.json && cp $R/ae/last.safetensors $AE.safetensors
 fi
 if [[ $RUN == image || $RUN == all ]]; then
   # 2. the key-frame backbone: the shipped video LDM's spatial layers grown to 8 channels and
@@ -57,9 +59,16 @@ if [[ $RUN == video || $RUN == all ]]; then
       ema_decay=0.99 save_every=200 out_dir=$R/video --quiet
 fi
 if [[ $RUN == td || $RUN == all ]]; then
-  # 5. the temporal decoder: the shipped one's temporal layers on the new image decoder
-  $DS train autoencoder stage=temporal init_from=$AE temporal_from=drivesim/assets/tiny train_spatial=true \
-      steps=${TD_STEPS:-1000} batch_size=2 disc_start=1000000 motion_weight=20 lr=2e-4 $REAL \
+  # 5. the temporal decoder: the shipped one's temporal layers on the new image decoder, only they
+  #    train (train_spatial would fine-tune the GAN-trained decoder without its GAN and blur it)
+  $DS train autoencoder stage=temporal init_from=$AE temporal_from=drivesim/assets/tiny \
+      steps=${TD_STEPS:-800} batch_size=2 disc_start=1000000 motion_weight=20 lr=5e-4 $REAL \
       save_every=100 out_dir=$R/td --quiet
+fi
+if [[ $RUN == interpolation || $RUN == all ]]; then
+  # 6. the interpolation model: the shipped one grown the same way, its spatial layers from step 2
+  $DS train interpolation init_from=drivesim/assets/tiny/interpolation spatial_from=$R/image/ema $UNET $LAT \
+      fast_latents.path=$R/latents_30fps.safetensors fast_latents.autoencoder=$R/encoder \
+      steps=${INTERP_STEPS:-600} lr=3e-4 ema_decay=0.99 save_every=200 out_dir=$R/interpolation --quiet
 fi
 echo "round 8 stages done ($RUN); check with drivesim eval autoencoder / eval detector before shipping"

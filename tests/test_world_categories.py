@@ -165,10 +165,39 @@ def test_walkers_keep_to_the_sidewalks_at_a_walking_pace_and_leave_the_cars_as_t
     before = {p.track_id: p.ahead for p in walking.walkers.people}
     walking._step(0.5)
     for person in walking.walkers.people:
+        if person.track_id in walking.walkers.crossing:  # still along the road, between the sidewalks
+            assert road.left_edge_m - 4 < person.lateral < road.right_edge_m + 4 and person.speed == 0
+            continue
         assert person.lateral > road.right_edge_m + 2 or person.lateral < road.left_edge_m - 2
         if person.track_id in before:  # relative to the ego: its pace minus the ego's speed
             pace = (person.ahead - before[person.track_id]) / 0.5 + 10.0
             assert PACE_MS[0] - 1e-6 <= abs(pace) <= PACE_MS[1] + 1e-6
+
+
+def test_crossing_walkers_cross_ahead_and_wait_for_the_traffic():
+    """At a slow ego speed people cross the road ahead; no car (nor the ego) ever drives through
+    one, and those who reach the far sidewalk walk on along it."""
+    walked_across = on_road = 0
+    for seed in range(8):  # an ego creeping through a crowded street
+        world = World(WorldSpec(num_frames=2, seed=seed, crowdedness="crowded", ego_speed=1.0, walkers=True))
+        walkers, lane_at = world.walkers, world.walkers._lane_at
+        crossers = set(walkers.crossing)
+        for _ in range(900):  # 30 s: crossing three lanes and two sidewalks takes 12-20 s
+            world._step(1 / 30)
+            for person in walkers.people:
+                lane = lane_at(person.lateral)
+                if lane is None:
+                    continue
+                on_road += 1
+                assert person.track_id in walkers.crossing
+                for car in world.traffic.cars:  # people may wait on a lane line while cars pass
+                    side = abs(car.lateral - person.lateral) < (car.width + person.width) / 2
+                    assert not (side and abs(car.ahead - person.ahead) < (car.length + person.length) / 2)
+                assert not (abs(world.ego_lateral - person.lateral) < 1.0 and abs(person.ahead) < 1.0)
+        walked_across += sum(
+            1 for p in walkers.people if p.track_id in crossers - set(walkers.crossing) and p.speed != 0
+        )
+    assert on_road > 0 and walked_across > 0
 
 
 def test_sidewalks_are_paved_only_where_people_walk():

@@ -143,7 +143,7 @@ class World:
     def _step(self, dt: float) -> None:
         self.traffic.step(dt)
         if self.walkers is not None:
-            self.walkers.step(dt)
+            self.walkers.step(dt, self.traffic.cars, self.ego_lateral)
         self.s_ego += self.spec.ego_speed * dt
 
     def labels(self) -> Iterator[FrameLabel]:

@@ -60,10 +60,16 @@ if [[ $RUN == video || $RUN == all ]]; then
 fi
 if [[ $RUN == td || $RUN == all ]]; then
   # 5. the temporal decoder: the shipped one's temporal layers on the new image decoder, only they
-  #    train (train_spatial would fine-tune the GAN-trained decoder without its GAN and blur it)
+  #    train (train_spatial would fine-tune the GAN-trained decoder without its GAN and blur it):
+  #    first on L1 + motion alone, then with the 3D video discriminator at a lower motion weight.
+  #    L1 alone smooths the GAN's detail away (detector gate: image decoder 34/107 boxes, this
+  #    decoder 7/107 at 800 steps); the GAN stage brings it to 15/107 at 600 more.
   $DS train autoencoder stage=temporal init_from=$AE temporal_from=drivesim/assets/tiny \
       steps=${TD_STEPS:-800} batch_size=2 disc_start=1000000 motion_weight=20 lr=5e-4 $REAL \
       save_every=100 out_dir=$R/td --quiet
+  $DS train autoencoder stage=temporal init_from=$AE temporal_from=$R/td/final \
+      steps=${TD_GAN_STEPS:-1200} batch_size=2 disc_start=0 disc_weight=0.5 motion_weight=5 lr=2e-4 \
+      $REAL save_every=100 out_dir=$R/td_gan --quiet
 fi
 if [[ $RUN == interpolation || $RUN == all ]]; then
   # 6. the interpolation model: the shipped one grown the same way, its spatial layers from step 2

@@ -11,6 +11,8 @@ clear of the cars'.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from drivesim.world.categories import CLOTHES, draw_size
@@ -72,7 +74,7 @@ class Walkers:
         )
         self.next_id += 1
 
-    def step(self, dt: float, cars: list[Car] = (), ego_lateral: float | None = None) -> None:
+    def step(self, dt: float, cars: Sequence[Car] = (), ego_lateral: float | None = None) -> None:
         """Walk everyone dt seconds on, replacing those the ego has passed or left behind; crossers
         wait at a lane's edge while one of `cars` (or the ego, at `ego_lateral`) is coming."""
         ahead = {car.track_id: car.ahead for car in cars}
@@ -92,7 +94,7 @@ class Walkers:
             self.crossing.pop(person.track_id, None)
             self._spawn(*RESPAWN_M)
 
-    def _cross(self, person: Car, dt: float, cars, ego_lateral: float | None) -> None:
+    def _cross(self, person: Car, dt: float, cars: Sequence[Car], ego_lateral: float | None) -> None:
         far, velocity = self.crossing[person.track_id]
         step = velocity * dt
         if abs(far - person.lateral) <= abs(step):  # across: walk on along this sidewalk
@@ -115,7 +117,9 @@ class Walkers:
             return None
         return int(np.floor(lateral / LANE_WIDTH_M))
 
-    def _lane_busy(self, person: Car, lane: int, velocity: float, cars, ego_lateral: float | None) -> bool:
+    def _lane_busy(
+        self, person: Car, lane: int, velocity: float, cars: Sequence[Car], ego_lateral: float | None
+    ) -> bool:
         """Would a vehicle in `lane` reach the person before they have walked across it?"""
         clear_s = LANE_WIDTH_M / abs(velocity) + CLEAR_MARGIN_S
         for car in cars:

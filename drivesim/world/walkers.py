@@ -2,7 +2,8 @@
 
 Each walker keeps to one sidewalk (`SIDEWALK_M` beyond the road's left or right edge) at a steady
 walking pace, in either direction; one that leaves the simulated range is replaced far ahead, as
-random cars are. Some cross the road ahead instead: they stand still along the road and walk
+random cars are. Some of those in view at the start cross the road ahead instead (newcomers far
+ahead do not: cars are spawned there too): they stand still along the road and walk
 across at their pace, waiting at a lane's edge while a car (or the ego) would reach them before
 they clear it, then walk on along the far sidewalk. They are drawn from a stream of their own, so
 a seed's cars are those it has without walkers, and their track ids start at WALKER_FIRST_ID,
@@ -24,8 +25,8 @@ WALKER_FIRST_ID = 100_000
 WALKERS = {"empty": (0, 1), "light": (1, 3), "moderate": (2, 5), "crowded": (4, 8)}
 PACE_MS = (0.9, 1.7)  # walking speeds, m/s
 SPAWN_M, RESPAWN_M = (6.0, 90.0), (100.0, 150.0)
-CROSSING_SHARE = 0.3  # of the walkers spawned ahead, those who cross the road there
-CROSSING_AHEAD_M = (15.0, 60.0)  # where they cross, ahead of the ego at spawn time
+CROSSING_SHARE = 0.3  # of the walkers in view at the start of a clip, those who cross the road
+CROSSING_AHEAD_M = (15.0, 60.0)  # where they cross, ahead of the ego at the start
 CLEAR_MARGIN_S = 1.0  # a crosser steps into a lane only if no car reaches it sooner than this after
 
 
@@ -42,16 +43,18 @@ class Walkers:
         self.car_speeds: dict[int, float] = {}  # the cars' speeds over the last step (traffic adapts its own)
         self._car_ahead: dict[int, float] = {}
         for _ in range(int(self.rng.integers(lo, hi + 1))):
-            self._spawn(*SPAWN_M)
+            self._spawn(first=True)
 
-    def _spawn(self, lo: float, hi: float) -> None:
+    def _spawn(self, first: bool) -> None:
+        """A new walker: in view at the start of a clip, else far ahead (no one pops up near)."""
         rng, road = self.rng, self.road
+        lo, hi = SPAWN_M if first else RESPAWN_M
         right = bool(rng.random() < 0.6)  # the near (right) sidewalk is the busier one in view
         sidewalks = (road.right_edge_m + SIDEWALK_M, road.left_edge_m - SIDEWALK_M)
         lateral = sidewalks[0] if right else sidewalks[1]
         lateral += float(rng.uniform(-0.6, 0.6))
         pace = float(rng.uniform(*PACE_MS)) * (1 if rng.random() < 0.5 else -1)
-        if rng.random() < CROSSING_SHARE:
+        if first and rng.random() < CROSSING_SHARE:  # not far ahead: a car may spawn on them there
             lo, hi = CROSSING_AHEAD_M
             far = sidewalks[1] if right else sidewalks[0]
             self.crossing[self.next_id] = (far, abs(pace) * (1.0 if far > lateral else -1.0))
@@ -92,7 +95,7 @@ class Walkers:
         for person in gone:
             self.people.remove(person)
             self.crossing.pop(person.track_id, None)
-            self._spawn(*RESPAWN_M)
+            self._spawn(first=False)
 
     def _cross(self, person: Car, dt: float, cars: Sequence[Car], ego_lateral: float | None) -> None:
         far, velocity = self.crossing[person.track_id]

@@ -100,7 +100,7 @@ def test_keep_structure_0_is_the_rollout_without_a_guide(source, monkeypatch):
     guides = []
     real_run = augment.run_rollout
     monkeypatch.setattr(
-        augment, "run_rollout", lambda *a, **k: guides.append(k["guide"]) or real_run(*a, **k)
+        augment, "run_rollout", lambda *a, **k: guides.append(k["source"].guide) or real_run(*a, **k)
     )
     for name, kw in (
         ("a", {"keep_detail": 1.0}),

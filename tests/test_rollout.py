@@ -368,7 +368,7 @@ def test_shared_cascade_writes_each_clip_at_its_own_size(cascade_dir, repo, tmp_
     upsampled by the model and resized, and the labels match each video."""
     from drivesim.data.labels import read_scalabel
     from drivesim.pipelines.rollout import RolloutConfig
-    from drivesim.pipelines.rollout_job import rollout_cascade, run_rollout
+    from drivesim.pipelines.rollout_job import RenderSettings, rollout_cascade, run_rollout
     from drivesim.scenario import load_scenario
 
     cfg = RolloutConfig(segments=1, new_frames=3, steps=1, interpolation_steps=1)
@@ -379,7 +379,8 @@ def test_shared_cascade_writes_each_clip_at_its_own_size(cascade_dir, repo, tmp_
         scenario = base.model_copy(
             update={"id": f"clip{size[0]}", "output": base.output.model_copy(update={"resolution": size})}
         )
-        meta = run_rollout(scenario, tmp_path, cfg, cascade=cascade, progress=False, upsampler="model").meta
+        render = RenderSettings(upsampler="model")
+        meta = run_rollout(scenario, tmp_path, cfg, render=render, cascade=cascade, progress=False).meta
         frames = read_frames(tmp_path / f"clip{size[0]}.mp4")
         assert meta.resolution == size and frames[0].shape == (*size, 3)
         assert meta.upsampler["method"] == ("none" if size == (128, 256) else "model")

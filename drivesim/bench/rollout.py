@@ -15,20 +15,34 @@ from drivesim.bench.memory import peak_rss_kib, reset_peak_rss, run_isolated
 from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleMethod
 
 
-def timed_rollout(scenario: str, cfg, model_dir: str | None, device: str = "cpu", **run_kwargs) -> dict:
+def timed_rollout(
+    scenario: str,
+    cfg,
+    model_dir: str | None,
+    device: str = "cpu",
+    upsampler: UpsampleMethod = DEFAULT_UPSAMPLER,
+    reference: bool = False,
+) -> dict:
     """One run_rollout into a temporary folder -> frames, size, wall seconds, s/frame (all and by
     stage, of output frames) and peak RSS (MiB; above_start_mib: above the RSS before it)."""
     import torch
 
-    from drivesim.pipelines.rollout_job import run_rollout
+    from drivesim.pipelines.rollout_job import RenderSettings, run_rollout
     from drivesim.utils import DEFAULT_MODEL_DIR
 
     with tempfile.TemporaryDirectory() as out:
         gc.collect()
         rest = reset_peak_rss()
         start = time.perf_counter()
+        render = RenderSettings(device=device, upsampler=upsampler)
         meta = run_rollout(
-            scenario, out, cfg, model_dir or DEFAULT_MODEL_DIR, progress=False, device=device, **run_kwargs
+            scenario,
+            out,
+            cfg,
+            model_dir or DEFAULT_MODEL_DIR,
+            render=render,
+            progress=False,
+            reference=reference,
         ).meta
         if device.startswith("cuda"):
             torch.cuda.synchronize()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from drivesim.cli.common import add_device, add_model, add_quiet, field_default, param_default
+from drivesim.cli.common import add_device, add_model, add_quiet, field_default
 from drivesim.cli.generate import FRAME_CORRELATION_HELP, add_upsampler_args, upsample_settings
 from drivesim.pipelines.rollout import FACTOR, RolloutConfig, for_seconds
-from drivesim.pipelines.rollout_job import rollout_cascade, run_rollout
+from drivesim.pipelines.rollout_job import RenderSettings, rollout_cascade, run_rollout
 from drivesim.utils import DEFAULT_MODEL_DIR
 
 DEFAULT_SECONDS = 10.0
@@ -45,13 +45,11 @@ def cmd_rollout(args) -> int:
         cfg,
         model_dir,
         crowd,
-        progress=not args.quiet,
-        decode_chunk=args.decode_chunk,
-        device=args.device,
-        upsampler=args.upsampler,
-        upsample=upsample_settings(args),
-        keep_base=args.keep_base,
+        render=RenderSettings(
+            args.decode_chunk, args.device, args.upsampler, upsample_settings(args), args.keep_base
+        ),
         cascade=cascade,
+        progress=not args.quiet,
     ).meta
     diag = {k: v for k, v in meta.diagnostics.items() if k != "segments"}
     print(json.dumps(diag, indent=2))
@@ -106,7 +104,7 @@ def register(subparsers) -> None:
     ro.add_argument(
         "--decode-chunk",
         type=int,
-        default=param_default(run_rollout, "decode_chunk"),
+        default=field_default(RenderSettings, "decode_chunk"),
         help="frames per temporal-decoder call: larger is faster and needs more memory; "
         "the frames are the same",
     )

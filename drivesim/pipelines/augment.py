@@ -48,7 +48,13 @@ from drivesim.pipelines.batch import WORK, model_hashes
 from drivesim.pipelines.cascade import Cascade
 from drivesim.pipelines.catalog_row import cascade_columns
 from drivesim.pipelines.rollout import RolloutConfig, frames_for
-from drivesim.pipelines.rollout_job import RolloutResult, rollout_cascade, run_rollout
+from drivesim.pipelines.rollout_job import (
+    RenderSettings,
+    RolloutResult,
+    SourceInputs,
+    rollout_cascade,
+    run_rollout,
+)
 from drivesim.pipelines.rollout_meta import RolloutMeta
 from drivesim.pipelines.source_guide import SourceGuide
 from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleMethod, UpsampleSettings
@@ -229,15 +235,10 @@ def render_variant(
             scenario,
             work,
             cfg,
-            progress=False,
-            decode_chunk=options.decode_chunk,
-            device=device,
-            upsampler=options.upsampler,
-            upsample=options.upsample,
+            render=RenderSettings(options.decode_chunk, device, options.upsampler, options.upsample),
+            source=SourceInputs(track, context, guide),
             cascade=cascade,
-            track=track,
-            context=context,
-            guide=guide,
+            progress=False,
         )
     finally:
         shutil.rmtree(work / job.clip_id, ignore_errors=True)

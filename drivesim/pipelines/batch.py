@@ -28,7 +28,7 @@ from drivesim.models.weights import weights_digest
 from drivesim.pipelines.cascade import Cascade
 from drivesim.pipelines.catalog_row import catalog_row
 from drivesim.pipelines.rollout import RolloutConfig, for_seconds
-from drivesim.pipelines.rollout_job import rollout_cascade, run_rollout
+from drivesim.pipelines.rollout_job import RenderSettings, rollout_cascade, run_rollout
 from drivesim.pipelines.rollout_meta import RolloutMeta
 from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleMethod, UpsampleSettings
 from drivesim.scenario import Scenario
@@ -111,12 +111,9 @@ def render_clip(
             cfg,
             crowdedness=crowds,
             time_of_day=times,
-            progress=False,
-            decode_chunk=options.decode_chunk,
-            device=device,
-            upsampler=options.upsampler,
-            upsample=options.upsample,
+            render=RenderSettings(options.decode_chunk, device, options.upsampler, options.upsample),
             cascade=cascade,
+            progress=False,
             on_segment=on_segment,
         )
     finally:

@@ -126,37 +126,53 @@ def _next_segment(stages: Iterator[CascadeSegment], clip_id: str) -> CascadeSegm
         raise FloatingPointError(f"{clip_id}: {e}; nothing of it was written") from e
 
 
+@dataclasses.dataclass(frozen=True)
+class RenderSettings:
+    """How a rollout's frames leave the cascade. decode_chunk: frames per temporal-decoder pass
+    (memory vs speed; same frames); upsampler: none | bicubic | model, how the base video reaches
+    the scenario's output.resolution (the model streams: frames leave it with a lag, in fixed
+    memory); keep_base: also write the base video and its labels."""
+
+    decode_chunk: int = 8
+    device: str = "cpu"
+    upsampler: UpsampleMethod = DEFAULT_UPSAMPLER
+    upsample: UpsampleSettings | None = None
+    keep_base: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceInputs:
+    """A real clip a rollout follows (drivesim augment). track: the conditions per output frame at
+    the base size instead of the scenario's world (its labels are written, scaled to the video);
+    context [1,c,4,h,w]: the first c key latents (the clip's, encoded) instead of a generated first
+    frame; guide: the clip's latents per output frame, the start of every new frame."""
+
+    track: RolloutConditions | None = None
+    context: torch.Tensor | None = None
+    guide: SourceGuide | None = None
+
+
 def run_rollout(
     scenario_path: str | Path | Scenario,
     out_dir: str | Path,
     cfg: RolloutConfig,
     model_dir: str | Path = DEFAULT_MODEL_DIR,
     crowdedness: list[str] | None = None,
-    progress: bool = True,
-    decode_chunk: int = 8,
-    device: str = "cpu",
-    upsampler: UpsampleMethod = DEFAULT_UPSAMPLER,
-    upsample: UpsampleSettings | None = None,
-    keep_base: bool = False,
     time_of_day: list[str] | None = None,
+    render: RenderSettings = RenderSettings(),
+    source: SourceInputs = SourceInputs(),
     cascade: Cascade | None = None,
+    progress: bool = True,
     on_segment: Callable[[int, int], None] | None = None,
-    track: RolloutConditions | None = None,
-    context: torch.Tensor | None = None,
-    guide: SourceGuide | None = None,
     reference: bool = False,
 ) -> RolloutResult:
     """Generate (or resume) the rollout; returns its metadata (also written beside the mp4) and labels.
-    decode_chunk: frames per temporal-decoder pass (memory vs speed; same frames).
-    upsampler: none | bicubic | model, how the base video reaches the scenario's output.resolution
-    (the model streams: frames leave it with a lag, in fixed memory).
     crowdedness / time_of_day: per segment (the last repeats); cascade: models already loaded.
     on_segment(done, total): called after each of the segments + 1 steps (the last flushes).
-    track: the conditions per output frame at the base size instead of the scenario's world (its
-    labels are written, scaled to the video); context [1,c,4,h,w]: the first c key latents (a real
-    clip's, encoded) instead of a generated first frame; guide: that clip's latents per output
-    frame, the start of every new frame (both: drivesim augment); reference: Cascade.segments' eager
-    reference path (`drivesim bench cascade`)."""
+    reference: Cascade.segments' eager reference path (`drivesim bench cascade`)."""
+    decode_chunk, device, upsampler = render.decode_chunk, render.device, render.upsampler
+    upsample, keep_base = render.upsample, render.keep_base
+    track, context, guide = source.track, source.context, source.guide
     scenario = scenario_path if isinstance(scenario_path, Scenario) else load_scenario(scenario_path)
     out_dir, model_dir = Path(out_dir), Path(model_dir)
     work = out_dir / scenario.id

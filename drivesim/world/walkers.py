@@ -125,6 +125,7 @@ class Walkers:
     ) -> bool:
         """Would a vehicle in `lane` reach the person before they have walked across it?"""
         clear_s = LANE_WIDTH_M / abs(velocity) + CLEAR_MARGIN_S
+        ego_in_lane = ego_lateral is not None and self._lane_at(ego_lateral) == lane
         for car in cars:
             if self._lane_at(car.lateral) != lane:
                 continue
@@ -133,11 +134,11 @@ class Walkers:
             if abs(gap) < reach:
                 return True
             speeds = [car.speed, self.car_speeds.get(car.track_id, car.speed)]
-            if ego_lateral is not None and self._lane_at(ego_lateral) == lane and car.ahead > 0:
+            if ego_in_lane and car.ahead > 0:
                 speeds.append(self.ego_speed + 1.0)  # the traffic speeds up a car the ego closes on
             for speed in speeds:
                 if speed * gap > 0 and (abs(gap) - reach) / abs(speed) < clear_s:
                     return True
-        if ego_lateral is not None and self._lane_at(ego_lateral) == lane:
+        if ego_in_lane:
             return person.ahead > -2.0 and person.ahead / max(self.ego_speed, 1e-3) < clear_s
         return False

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from drivesim.cli.common import add_device, add_model, add_quiet, param_default
+from drivesim.cli.eval_gain import register_gain
 from drivesim.cli.eval_real import register_real
 from drivesim.cli.generate import add_sampling_args, add_upsample_settings_args, upsample_settings
 from drivesim.eval.autoencoder import evaluate_autoencoder
@@ -148,7 +149,8 @@ def _held_out_args(parser, report) -> None:
 
 
 def register(subparsers) -> None:
-    """`eval autoencoder | upsampler | samples | montage | pair | denoising | context | detector | report`."""
+    """`eval autoencoder | upsampler | samples | montage | pair | denoising | context | detector | augment |
+    gain | report`."""
     ev = subparsers.add_parser("eval", help="evaluation reports")
     ev_sub = ev.add_subparsers(dest="eval_command", required=True)
 
@@ -248,6 +250,7 @@ def register(subparsers) -> None:
     ev_c.set_defaults(func=cmd_eval_context)
 
     register_real(ev_sub)
+    register_gain(ev_sub)
 
     ev_r = ev_sub.add_parser(
         "report",

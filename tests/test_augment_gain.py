@@ -1,6 +1,7 @@
 """`drivesim eval gain`: the small CenterNet detector (targets, loss, decoding) and the experiment's
 command on tiny synthetic labelled frame folders (untrained in effect: a few steps)."""
 
+import dataclasses
 import json
 
 import cv2
@@ -10,7 +11,14 @@ import torch
 
 from drivesim.cli import main
 from drivesim.data.labels import Box, FrameLabel, to_scalabel
-from drivesim.eval.augment_gain import batch_counts, labels_usable, load_frames, train_detector
+from drivesim.eval.augment_gain import (
+    batch_counts,
+    labels_usable,
+    load_frames,
+    photometric_jitter,
+    sample_batch,
+    train_detector,
+)
 from drivesim.eval.gain_detector import CenterNet, centernet_loss, decode, draw_targets
 
 BOXES = torch.tensor([[20.0, 24.0, 52.0, 44.0], [80.0, 8.0, 96.0, 20.0]])  # x1,y1,x2,y2 on 64x128
@@ -89,7 +97,10 @@ def test_eval_gain_command_writes_both_arms(tmp_path, capsys):
     )  # fmt: skip
     assert code == 0
     report = json.loads(out.read_text())
-    assert set(report["arms"]) == {"real", "real+variants"}
+    assert set(report["arms"]) == {"real", "real+variants", "real+jitter"}
+    assert (
+        report["gain"] == report["arms"]["real+variants"]["ap50_mean"] - report["arms"]["real"]["ap50_mean"]
+    )
     assert [r["seed"] for r in report["arms"]["real"]["runs"]] == [0, 1]
     assert report["sets"]["heldout"]["frames"] == 6
     assert "gain (mean AP50" in capsys.readouterr().out
@@ -129,3 +140,15 @@ def test_eval_gain_real_arm_alone_needs_no_variants(tmp_path, capsys):
     assert "gain (mean" not in capsys.readouterr().out
     assert main([*args, "--quiet"]) == 2
     assert "needs --variants" in capsys.readouterr().err
+
+
+def test_jitter_relights_a_pool_and_keeps_its_boxes(tmp_path):
+    frames = load_frames(write_folder(tmp_path, "train", frames=3), (64, 128), progress=False)
+    relit = dataclasses.replace(frames, jitter=True)
+    for seed in range(4):  # one frame per batch: the same frame and flip, re-lit
+        plain, plain_boxes = sample_batch([frames], [1], np.random.default_rng(seed))
+        lit, lit_boxes = sample_batch([relit], [1], np.random.default_rng(seed))
+        torch.testing.assert_close(plain_boxes[0], lit_boxes[0])
+        assert (plain - lit).abs().mean() > 0.01
+    image = frames.images[0]
+    assert photometric_jitter(image, np.random.default_rng(1)).shape == image.shape

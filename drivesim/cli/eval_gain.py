@@ -1,5 +1,5 @@
-"""`drivesim eval gain`: a small detector trained on real frames vs real frames + their variants,
-scored on held-out real footage (mAP50 per seed)."""
+"""`drivesim eval gain`: a small detector trained on real frames vs real frames + their variants
+(and + re-lit copies), scored on held-out real footage (AP50 per seed)."""
 
 from __future__ import annotations
 
@@ -54,6 +54,8 @@ def cmd_eval_gain(args) -> int:
     print(gain_table(report))
     if "gain" in report:
         print(f"gain (mean AP50, real+variants - real): {report['gain']:+.3f}")
+    if "gain_over_jitter" in report:
+        print(f"gain over re-lighting (real+variants - real+jitter): {report['gain_over_jitter']:+.3f}")
     if args.json:
         write_json_atomic(report, args.json, indent=2)
         print(f"report: {args.json}")
@@ -65,7 +67,8 @@ def register_gain(ev_sub) -> None:
     p = ev_sub.add_parser(
         "gain",
         help="augmentation gain on a real task: a small vehicle detector (CenterNet, random init) "
-        "trained on real frames vs real + variants, mAP50 on held-out real footage per seed",
+        "trained on real frames, real + variants and real + re-lit copies; AP50 on held-out real "
+        "footage per seed",
     )
     p.add_argument(
         "--train", required=True, help="labelled real clips: a folder, a video + .json, frame folders"
@@ -89,7 +92,7 @@ def register_gain(ev_sub) -> None:
         "--variant-share",
         type=float,
         default=param_default(augment_gain, "variant_share"),
-        help="share of each batch drawn from the variants (the real+variants arm)",
+        help="share of each batch drawn from the variants (real+variants) or re-lit (real+jitter)",
     )
     p.add_argument(
         "--every", type=int, default=param_default(augment_gain, "every"), help="train on every K-th frame"

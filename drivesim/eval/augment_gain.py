@@ -1,16 +1,18 @@
 """`drivesim eval gain`: does training on augmented variants help a detector on held-out real footage?
 
 A small vehicle detector (gain_detector.CenterNet, random init) is trained for the same number of
-steps on (a) real labelled frames and (b) the same frames plus variants of them (a catalog from
-`drivesim augment`), once per seed, then scored by AP50 on a held-out real set with the
-definition of `drivesim eval detector` (labels >= 24 px high and half visible; smaller ones are
-ignored). Labels may be pseudo-labels from `drivesim label`. Every frame is centre-cropped to 1:2
-and resized to the input size; variant frames whose labels are incomplete (an added crowd) are
-left out.
+steps on (a) real labelled frames, (b) the same frames plus variants of them (a catalog from
+`drivesim augment`) and (c) the same frames plus re-lit copies of them (photometric jitter: does
+a model's variant add more than a change of light?), once per seed, then scored by AP50 on a
+held-out real set with the definition of `drivesim eval detector` (labels >= 24 px high and
+half visible; smaller ones are ignored). Labels may be pseudo-labels from `drivesim label`. Every
+frame is centre-cropped to 1:2 and resized to the input size; variant frames whose labels are
+incomplete (an added crowd) are left out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,7 @@ from drivesim.eval.detector import VEHICLES, Detection
 from drivesim.eval.detector_score import DetectorTally, clip_sources
 from drivesim.eval.gain_detector import CenterNet, centernet_loss, decode, draw_targets
 
-ARMS = ("real", "real+variants")
+ARMS = ("real", "real+variants", "real+jitter")
 MIN_TRAIN_BOX_PX = 4  # boxes smaller than this at the input size are not trained on
 
 
@@ -39,6 +41,7 @@ class LabelledFrames:
     boxes: list[np.ndarray] = field(default_factory=list)  # float32 [K,4] x1,y1,x2,y2 in input px
     crop_boxes: list[list[Box]] = field(default_factory=list)  # every label, in crop px (for AP50)
     scales: list[float] = field(default_factory=list)  # input px per crop px
+    jitter: bool = False  # sample_batch re-lights each frame (photometric_jitter)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -89,8 +92,8 @@ def labels_usable(label) -> bool:
 def sample_batch(
     pools: list[LabelledFrames], counts: list[int], rng: np.random.Generator
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """counts[i] random frames of pools[i], each flipped left-right with p 0.5 -> images [B,3,H,W] in
-    [0,1] and their boxes."""
+    """counts[i] random frames of pools[i], each flipped left-right with p 0.5 (and re-lit if the pool
+    says so) -> images [B,3,H,W] in [0,1] and their boxes."""
     images, boxes = [], []
     for pool, count in zip(pools, counts):
         for i in rng.integers(0, len(pool), count):
@@ -98,9 +101,19 @@ def sample_batch(
             if rng.random() < 0.5:
                 image = image[:, ::-1]
                 b[:, [0, 2]] = image.shape[1] - b[:, [2, 0]]
+            if pool.jitter:
+                image = photometric_jitter(image, rng)
             images.append(torch.from_numpy(np.ascontiguousarray(image)))
             boxes.append(torch.from_numpy(b))
     return torch.stack(images).permute(0, 3, 1, 2).float() / 255, boxes
+
+
+def photometric_jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """uint8 [H,W,3] re-lit without a model: gamma 0.7-1.5, brightness x0.25-1.2 and a tint of
+    0.85-1.15 per channel (the light a day -> night variant changes, for the baseline arm)."""
+    x = (image.astype(np.float32) / 255) ** rng.uniform(0.7, 1.5)
+    x = x * rng.uniform(0.25, 1.2) * rng.uniform(0.85, 1.15, 3)
+    return (np.clip(x, 0, 1) * 255).astype(np.uint8)
 
 
 def batch_counts(batch: int, shares: list[float]) -> list[int]:
@@ -184,6 +197,8 @@ def augment_gain(
     pools = {"real": ([sets["train"]], [1.0])}
     if "variants" in sets:
         pools["real+variants"] = ([sets["train"], sets["variants"]], [1 - variant_share, variant_share])
+    relit = dataclasses.replace(sets["train"], jitter=True)  # the same frames, re-lit when drawn
+    pools["real+jitter"] = ([sets["train"], relit], [1 - variant_share, variant_share])
     report = {
         "sets": {
             name: {"path": str(paths[name]), "frames": len(f), "vehicle_boxes": f.box_count}
@@ -205,6 +220,9 @@ def augment_gain(
             runs.append({"seed": seed, "ap50": ap50, "seconds": time.perf_counter() - start})
         aps = np.array([r["ap50"] or 0.0 for r in runs])
         report["arms"][arm] = {"runs": runs, "ap50_mean": float(aps.mean()), "ap50_std": float(aps.std())}
-    if len(report["arms"]) == len(ARMS):
-        report["gain"] = report["arms"]["real+variants"]["ap50_mean"] - report["arms"]["real"]["ap50_mean"]
+    means = {arm: result["ap50_mean"] for arm, result in report["arms"].items()}
+    if {"real", "real+variants"} <= set(means):
+        report["gain"] = means["real+variants"] - means["real"]
+    if {"real+jitter", "real+variants"} <= set(means):
+        report["gain_over_jitter"] = means["real+variants"] - means["real+jitter"]
     return report

@@ -9,6 +9,7 @@ all noise is drawn per global frame index from the seed.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,6 +189,12 @@ def upsample_video(
     return torch.cat(outs)
 
 
+@functools.cache
+def note_resize(sizes: tuple[int, ...], mode: str) -> None:
+    """Say once per process (not once per segment) that frames are resized to the requested size."""
+    logger.info("resizing %dx%d frames to the requested %dx%d (%s)", *sizes, mode)
+
+
 def output_frames(
     low: torch.Tensor,
     size: tuple[int, int],
@@ -206,7 +213,7 @@ def output_frames(
     frames = low if size[0] <= h and size[1] <= w else upsample_video(low, method, upsampler, seed)
     if tuple(frames.shape[-2:]) != size:
         mode = "area" if size[0] <= frames.shape[-2] and size[1] <= frames.shape[-1] else "bicubic"
-        logger.info("resizing %dx%d frames to the requested %dx%d (%s)", *frames.shape[-2:], *size, mode)
+        note_resize((*frames.shape[-2:], *size), mode)
         b = frames.shape[0]
         frames = F.interpolate(frames.flatten(0, 1), size=size, mode=mode).clamp(-1, 1).unflatten(0, (b, -1))
     return frames

@@ -181,7 +181,7 @@ def augment_gain(
     arms: tuple[str, ...] = ARMS,
     progress: bool = True,
 ) -> dict:
-    """Held-out AP50 of the detector trained on real frames vs real + variants, per seed -> a report dict."""
+    """Held-out AP50 per arm (real, real + variants, real + re-lit copies) and seed -> a report dict."""
     if not 0 < variant_share < 1:
         raise ValueError(f"variant_share must be in (0, 1), got {variant_share}")
     if unknown := set(arms) - set(ARMS):

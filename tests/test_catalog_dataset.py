@@ -23,6 +23,11 @@ FPS, N, H, W = 30, 24, 64, 128
 # (time_of_day, crowdedness, boxes per frame): clip k has k + 1 boxes per frame, 4 clips
 CLIPS_SPEC = [("day", "light"), ("day", "crowded"), ("night", "moderate"), ("night", "empty")]
 
+# Workers start from a fresh forkserver, not by forking pytest: a fork of a process in which an earlier
+# test ran Ray (test_catalog.py's Ray backend leaves gRPC threads behind) can inherit a held lock and
+# hang in a futex (seen once in `bash .ci/run` on a clean clone, 2026-12-07).
+WORKER_START = "forkserver"
+
 
 def level(i: int) -> int:
     return 20 + 8 * i  # frame i is a flat grey of this value
@@ -119,7 +124,9 @@ def test_map_style_shapes_frames_and_boxes(catalog):
 
 def test_dataloader_with_two_workers_over_a_catalog(catalog):
     data = CatalogDataset(catalog, num_frames=3, size=(32, 64), max_boxes=None)
-    loader = DataLoader(data, batch_size=2, num_workers=2, collate_fn=collate_clips)
+    loader = DataLoader(
+        data, batch_size=2, num_workers=2, collate_fn=collate_clips, multiprocessing_context=WORKER_START
+    )
     batches = list(loader)
     assert [b[0].shape for b in batches] == [(2, 3, 3, 32, 64)] * 2
     ids = [data.clip_id(i) for i in range(len(data))]
@@ -133,7 +140,7 @@ def test_dataloader_with_two_workers_over_a_catalog(catalog):
 
 def test_stream_with_two_workers_gives_every_row_once(catalog):
     stream = CatalogStream(catalog, num_frames=2, size=(32, 64), shuffle=True, seed=3)
-    loader = DataLoader(stream, batch_size=None, num_workers=2)
+    loader = DataLoader(stream, batch_size=None, num_workers=2, multiprocessing_context=WORKER_START)
     tracks = sorted(int(cond["box_track"][0, 0]) // 10 for _, cond in loader)
     assert tracks == [0, 1, 2, 3]
     stream.set_epoch(1)

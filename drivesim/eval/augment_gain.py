@@ -6,8 +6,8 @@ steps on (a) real labelled frames, (b) the same frames plus variants of them (a 
 a model's variant add more than a change of light?), once per seed, then scored by AP50 on a
 held-out real set with the definition of `drivesim eval detector` (labels >= 24 px high and
 half visible; smaller ones are ignored). Labels may be pseudo-labels from `drivesim label`. Every
-frame is centre-cropped to 1:2 and resized to the input size; variant frames whose labels are
-incomplete (an added crowd) are left out.
+frame is centre-cropped to the input's aspect (1:2 by default) and resized to it; variant frames
+whose labels are incomplete (an added crowd) are left out.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -25,6 +24,7 @@ from tqdm import tqdm
 from drivesim.data.clips import center_crop_to_aspect, transform_box
 from drivesim.data.labels import Box
 from drivesim.data.video_folder import iter_frames
+from drivesim.eval.augment_structure import to_base
 from drivesim.eval.detector import VEHICLES, Detection
 from drivesim.eval.detector_score import DetectorTally, clip_sources
 from drivesim.eval.gain_detector import CenterNet, centernet_loss, decode, draw_targets
@@ -54,19 +54,19 @@ class LabelledFrames:
 def load_frames(
     path: str | Path, size: tuple[int, int], every: int = 1, progress: bool = True
 ) -> LabelledFrames:
-    """Every `every`-th labelled frame of a folder / video / catalog, cropped 1:2, resized to size (H, W)."""
+    """Every `every`-th labelled frame of a folder / video / catalog, centre-cropped to the aspect of
+    size (H, W) and resized to it."""
     out = LabelledFrames()
     sources = [s for s in clip_sources(path) if s.labels]
     for source in tqdm(sources, desc=f"load {Path(path).name}", unit="clip", disable=not progress):
         indices = [i for i in range(0, source.num_frames, every) if labels_usable(source.labels.get(i))]
         for index, frame in iter_frames(source, indices):
-            crop = center_crop_to_aspect(*frame.shape[:2])
+            crop = center_crop_to_aspect(*frame.shape[:2], aspect_w_over_h=size[1] / size[0])
             y0, y1, x0, x1 = crop
             crop_hw = (y1 - y0, x1 - x0)
             in_crop = [b for b in (transform_box(b, crop, crop_hw) for b in source.labels[index].boxes) if b]
             scale = size[1] / crop_hw[1]
-            image = cv2.resize(frame[y0:y1, x0:x1], (size[1], size[0]), interpolation=cv2.INTER_AREA)
-            out.images.append(image)
+            out.images.append(to_base(frame, size))  # the same crop, resized
             boxes = [[b.x1, b.y1, b.x2, b.y2] for b in in_crop if b.category in VEHICLES]
             boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4) * scale
             out.boxes.append(boxes[(boxes[:, 3] - boxes[:, 1]) >= MIN_TRAIN_BOX_PX])

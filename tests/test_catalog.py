@@ -101,7 +101,7 @@ def test_catalog_reads_with_pandas_and_pyarrow_filters(sweep_catalog):
     table = night.to_table(filter=(ds.field("time_of_day") == "night") & (ds.field("crowdedness") == "light"))
     assert table.num_rows == 2 and set(table.column("seed").to_pylist()) == {1, 2}
     info = json.loads((root / INFO).read_text())
-    assert info["schema_version"] == CATALOG_SCHEMA_VERSION == 3 and info["fps"] == 30
+    assert info["schema_version"] == CATALOG_SCHEMA_VERSION == 4 and info["fps"] == 30
     assert list(info["features"]) == [n for n, _, _ in PARTITION_COLUMNS + COLUMNS]
     for row in frame.itertuples():  # boxes and tracks per category, consistent with the boxes column
         assert sum(c["boxes"] for c in row.box_counts) == len(row.boxes) > 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
@@ -14,7 +15,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from drivesim.data import CatalogDataset, CatalogStream, catalog_filter, collate_clips, mix
-from drivesim.data.catalog import CLIPS, COLUMNS, INFO, CatalogError, fragment_files, read_clips
+from drivesim.data.catalog import (
+    CATALOG_SCHEMA_VERSION,
+    CLIPS,
+    COLUMNS,
+    INFO,
+    CatalogError,
+    fragment_files,
+    read_clips,
+)
 from drivesim.data.clips import resample_indices
 from drivesim.data.labels import Box, FrameLabel, to_scalabel
 from drivesim.export.catalog import CatalogWriter, box_rows
@@ -232,14 +241,21 @@ def test_reads_a_schema_version_1_catalog(catalog, tmp_path):
     info = json.loads((old / INFO).read_text())
     (old / INFO).write_text(json.dumps(info | {"schema_version": 1}))
     v1_columns = [n for n, _, _ in COLUMNS][: COLUMNS.index(next(c for c in COLUMNS if c[0] == "boxes")) + 1]
+    boxes_type = next(t for n, t, _ in COLUMNS if n == "boxes")
+    boxes_v1 = pa.list_(pa.struct([f for f in boxes_type.value_type if f.name != "truncated"]))
     for path in fragment_files(old):
-        pq.write_table(pq.read_table(path).select(v1_columns), path)
+        table = pq.read_table(path).select(v1_columns)
+        table = table.set_column(
+            table.schema.get_field_index("boxes"), "boxes", table["boxes"].cast(boxes_v1)
+        )
+        pq.write_table(table, path)
     rows = read_clips(old).to_pylist()
     assert len(rows) == 4 and all(r["source_clip_id"] is None and r["boxes_known"] is None for r in rows)
+    assert all(b["truncated"] is None for r in rows for b in r["boxes"])  # a field added in schema 4
     _, cond = CatalogDataset(old, num_frames=2, size=(32, 64))[0]
     assert bool(cond["boxes_known"]) and cond["box_mask"][0].sum() == 1
     CatalogWriter(old)  # a writer upgrades the info to the current version (additive columns)
-    assert json.loads((old / INFO).read_text())["schema_version"] == 3
+    assert json.loads((old / INFO).read_text())["schema_version"] == CATALOG_SCHEMA_VERSION
     (old / INFO).write_text(json.dumps(info | {"schema_version": 99}))
     with pytest.raises(CatalogError, match="schema_version 99"):
         CatalogDataset(old)
@@ -254,3 +270,17 @@ def test_bench_dataloader_reports_clips_per_second(catalog):
     )
     assert [(r["dataset"], r["workers"], r["clips"]) for r in rows] == [("map", 0, 8), ("stream", 0, 8)]
     assert all(r["clips_per_s"] > 0 for r in rows) and "clips/s" in format_rows(rows)
+
+
+def test_box_rows_keep_the_occluded_and_truncated_flags():
+    from drivesim.data.catalog_dataset import boxes_by_frame
+
+    boxes = [
+        Box(0, 5, 9, 30, "truck", 4, 0.5, occluded=False, truncated=True),
+        Box(40, 5, 60, 30, occluded=True),
+    ]
+    back = boxes_by_frame(box_rows([FrameLabel(3, boxes)]))
+    assert back == {3: boxes}
+    old_rows = [r | {"occluded": None, "truncated": None} for r in box_rows([FrameLabel(3, boxes)])]
+    # Rows before schema 4 have neither flag: any unseen part read as occluded, as they said.
+    assert [(b.occluded, b.truncated) for b in boxes_by_frame(old_rows)[3]] == [(True, False), (False, False)]

@@ -47,6 +47,26 @@ def test_boxes_are_tight_around_rendered_cars():
     assert checked > 20
 
 
+def test_a_car_cut_by_the_frame_edge_is_truncated_not_occluded():
+    from drivesim.world.traffic import Car
+
+    world = World(WorldSpec(crowdedness="empty", num_frames=1, seed=0, height=128, width=256))
+
+    def car(track_id, lateral, ahead):
+        return Car(track_id, "scripted", lateral, ahead, 0.0, (200, 200, 200), camera_lateral=True)
+
+    def boxes(*cars):
+        return {b.track_id: b for b in world.painter.boxes_only(world.s_ego, world.ego_lateral, list(cars))}
+
+    # Visibility compares two rasterisations of the silhouette: a few edge pixels of slack.
+    edge = boxes(car(1, -3.5, 5.0))[1]  # near, on the left: part of it outside the frame
+    assert edge.x1 == 0 and edge.truncated and not edge.occluded and edge.visibility < 0.9
+    whole = boxes(car(2, 0.0, 20.0))[2]
+    assert not whole.truncated and not whole.occluded and whole.visibility > 0.99
+    behind = boxes(car(2, 0.0, 20.0), car(3, 1.2, 10.0))[2]
+    assert behind.occluded and not behind.truncated and behind.visibility < 0.9  # the nearer car hides part
+
+
 def test_car_pixels_change_the_image():
     spec = WorldSpec(crowdedness="light", num_frames=1, seed=3, height=128, width=256)
     world = World(spec)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import yaml
 
-from drivesim.data.labels import read_scalabel, to_scalabel
+from drivesim.data.labels import Box, read_scalabel, to_scalabel
 from drivesim.scenario import ScenarioError, load_scenario, parse_scenario
 from drivesim.world import render_clip
 from drivesim.world.categories import CATEGORIES, check_category, size_of, solids_for
@@ -51,9 +51,23 @@ def test_labels_round_trip_their_categories(tmp_path):
     path = tmp_path / "labels.json"
     path.write_text(__import__("json").dumps(to_scalabel(labels, "clip")))
     back = read_scalabel(path)
-    assert [[b.category for b in lab.boxes or []] for lab in back] == [
-        [b.category for b in lab.boxes or []] for lab in labels
-    ]
+
+    def flags(frames):
+        return [[(b.category, b.occluded, b.truncated) for b in lab.boxes or []] for lab in frames]
+
+    assert flags(back) == flags(labels)
+    seen = {flag for frame in flags(labels) for flag in frame}
+    assert {(o, t) for _, o, t in seen} >= {(True, False), (False, True), (False, False)}
+
+
+def test_a_crop_that_cuts_a_box_marks_it_truncated():
+    from drivesim.data.clips import transform_box
+
+    box = Box(10, 20, 50, 60, visibility=0.8)
+    inside = transform_box(box, (0, 100, 0, 200), (50, 100))
+    assert inside == Box(5, 10, 25, 30, visibility=0.8)
+    cut = transform_box(box, (0, 100, 30, 230), (50, 100))
+    assert cut == Box(0, 10, 10, 30, visibility=0.8, truncated=True)
 
 
 def test_random_traffic_mixes_in_trucks_and_buses_without_moving_the_cars():

@@ -20,11 +20,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-CATALOG_SCHEMA_VERSION = 3
+CATALOG_SCHEMA_VERSION = 4
 # Versions this drivesim reads: 2 added the augment columns (source_clip_id ... labels_complete) at the
 # end; rows of version 1 read them as null (boxes_known null = true: scenario boxes are always known).
 # 3 added box_counts (boxes and tracks per category); older rows read it as null.
-READABLE_SCHEMA_VERSIONS = (1, 2, 3)
+# 4 added Scalabel's `occluded` and `truncated` flags to each box (before, a box was called
+# occluded when any of it was unseen, hidden or outside the frame); older rows read them as null.
+READABLE_SCHEMA_VERSIONS = (1, 2, 3, 4)
 CLIPS, MEDIA, FAILED, INFO = "clips", "media", "failed", "meta/info.json"
 MEDIA_SUFFIXES = {"mp4": ".mp4", "labels": ".json", "thumbnail": ".png"}
 
@@ -40,6 +42,8 @@ _box = pa.struct(
         ("x2", pa.float32()),
         ("y2", pa.float32()),
         ("visibility", pa.float32()),
+        ("occluded", pa.bool_()),
+        ("truncated", pa.bool_()),
     ]
 )
 

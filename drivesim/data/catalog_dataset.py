@@ -85,7 +85,18 @@ def boxes_by_frame(box_rows: list[dict]) -> dict[int, list[Box]]:
     out: dict[int, list[Box]] = defaultdict(list)
     for b in box_rows:
         out[b["frame"]].append(
-            Box(b["x1"], b["y1"], b["x2"], b["y2"], b["category"], b["track_id"], b["visibility"])
+            Box(
+                b["x1"],
+                b["y1"],
+                b["x2"],
+                b["y2"],
+                b["category"],
+                b["track_id"],
+                b["visibility"],
+                # Both flags are null in rows before schema 4, which called any unseen part occluded.
+                b["visibility"] < 0.999 if b.get("occluded") is None else b["occluded"],
+                bool(b.get("truncated")),
+            )
         )
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from drivesim.data.labels import Box
 
@@ -35,10 +36,11 @@ def transform_box(box: Box, crop: tuple[int, int, int, int], out_hw: tuple[int, 
     """Map a source-pixel box through crop + resize, clipped to the output; None if outside."""
     y0, y1, x0, x1 = crop
     sy, sx = out_hw[0] / (y1 - y0), out_hw[1] / (x1 - x0)
-    nx1 = min(max((box.x1 - x0) * sx, 0.0), out_hw[1])
-    nx2 = min(max((box.x2 - x0) * sx, 0.0), out_hw[1])
-    ny1 = min(max((box.y1 - y0) * sy, 0.0), out_hw[0])
-    ny2 = min(max((box.y2 - y0) * sy, 0.0), out_hw[0])
+    mapped = ((box.x1 - x0) * sx, (box.y1 - y0) * sy, (box.x2 - x0) * sx, (box.y2 - y0) * sy)
+    out_h, out_w = out_hw
+    nx1, nx2 = (min(max(v, 0.0), out_w) for v in mapped[0::2])
+    ny1, ny2 = (min(max(v, 0.0), out_h) for v in mapped[1::2])
     if nx2 - nx1 <= 0 or ny2 - ny1 <= 0:
         return None
-    return Box(nx1, ny1, nx2, ny2, box.category, box.track_id, box.visibility)
+    cut = (nx1, ny1, nx2, ny2) != mapped  # the crop cut the object (its visibility is kept as it was)
+    return replace(box, x1=nx1, y1=ny1, x2=nx2, y2=ny2, truncated=box.truncated or cut)

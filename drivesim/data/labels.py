@@ -46,8 +46,8 @@ def to_scalabel(frames: list[FrameLabel], video_name: str) -> list[dict]:
                     "id": str(b.track_id),
                     "category": b.category,
                     "attributes": {
-                        "occluded": b.visibility < 0.999,
-                        "truncated": False,
+                        "occluded": b.occluded,
+                        "truncated": b.truncated,
                         "visibility": round(b.visibility, VISIBILITY_DECIMALS),
                     },
                     "box2d": {"x1": b.x1, "y1": b.y1, "x2": b.x2, "y2": b.y2},
@@ -81,7 +81,8 @@ def from_scalabel(entries: list[dict], source: str = "<labels>") -> list[FrameLa
                     track = int(lab.get("id", -1))
                 except (TypeError, ValueError):
                     track = abs(hash(lab.get("id"))) % (2**31)
-                vis = float((lab.get("attributes") or {}).get("visibility", 1.0))
+                attributes = lab.get("attributes") or {}
+                visibility = float(attributes.get("visibility", 1.0))
                 boxes.append(
                     Box(
                         float(b["x1"]),
@@ -90,7 +91,9 @@ def from_scalabel(entries: list[dict], source: str = "<labels>") -> list[FrameLa
                         float(b["y2"]),
                         str(lab.get("category", "car")),
                         track,
-                        vis,
+                        visibility,
+                        bool(attributes.get("occluded", visibility < 0.999)),
+                        bool(attributes.get("truncated", False)),
                     )
                 )
         attrs = {k: str(v) for k, v in (entry.get("attributes") or {}).items()}

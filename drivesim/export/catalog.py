@@ -69,6 +69,8 @@ def box_rows(labels: list[FrameLabel]) -> list[dict]:
             "x2": b.x2,
             "y2": b.y2,
             "visibility": round(b.visibility, VISIBILITY_DECIMALS),  # as its labels file says
+            "occluded": b.occluded,
+            "truncated": b.truncated,
         }
         for label in labels
         for b in label.boxes or []

@@ -20,7 +20,9 @@ class Box:
     y2: float
     category: str = "car"
     track_id: int = -1
-    visibility: float = 1.0  # fraction of the object's silhouette that is visible in frame
+    visibility: float = 1.0  # share of the object's silhouette seen: not hidden, not outside the frame
+    occluded: bool = False  # a nearer object hides part of it
+    truncated: bool = False  # part of it lies outside the frame (or outside a crop of it)
 
     @property
     def area(self) -> float:

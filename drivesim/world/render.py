@@ -290,8 +290,7 @@ class FramePainter:
             if visible[i + 1] == 0:
                 continue
             points = np.concatenate(geo.hulls)
-            x1, y1 = np.clip(points.min(0), 0, [w, h])
-            x2, y2 = np.clip(points.max(0), 0, [w, h])
+            x1, y1, x2, y2 = _in_frame_extent(geo.hulls, points, w, h)
             full = np.zeros(
                 (
                     int(np.ceil(points[:, 1].max() - points[:, 1].min())) + 2,
@@ -302,7 +301,9 @@ class FramePainter:
             origin = np.floor(points.min(0))
             for hull in geo.hulls:
                 cv2.fillConvexPoly(full, _fixed(hull - origin), 1, cv2.LINE_8, SUBPIXEL)
-            total = max(int(full.sum()), int(visible[i + 1]))
+            ox, oy = int(origin[0]), int(origin[1])
+            in_frame = int(full[max(0, -oy) : max(0, h - oy), max(0, -ox) : max(0, w - ox)].sum())
+            seen, total = int(visible[i + 1]), max(int(full.sum()), int(visible[i + 1]))
             boxes.append(
                 Box(
                     round(float(x1), 2),
@@ -311,7 +312,25 @@ class FramePainter:
                     round(float(y2), 2),
                     cars[i].category,
                     cars[i].track_id,
-                    float(visible[i + 1]) / total,
+                    seen / total,
+                    # Scalabel's two flags apart: hidden by a nearer object (beyond the few edge
+                    # pixels where the two rasterisations differ), and cut by the frame's edge.
+                    occluded=in_frame - seen > max(2, 0.005 * in_frame),
+                    truncated=in_frame < total,
                 )
             )
         return boxes
+
+
+def _in_frame_extent(hulls: list[np.ndarray], points: np.ndarray, w: int, h: int) -> tuple[float, ...]:
+    """x1, y1, x2, y2 of the silhouette's part inside the frame (hulls: [N,2] float pixels each)."""
+    lo, hi = points.min(0), points.max(0)
+    if lo.min() >= 0 and hi[0] <= w and hi[1] <= h:
+        return (*lo, *hi)
+    frame = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    cuts = [cv2.intersectConvexConvex(hull.astype(np.float32), frame) for hull in hulls]
+    inside = [polygon.reshape(-1, 2) for area, polygon in cuts if area > 0]  # outside: area 0
+    if not inside:  # only slivers under a pixel's area in frame: the clipped box of all
+        return (*np.clip(lo, 0, [w, h]), *np.clip(hi, 0, [w, h]))
+    clipped = np.concatenate(inside)
+    return (*clipped.min(0), *clipped.max(0))

@@ -373,7 +373,7 @@ def test_shared_cascade_writes_each_clip_at_its_own_size(cascade_dir, repo, tmp_
 
     cfg = RolloutConfig(segments=1, new_frames=3, steps=1, interpolation_steps=1)
     base = load_scenario(repo / "scenarios" / "day_cut_in.yaml")
-    cascade = rollout_cascade(cascade_dir, cfg, "model", None, "cpu", [(512, 1024)])
+    cascade = rollout_cascade(cascade_dir, cfg, RenderSettings(upsampler="model"), [(512, 1024)])
     assert cascade.upsampler is not None
     for size in ((128, 256), (256, 512)):
         scenario = base.model_copy(

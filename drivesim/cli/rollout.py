@@ -32,9 +32,10 @@ def cmd_rollout(args) -> int:
         interpolation_strength=args.interpolation_strength,
     )
     model_dir = args.model or DEFAULT_MODEL_DIR
-    cascade = rollout_cascade(
-        model_dir, cfg, args.upsampler, upsample_settings(args), args.device, [scenario.output.resolution]
+    render = RenderSettings(
+        args.decode_chunk, args.device, args.upsampler, upsample_settings(args), args.keep_base
     )
+    cascade = rollout_cascade(model_dir, cfg, render, [scenario.output.resolution])
     cfg = cascade.fit(cfg)  # the checkpoints' key rate and latent size
     if not args.segments:  # else whole segments, as many frames as they make
         cfg = for_seconds(cfg, args.seconds)
@@ -45,9 +46,7 @@ def cmd_rollout(args) -> int:
         cfg,
         model_dir,
         crowd,
-        render=RenderSettings(
-            args.decode_chunk, args.device, args.upsampler, upsample_settings(args), args.keep_base
-        ),
+        render=render,
         cascade=cascade,
         progress=not args.quiet,
     ).meta

@@ -49,9 +49,9 @@ from drivesim.pipelines.cascade import Cascade
 from drivesim.pipelines.catalog_row import cascade_columns
 from drivesim.pipelines.rollout import RolloutConfig, frames_for
 from drivesim.pipelines.rollout_job import (
-    RenderSettings,
     RolloutResult,
     SourceInputs,
+    render_settings,
     rollout_cascade,
     run_rollout,
 )
@@ -235,7 +235,7 @@ def render_variant(
             scenario,
             work,
             cfg,
-            render=RenderSettings(options.decode_chunk, device, options.upsampler, options.upsample),
+            render=render_settings(options, device),
             source=SourceInputs(track, context, guide),
             cascade=cascade,
             progress=False,
@@ -288,7 +288,7 @@ def augment_row(
 def load_models(model_dir: Path, options: AugmentOptions, device: str) -> tuple[Cascade, object, dict, dict]:
     """(cascade, autoencoder, weight hashes, the autoencoder's version) of a model folder."""
     cascade = rollout_cascade(
-        model_dir, options.rollout, options.upsampler, options.upsample, device, [output_size(options)]
+        model_dir, options.rollout, render_settings(options, device), [output_size(options)]
     )
     autoencoder = load_part(model_dir, "autoencoder").to(device).eval()
     prefix = part_prefix(model_dir, "autoencoder")

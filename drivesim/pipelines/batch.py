@@ -28,7 +28,7 @@ from drivesim.models.weights import weights_digest
 from drivesim.pipelines.cascade import Cascade
 from drivesim.pipelines.catalog_row import catalog_row
 from drivesim.pipelines.rollout import RolloutConfig, for_seconds
-from drivesim.pipelines.rollout_job import RenderSettings, rollout_cascade, run_rollout
+from drivesim.pipelines.rollout_job import render_settings, rollout_cascade, run_rollout
 from drivesim.pipelines.rollout_meta import RolloutMeta
 from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleMethod, UpsampleSettings
 from drivesim.scenario import Scenario
@@ -111,7 +111,7 @@ def render_clip(
             cfg,
             crowdedness=crowds,
             time_of_day=times,
-            render=RenderSettings(options.decode_chunk, device, options.upsampler, options.upsample),
+            render=render_settings(options, device),
             cascade=cascade,
             progress=False,
             on_segment=on_segment,
@@ -166,14 +166,8 @@ def run_local(
     progress: bool,
 ) -> list[ClipResult]:
     """Every clip in this process, one after the other, the models loaded once."""
-    cascade = rollout_cascade(
-        model_dir,
-        options.rollout,
-        options.upsampler,
-        options.upsample,
-        device,
-        [c.scenario.output.resolution for c in todo],
-    )
+    sizes = [c.scenario.output.resolution for c in todo]
+    cascade = rollout_cascade(model_dir, options.rollout, render_settings(options, device), sizes)
     hashes = model_hashes(model_dir, cascade)
     results = []
     for clip in tqdm(todo, desc="catalog", unit="clip", disable=not progress):

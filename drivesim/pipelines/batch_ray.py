@@ -30,7 +30,7 @@ from drivesim.pipelines.batch import (
     model_hashes,
     render_clip,
 )
-from drivesim.pipelines.rollout_job import rollout_cascade
+from drivesim.pipelines.rollout_job import render_settings, rollout_cascade
 from drivesim.pipelines.rollout_meta import RolloutMeta
 from drivesim.scenario_expand import ClipSpec
 
@@ -41,9 +41,7 @@ class ClipWorker:
     def __init__(self, model_dir: str, options: BatchOptions, device: str, sizes: list, threads: int):
         torch.set_num_threads(threads)  # the driver's count: the same arithmetic, the same frames
         self.options, self.device = options, device
-        self.cascade = rollout_cascade(
-            model_dir, options.rollout, options.upsampler, options.upsample, device, sizes
-        )
+        self.cascade = rollout_cascade(model_dir, options.rollout, render_settings(options, device), sizes)
         self.model_hashes = model_hashes(model_dir, self.cascade)
 
     def hashes(self) -> dict[str, str]:

@@ -16,6 +16,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from tqdm import tqdm
@@ -38,7 +39,7 @@ from drivesim.pipelines.rollout import (
 )
 from drivesim.pipelines.rollout_meta import RolloutMeta
 from drivesim.pipelines.source_guide import SourceGuide
-from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleMethod, UpsampleSettings
+from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleMethod, Upsampler, UpsampleSettings
 from drivesim.scenario import Scenario, load_scenario
 from drivesim.utils import DEFAULT_MODEL_DIR, timed, to_uint8, write_json_atomic
 
@@ -55,20 +56,60 @@ class RolloutResult:
     label_file: Path
 
 
+@dataclasses.dataclass(frozen=True)
+class RenderSettings:
+    """How a rollout's frames leave the cascade. decode_chunk: frames per temporal-decoder pass
+    (memory vs speed; same frames); upsampler: none | bicubic | model, how the base video reaches
+    the scenario's output.resolution (the model streams: frames leave it with a lag, in fixed
+    memory); keep_base: also write the base video and its labels."""
+
+    decode_chunk: int = 8
+    device: str = "cpu"
+    upsampler: UpsampleMethod = DEFAULT_UPSAMPLER
+    upsample: UpsampleSettings | None = None
+    keep_base: bool = False
+
+
+class RenderOptions(Protocol):
+    """The render fields that a batch's or augment's options carry (read only)."""
+
+    @property
+    def decode_chunk(self) -> int: ...
+    @property
+    def upsampler(self) -> UpsampleMethod: ...
+    @property
+    def upsample(self) -> UpsampleSettings | None: ...
+
+
+def render_settings(options: RenderOptions, device: str) -> RenderSettings:
+    """A batch's or augment's options as the RenderSettings of its rollouts on `device`."""
+    return RenderSettings(options.decode_chunk, device, options.upsampler, options.upsample)
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceInputs:
+    """A real clip a rollout follows (drivesim augment). track: the conditions per output frame at
+    the base size instead of the scenario's world (its labels are written, scaled to the video);
+    context [1,c,4,h,w]: the first c key latents (the clip's, encoded) instead of a generated first
+    frame; guide: the clip's latents per output frame, the start of every new frame."""
+
+    track: RolloutConditions | None = None
+    context: torch.Tensor | None = None
+    guide: SourceGuide | None = None
+
+
 def rollout_cascade(
     model_dir: str | Path,
     cfg: RolloutConfig,
-    upsampler: UpsampleMethod = DEFAULT_UPSAMPLER,
-    upsample: UpsampleSettings | None = None,
-    device: str = "cpu",
+    render: RenderSettings = RenderSettings(),
     output_sizes: Sequence[Sequence[int]] = (),
 ) -> Cascade:
-    """The rollout's stages of a model folder on `device`; the upsampler model only when upsampler ==
-    'model' and one of output_sizes (H,W) differs from the base video's."""
-    cascade = Cascade.from_pretrained(model_dir, interpolation=cfg.interpolate, device=device)
+    """The rollout's stages of a model folder on render.device; the upsampler model only when
+    render.upsampler == 'model' and one of output_sizes (H,W) differs from the base video's."""
+    cascade = Cascade.from_pretrained(model_dir, interpolation=cfg.interpolate, device=render.device)
     base = cascade.base_size(cfg)
-    if upsampler == "model" and any(tuple(size) != base for size in output_sizes):
-        cascade.load_upsampler(model_dir, upsample)
+    if render.upsampler == "model" and any(tuple(size) != base for size in output_sizes):
+        cascade.load_upsampler(model_dir, render.upsample)
     return cascade
 
 
@@ -127,29 +168,98 @@ def _next_segment(stages: Iterator[CascadeSegment], clip_id: str) -> CascadeSegm
 
 
 @dataclasses.dataclass(frozen=True)
-class RenderSettings:
-    """How a rollout's frames leave the cascade. decode_chunk: frames per temporal-decoder pass
-    (memory vs speed; same frames); upsampler: none | bicubic | model, how the base video reaches
-    the scenario's output.resolution (the model streams: frames leave it with a lag, in fixed
-    memory); keep_base: also write the base video and its labels."""
+class _Plan:
+    """What a rollout writes: the video size, the upsampling done to reach it (`method`, with the
+    upsampler model when it runs), and the condition track at the base size and at the video's."""
 
-    decode_chunk: int = 8
-    device: str = "cpu"
-    upsampler: UpsampleMethod = DEFAULT_UPSAMPLER
-    upsample: UpsampleSettings | None = None
-    keep_base: bool = False
+    size: tuple[int, int]
+    base_size: tuple[int, int]
+    method: UpsampleMethod
+    model: Upsampler | None
+    track: RolloutConditions
+    written_track: RolloutConditions
+    given_track: bool
 
 
-@dataclasses.dataclass(frozen=True)
-class SourceInputs:
-    """A real clip a rollout follows (drivesim augment). track: the conditions per output frame at
-    the base size instead of the scenario's world (its labels are written, scaled to the video);
-    context [1,c,4,h,w]: the first c key latents (the clip's, encoded) instead of a generated first
-    frame; guide: the clip's latents per output frame, the start of every new frame."""
+def _plan(
+    scenario: Scenario,
+    cfg: RolloutConfig,
+    cascade: Cascade,
+    render: RenderSettings,
+    track: RolloutConditions | None,
+    crowdedness: list[str] | None,
+    time_of_day: list[str] | None,
+) -> _Plan:
+    """Sizes, upsampling and condition tracks of a rollout (cfg already fitted to the cascade)."""
+    key_frames = cfg.segments * cfg.new_frames
+    base_size = cascade.base_size(cfg)
+    h, w = base_size if render.upsampler == "none" else scenario.output.resolution
+    size = (h, w)  # the video written
+    if render.upsampler == "none":
+        warn_resolution(scenario, base_size)
+    larger = size[0] > base_size[0] or size[1] > base_size[1]
+    model = cascade.upsampler if render.upsampler == "model" and larger else None  # a shared cascade's
+    method = "none" if render.upsampler == "model" and size == base_size else render.upsampler
 
-    track: RolloutConditions | None = None
-    context: torch.Tensor | None = None
-    guide: SourceGuide | None = None
+    def from_scenario(at: tuple[int, int]) -> RolloutConditions:  # boxes in pixels of `at`
+        return RolloutConditions.from_scenario(
+            scenario, key_frames, cfg.key_fps, FACTOR, cfg.new_frames, crowdedness, at, time_of_day
+        )
+
+    given_track = track is not None
+    if track is None:
+        track = from_scenario(base_size)
+    if size == base_size:
+        written_track = track
+    else:
+        written_track = track.at_size(size) if given_track else from_scenario(size)
+    return _Plan(size, base_size, method, model, track, written_track, given_track)
+
+
+def _state_config(
+    scenario: Scenario,
+    cfg: RolloutConfig,
+    cascade: Cascade,
+    plan: _Plan,
+    render: RenderSettings,
+    source: SourceInputs,
+    crowdedness: list[str] | None,
+    time_of_day: list[str] | None,
+) -> dict:
+    """Everything that makes a rollout's frames, JSON-normalised to compare with a saved state."""
+    versions = cascade.key_model.versions | (cascade.interpolation.versions if cascade.interpolation else {})
+    model, guide, context = plan.model, source.guide, source.context
+    return json.loads(
+        json.dumps(
+            {
+                "rollout": dataclasses.asdict(cfg),
+                "scenario": scenario.model_dump(mode="json"),
+                "crowdedness_by_segment": crowdedness,
+                "time_of_day_by_segment": time_of_day,
+                "keep_base": render.keep_base,
+                "upsampler": upsampler_meta(plan.method, model, cfg.seed),
+                "given_track": plan.given_track,
+                "given_context": None if context is None else list(context.shape),
+                "model_versions": versions | ({"upsampler": model.version} if model else {}),
+                **({"guide": {"keep": guide.keep, "frames": guide.latents.shape[1]}} if guide else {}),
+            }
+        )
+    )
+
+
+def _finish(
+    scenario: Scenario, cfg: RolloutConfig, plan: _Plan, out_dir: Path, keep_base: bool
+) -> tuple[list[FrameLabel], int]:
+    """Join the parts into out_dir/<id>.mp4 with its labels (and the base video's); -> labels, frames."""
+    parts = out_dir / scenario.id / "parts"
+    frames = concat_mp4(sorted(parts.glob("part-*.mp4")), out_dir / f"{scenario.id}.mp4")
+    written = clip_labels(plan.written_track, cfg, 0, frames)
+    write_json_atomic(to_scalabel(written, scenario.id), out_dir / f"{scenario.id}.json")
+    if keep_base:
+        base_labels = to_scalabel(clip_labels(plan.track, cfg, 0, frames), f"{scenario.id}.base")
+        write_json_atomic(base_labels, out_dir / f"{scenario.id}.base.json")
+        concat_mp4(sorted(parts.glob("base-*.mp4")), out_dir / f"{scenario.id}.base.mp4")
+    return written, frames
 
 
 def run_rollout(
@@ -170,111 +280,57 @@ def run_rollout(
     crowdedness / time_of_day: per segment (the last repeats); cascade: models already loaded.
     on_segment(done, total): called after each of the segments + 1 steps (the last flushes).
     reference: Cascade.segments' eager reference path (`drivesim bench cascade`)."""
-    decode_chunk, device, upsampler = render.decode_chunk, render.device, render.upsampler
-    upsample, keep_base = render.upsample, render.keep_base
-    track, context, guide = source.track, source.context, source.guide
     scenario = scenario_path if isinstance(scenario_path, Scenario) else load_scenario(scenario_path)
-    out_dir, model_dir = Path(out_dir), Path(model_dir)
-    work = out_dir / scenario.id
-    state_path = work / "state"
+    out_dir = Path(out_dir)
+    work, state_path = out_dir / scenario.id, out_dir / scenario.id / "state"
     if cascade is None:
-        cascade = rollout_cascade(model_dir, cfg, upsampler, upsample, device, [scenario.output.resolution])
+        cascade = rollout_cascade(model_dir, cfg, render, [scenario.output.resolution])
     cfg = cascade.fit(cfg)
-    key_frames = cfg.segments * cfg.new_frames
-    base_size = cascade.base_size(cfg)
-    h, w = base_size if upsampler == "none" else scenario.output.resolution
-    size = (h, w)  # the video written
-    if upsampler == "none":
-        warn_resolution(scenario, base_size)
-    larger = size[0] > base_size[0] or size[1] > base_size[1]
-    model = cascade.upsampler if upsampler == "model" and larger else None  # a shared cascade's, if needed
-    if upsampler == "model" and size == base_size:
-        upsampler = "none"  # what was done, for the metadata
-    given_track = track is not None
-    if track is None:
-        track = RolloutConditions.from_scenario(
-            scenario, key_frames, cfg.key_fps, FACTOR, cfg.new_frames, crowdedness, base_size, time_of_day
-        )
-
-    def at(size: tuple[int, int]) -> RolloutConditions:  # the track with boxes in pixels of `size`
-        if size == base_size:
-            return track
-        if given_track:
-            return track.at_size(size)
-        return RolloutConditions.from_scenario(
-            scenario, key_frames, cfg.key_fps, FACTOR, cfg.new_frames, crowdedness, size, time_of_day
-        )
-
-    versions = cascade.key_model.versions | (cascade.interpolation.versions if cascade.interpolation else {})
-    config = json.loads(
-        json.dumps(
-            {  # JSON-normalised, to compare with a saved state
-                "rollout": dataclasses.asdict(cfg),
-                "scenario": scenario.model_dump(mode="json"),
-                "crowdedness_by_segment": crowdedness,
-                "time_of_day_by_segment": time_of_day,
-                "keep_base": keep_base,
-                "upsampler": upsampler_meta(upsampler, model, cfg.seed),
-                "given_track": given_track,
-                "given_context": None if context is None else list(context.shape),
-                "model_versions": versions | ({"upsampler": model.version} if model else {}),
-                **({"guide": {"keep": guide.keep, "frames": guide.latents.shape[1]}} if guide else {}),
-            }
-        )
-    )
-    state = resume_state(state_path, config, context)
-    parts = work / "parts"
-    parts.mkdir(parents=True, exist_ok=True)
+    plan = _plan(scenario, cfg, cascade, render, source.track, crowdedness, time_of_day)
+    config = _state_config(scenario, cfg, cascade, plan, render, source, crowdedness, time_of_day)
+    state = resume_state(state_path, config, source.context)
+    (work / "parts").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    written_track = at(size)
-    stages = cascade.with_upsampler(model).segments(
-        track,
+    stages = cascade.with_upsampler(plan.model).segments(
+        plan.track,
         cfg,
         state,
-        size=size,
-        method=upsampler,
-        labels=written_track,
-        decode_chunk=decode_chunk,
-        guide=guide,
+        size=plan.size,
+        method=plan.method,
+        labels=plan.written_track,
+        decode_chunk=render.decode_chunk,
+        guide=source.guide,
         reference=reference,
     )
+    total = cfg.segments + 1
+    desc = f"rollout {scenario.id}"
     with tqdm(
-        total=cfg.segments + 1,
-        initial=state.next_segment,
-        desc=f"rollout {scenario.id}",
-        unit="segment",
-        disable=not progress,
+        total=total, initial=state.next_segment, desc=desc, unit="segment", disable=not progress
     ) as bar:
         seconds = write_segments(
             stages,
-            parts,
-            keep_base,
+            work / "parts",
+            render.keep_base,
             cfg.out_fps,
             scenario.id,
-            cfg.segments + 1,
+            total,
             bar.update,
             on_segment,
             lambda: save_rollout_state(state_path, state, cfg, config),
         )
+    written, frames = _finish(scenario, cfg, plan, out_dir, render.keep_base)
     video = out_dir / f"{scenario.id}.mp4"
-    frames = concat_mp4(sorted(parts.glob("part-*.mp4")), video)
-    written = clip_labels(written_track, cfg, 0, frames)
-    write_json_atomic(to_scalabel(written, scenario.id), out_dir / f"{scenario.id}.json")
-    if keep_base:
-        base_labels = to_scalabel(clip_labels(track, cfg, 0, frames), f"{scenario.id}.base")
-        write_json_atomic(base_labels, out_dir / f"{scenario.id}.base.json")
-        concat_mp4(sorted(parts.glob("base-*.mp4")), out_dir / f"{scenario.id}.base.mp4")
-    starts = [i for i in segment_starts(cfg) if i < frames]
-    diagnostics = rollout_diagnostics(str(video), cfg.out_fps, starts)
     meta = RolloutMeta(
         scenario_id=scenario.id,
         seed=cfg.seed,
         settings=config,
         fps=cfg.out_fps,
         frames=frames,
-        resolution=size,
-        base_resolution=base_size,
-        diagnostics=diagnostics,
+        resolution=plan.size,
+        base_resolution=plan.base_size,
+        diagnostics=rollout_diagnostics(
+            str(video), cfg.out_fps, [i for i in segment_starts(cfg) if i < frames]
+        ),
         seconds_this_run=time.perf_counter() - start,
         stage_seconds_this_run={k: round(v, 3) for k, v in seconds.items()},
     )

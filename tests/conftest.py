@@ -55,19 +55,23 @@ def repo() -> Path:
     return REPO
 
 
+def tiny_ae_config(out_dir: Path, **overrides):
+    """An AETrainConfig of TINY_AE on 64x128 frames (32x64 crops), one step of batch 1 unless overridden;
+    stage="temporal" also gets 3-frame clips."""
+    from drivesim.train.autoencoder import AETrainConfig
+
+    clips = {"num_frames": 3} if overrides.get("stage") == "temporal" else {}
+    base = dict(
+        out_dir=str(out_dir), autoencoder=TINY_AE, steps=1, batch_size=1, crop=(32, 64), size=(64, 128)
+    )
+    return AETrainConfig(**(base | clips | overrides))
+
+
 def one_step_autoencoder(out_dir: Path, batch_size: int = 1) -> Path:
     """A TINY_AE image autoencoder trained one step on 64x128 frames (untrained in effect)."""
-    from drivesim.train.autoencoder import AETrainConfig, train_autoencoder
+    from drivesim.train.autoencoder import train_autoencoder
 
-    cfg = AETrainConfig(
-        out_dir=str(out_dir),
-        autoencoder=TINY_AE,
-        steps=1,
-        batch_size=batch_size,
-        crop=(32, 64),
-        size=(64, 128),
-    )
-    return train_autoencoder(cfg, progress=False)
+    return train_autoencoder(tiny_ae_config(out_dir, batch_size=batch_size), progress=False)
 
 
 def perturb(model, scale: float = 0.05) -> None:

@@ -148,6 +148,7 @@ def test_cli_defaults_come_from_the_config_dataclasses():
         RolloutConfig.guidance_boxes,
         RolloutConfig.interpolation_steps,
     )
+    assert folder == catalog  # the folder mode and --catalog sample with the same defaults
     given = parser.parse_args(["generate", "--scenario", "s", "--out", "o", "--catalog", "--steps", "3"])
     assert sampling_options(given, RolloutConfig)["steps"] == 3
     ro = parser.parse_args(["rollout", "s.yaml", "--out", "o"])

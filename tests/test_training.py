@@ -3,7 +3,7 @@
 import csv
 
 import torch
-from conftest import TINY_AE, TINY_UNET, one_step_autoencoder
+from conftest import TINY_AE, TINY_UNET, one_step_autoencoder, tiny_ae_config
 
 from drivesim.config import load_config, to_dataclass
 from drivesim.models.autoencoder import AutoencoderConfig
@@ -20,32 +20,12 @@ def rows(path):
 
 
 def test_autoencoder_then_ldm_stages(tmp_path):
-    ae_cfg = AETrainConfig(
-        out_dir=str(tmp_path / "ae"),
-        autoencoder=TINY_AE,
-        steps=3,
-        batch_size=2,
-        crop=(32, 64),
-        size=(64, 128),
-        disc_start=1,
-        log_every=1,
-        save_every=2,
-    )
+    ae_cfg = tiny_ae_config(tmp_path / "ae", steps=3, batch_size=2, disc_start=1, log_every=1, save_every=2)
     ae = train_autoencoder(ae_cfg, progress=False)
     assert [int(r["step"]) for r in rows(tmp_path / "ae" / "loss.csv")] == [1, 2, 3]
     temporal = train_autoencoder(
-        AETrainConfig(
-            stage="temporal",
-            init_from=str(ae),
-            out_dir=str(tmp_path / "td"),
-            autoencoder=TINY_AE,
-            steps=2,
-            batch_size=1,
-            num_frames=3,
-            crop=(32, 64),
-            size=(64, 128),
-            disc_start=0,
-            log_every=1,
+        tiny_ae_config(
+            tmp_path / "td", stage="temporal", init_from=str(ae), steps=2, disc_start=0, log_every=1
         ),
         progress=False,
     )
@@ -94,18 +74,8 @@ def test_autoencoder_then_ldm_stages(tmp_path):
 def test_temporal_stage_with_train_spatial_tunes_the_decoder_too(tmp_path):
     ae = one_step_autoencoder(tmp_path / "ae", batch_size=2)
     td = train_autoencoder(
-        AETrainConfig(
-            stage="temporal",
-            init_from=str(ae),
-            out_dir=str(tmp_path / "td"),
-            autoencoder=TINY_AE,
-            steps=2,
-            batch_size=1,
-            num_frames=3,
-            crop=(32, 64),
-            size=(64, 128),
-            disc_start=100,
-            train_spatial=True,
+        tiny_ae_config(
+            tmp_path / "td", stage="temporal", init_from=str(ae), steps=2, disc_start=100, train_spatial=True
         ),
         progress=False,
     )
@@ -114,17 +84,11 @@ def test_temporal_stage_with_train_spatial_tunes_the_decoder_too(tmp_path):
     assert any(k.startswith("decoder.") for k in changed)
     # temporal_from carries those temporal layers over to another image decoder (lr 0: as loaded)
     carried = train_autoencoder(
-        AETrainConfig(
+        tiny_ae_config(
+            tmp_path / "td2",
             stage="temporal",
             init_from=str(ae),
             temporal_from=str(td),
-            out_dir=str(tmp_path / "td2"),
-            autoencoder=TINY_AE,
-            steps=1,
-            batch_size=1,
-            num_frames=3,
-            crop=(32, 64),
-            size=(64, 128),
             disc_start=100,
             lr=0.0,
         ),
@@ -138,16 +102,8 @@ def test_temporal_stage_with_train_spatial_tunes_the_decoder_too(tmp_path):
 def test_image_stage_from_an_autoencoder_can_keep_its_encoder(tmp_path):
     ae = one_step_autoencoder(tmp_path / "ae", batch_size=2)
     tuned = train_autoencoder(
-        AETrainConfig(
-            init_from=str(ae),
-            train_encoder=False,
-            out_dir=str(tmp_path / "dec"),
-            autoencoder=TINY_AE,
-            steps=2,
-            batch_size=2,
-            crop=(32, 64),
-            size=(64, 128),
-            disc_start=1,
+        tiny_ae_config(
+            tmp_path / "dec", init_from=str(ae), train_encoder=False, steps=2, batch_size=2, disc_start=1
         ),
         progress=False,
     )

@@ -60,6 +60,28 @@ def add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]; bf16 autocast on CUDA")
 
 
+def add_detector(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--detector",
+        default=None,
+        help="YOLOX-nano ONNX file (default: $DRIVESIM_DETECTOR, else "
+        "../shared/detectors/yolox_nano.onnx beside the repository)",
+    )
+
+
+def add_road_band(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--road-band",
+        action="store_true",
+        help="also detect on overlapping tiles of the road band (rows 35-85%%): finds small and "
+        "night cars, about 4x slower",
+    )
+
+
+def add_json(parser: argparse.ArgumentParser, what: str = "report") -> None:
+    parser.add_argument("--json", default=None, help=f"also write the {what} to this JSON file")
+
+
 def add_quiet(parser: argparse.ArgumentParser, help: str = "no progress bars") -> None:
     parser.add_argument("--quiet", action="store_true", help=help)
 

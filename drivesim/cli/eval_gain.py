@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from drivesim.cli.common import add_quiet, param_default, resolution
+from drivesim.cli.common import add_json, add_quiet, param_default, resolution
 from drivesim.data.frame_folders import FrameFolderError
 from drivesim.data.labels import LabelFormatError
 from drivesim.data.video_folder import VideoReadError
@@ -104,6 +104,6 @@ def register_gain(ev_sub) -> None:
         default=list(ARMS),
         help="which runs to make (e.g. the real baseline alone, while variants are being made)",
     )
-    p.add_argument("--json", default=None, help="also write the report to this JSON file")
+    add_json(p)
     add_quiet(p)
     p.set_defaults(func=cmd_eval_gain)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from drivesim.cli.common import add_quiet, param_default
+from drivesim.cli.common import add_detector, add_json, add_quiet, add_road_band, param_default
 from drivesim.data.frame_folders import FrameFolderError
 from drivesim.data.video_folder import VideoReadError
 from drivesim.eval.detector import Detector, DetectorWeightsError
@@ -128,18 +128,9 @@ def register_real(ev_sub) -> None:
         default=param_default(detector_report, "every"),
         help="detect on every K-th frame",
     )
-    ev_det.add_argument(
-        "--detector",
-        default=None,
-        help="YOLOX-nano ONNX file (default: $DRIVESIM_DETECTOR, else "
-        "../shared/detectors/yolox_nano.onnx beside the repository)",
-    )
-    ev_det.add_argument(
-        "--road-band",
-        action="store_true",
-        help="also detect on tiles of the road band (small and night cars; about 4x slower)",
-    )
-    ev_det.add_argument("--json", default=None, help="also write the report to this JSON file")
+    add_detector(ev_det)
+    add_road_band(ev_det)
+    add_json(ev_det)
     ev_det.add_argument(
         "--montage",
         default=None,
@@ -159,7 +150,7 @@ def register_real(ev_sub) -> None:
     ev_aug.add_argument(
         "--source-fps", type=float, default=None, help="frame rate of source frame folders without one"
     )
-    ev_aug.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    add_json(ev_aug, "rows")
     ev_aug.add_argument(
         "--montage",
         default=None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
-from drivesim.cli.common import add_quiet, param_default
+from drivesim.cli.common import add_detector, add_quiet, add_road_band, param_default
 from drivesim.data.frame_folders import FrameFolderError
 from drivesim.data.video_folder import VideoReadError
 from drivesim.eval.detector import DetectorWeightsError
@@ -48,12 +48,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("input", help="a video, a frame folder, or a folder of them (searched recursively)")
     p.add_argument("--out", required=True, help="folder for <stem>.json (+ <stem>.meta.json) per clip")
-    p.add_argument(
-        "--road-band",
-        action="store_true",
-        help="also detect on overlapping tiles of the road band (rows 35-85%%): finds small and "
-        "night cars, about 4x slower",
-    )
+    add_road_band(p)
     p.add_argument(
         "--every",
         type=int,
@@ -66,12 +61,7 @@ def register(subparsers) -> None:
         default=None,
         help="frame rate of frame folders without timestamps in their labels",
     )
-    p.add_argument(
-        "--detector",
-        default=None,
-        help="YOLOX-nano ONNX file (default: $DRIVESIM_DETECTOR, else "
-        "../shared/detectors/yolox_nano.onnx beside the repository)",
-    )
+    add_detector(p)
     p.add_argument(
         "--min-score",
         type=float,

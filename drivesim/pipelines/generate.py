@@ -12,6 +12,7 @@ from tqdm import tqdm
 from drivesim.diffusion.guidance import GuidanceScales
 from drivesim.export.generated import is_generated, write_generated_clip
 from drivesim.pipelines.cascade import Cascade
+from drivesim.pipelines.rollout import RolloutConfig
 from drivesim.pipelines.scenario_conditions import scenario_conditions
 from drivesim.pipelines.upsample import DEFAULT_UPSAMPLER, UpsampleMethod, Upsampler, UpsampleSettings
 from drivesim.scenario import load_scenario, scenario_files
@@ -24,8 +25,9 @@ logger = logging.getLogger(__name__)
 class GenerateOptions:
     sampler: str = "dpmpp"
     steps: int = 20
-    guidance_scene: float = 3.0
-    guidance_boxes: float = 2.0
+    # The catalog's, rollout's, preview's and `eval report`'s scales: one default for every path.
+    guidance_scene: float = RolloutConfig.guidance_scene
+    guidance_boxes: float = RolloutConfig.guidance_boxes
     key_fps: float | None = None  # the key-frame rate; None: what the key-frame model trained at (7.5)
     max_frames: int = 16  # one segment; longer clips need the rollout model
     latent_size: tuple[int, int] | None = None  # None: the key-frame model's (16x32: 128x256 frames)

@@ -1,6 +1,7 @@
 """VideoLDMPipeline and `drivesim generate` with tiny UNTRAINED models saved to a temp folder."""
 
 import json
+from pathlib import Path
 
 import cv2
 import pytest
@@ -56,21 +57,14 @@ def test_pipeline_is_seeded_and_shapes(model_dir, repo):
     assert a.frames.min() >= -1 and a.frames.max() <= 1
 
 
+def generate_args(scenario: Path, out: Path, model_dir: Path, *flags: str, steps=1, frames=2) -> list[str]:
+    """`drivesim generate` (folder mode) of one scenario with a few steps and key frames, quietly."""
+    paths = ["--scenario", str(scenario), "--out", str(out), "--model", str(model_dir)]
+    return ["generate", *paths, "--steps", str(steps), "--max-frames", str(frames), *flags, "--quiet"]
+
+
 def test_generate_command_writes_and_resumes(model_dir, repo, tmp_path, capsys):
-    args = [
-        "generate",
-        "--scenario",
-        str(repo / "scenarios" / "day_box_track.yaml"),
-        "--out",
-        str(tmp_path),
-        "--model",
-        str(model_dir),
-        "--steps",
-        "2",
-        "--max-frames",
-        "3",
-        "--quiet",
-    ]
+    args = generate_args(repo / "scenarios" / "day_box_track.yaml", tmp_path, model_dir, steps=2, frames=3)
     assert main(args) == 0
     meta = json.loads((tmp_path / "day_box_track.meta.json").read_text())
     assert meta["seed"] == 8 and meta["frames"] == 3 and "unet" in meta["model_versions"]
@@ -127,30 +121,8 @@ def box_labels(path) -> list[dict]:
 @pytest.mark.parametrize("method", ["model", "bicubic"])
 def test_generate_writes_the_scenario_resolution_with_the_upsampler(model_dir, repo, tmp_path, method):
     out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "generate",
-                "--scenario",
-                str(repo / "scenarios" / "day_cut_in.yaml"),
-                "--out",
-                str(out),
-                "--model",
-                str(model_dir),
-                "--steps",
-                "1",
-                "--max-frames",
-                "2",
-                "--upsample-steps",
-                "1",
-                "--upsampler",
-                method,
-                "--keep-base",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    flags = ("--upsample-steps", "1", "--upsampler", method, "--keep-base")
+    assert main(generate_args(repo / "scenarios" / "day_cut_in.yaml", out, model_dir, *flags)) == 0
     meta = json.loads((out / "day_cut_in.meta.json").read_text())
     assert meta["resolution"] == video_size(out / "day_cut_in.mp4") == [512, 1024]
     assert meta["base_resolution"] == video_size(out / "day_cut_in.base.mp4") == [128, 256]
@@ -179,24 +151,7 @@ def test_generate_writes_the_scenario_resolution_with_the_upsampler(model_dir, r
 def test_labels_describe_the_video_written_at_any_requested_resolution(model_dir, repo, tmp_path):
     out = tmp_path / "out"
     assert (
-        main(
-            [
-                "generate",
-                "--scenario",
-                str(repo / "scenarios" / "day_cut_in.yaml"),
-                "--out",
-                str(out),
-                "--model",
-                str(model_dir),
-                "--steps",
-                "1",
-                "--max-frames",
-                "2",
-                "--upsampler",
-                "none",
-                "--quiet",
-            ]
-        )
+        main(generate_args(repo / "scenarios" / "day_cut_in.yaml", out, model_dir, "--upsampler", "none"))
         == 0
     )
     meta = json.loads((out / "day_cut_in.meta.json").read_text())
@@ -210,25 +165,7 @@ def test_labels_describe_the_video_written_at_any_requested_resolution(model_dir
 def test_eval_montage_draws_every_clip_of_a_folder(model_dir, repo, tmp_path):
     out = tmp_path / "clips"
     for name in ("day_cut_in", "night_crowded_city"):
-        assert (
-            main(
-                [
-                    "generate",
-                    "--scenario",
-                    str(repo / "scenarios" / f"{name}.yaml"),
-                    "--out",
-                    str(out),
-                    "--model",
-                    str(model_dir),
-                    "--steps",
-                    "1",
-                    "--max-frames",
-                    "3",
-                    "--quiet",
-                ]
-            )
-            == 0
-        )
+        assert main(generate_args(repo / "scenarios" / f"{name}.yaml", out, model_dir, frames=3)) == 0
     assert main(["eval", "montage", str(out), "--out", str(tmp_path / "m.png")]) == 0
     image = cv2.imread(str(tmp_path / "m.png"))
     assert image.shape == (2 * 2 * 128, 3 * 2 * 256, 3)  # a row per clip, 3 frames at 2x

@@ -43,20 +43,20 @@ from drivesim.train.ae_losses import (
     reference_flows,
     warped_motion_loss,
 )
-from drivesim.train.common import CsvLog, seed_everything
+from drivesim.train.common import CsvLog
 from drivesim.train.distributed import (
     RankBatches,
     average_gradients,
     barrier,
     close_ranks,
     gather_rows,
-    init_ranks,
     mean_over_ranks,
     shuffled_batches,
+    start_run,
     sync_gradients,
     wrap,
 )
-from drivesim.utils import autocast, resolve_device
+from drivesim.utils import autocast
 
 logger = logging.getLogger(__name__)
 
@@ -193,12 +193,7 @@ def train_autoencoder(cfg: AETrainConfig, progress: bool = True) -> Path:
     """Run one stage (one process, or every rank under torchrun); resumes from out_dir/last;
     returns the checkpoint prefix."""
     averaged = averaged_steps(cfg)
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ranks, device = init_ranks(cfg.device, cfg.grad_accum)
-    ranks.check_batch(cfg.batch_size)
-    generator = seed_everything(cfg.seed)
-    device = resolve_device(device)
+    out, ranks, device, generator = start_run(cfg)
     image = cfg.stage == "image"
     latent_channels = 0  # the image stage's (its posterior noise)
     if image:

@@ -22,13 +22,17 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import TYPE_CHECKING, TypeVar, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Sampler
+
+from drivesim.train.common import seed_everything
+from drivesim.utils import resolve_device
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -92,6 +96,32 @@ def init_ranks(device: str, grad_accum: int = 1) -> tuple[Ranks, str]:
     if dist.get_world_size() != world:
         raise RuntimeError(f"WORLD_SIZE={world} but the process group has {dist.get_world_size()} ranks")
     return Ranks(rank, world, local_rank, grad_accum), device
+
+
+class RunConfig(Protocol):
+    """What every trainer's config names: where it writes, where it runs, its batch and seed."""
+
+    @property
+    def out_dir(self) -> str: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def grad_accum(self) -> int: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
+
+
+def start_run(cfg: RunConfig) -> tuple[Path, Ranks, torch.device, torch.Generator]:
+    """A trainer's first steps: out_dir made, the ranks joined (batch_size checked against them),
+    this rank's device, and the seeded CPU generator (the same draws on any device and rank)."""
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ranks, device = init_ranks(cfg.device, cfg.grad_accum)
+    ranks.check_batch(cfg.batch_size)
+    generator = seed_everything(cfg.seed)
+    return out, ranks, resolve_device(device), generator
 
 
 def close_ranks(ranks: Ranks) -> None:

@@ -36,7 +36,6 @@ from drivesim.train.common import (
     make_ema,
     resume_run,
     save_run,
-    seed_everything,
 )
 from drivesim.train.context_batches import (
     INTERPOLATION_FACTOR,
@@ -50,16 +49,16 @@ from drivesim.train.distributed import (
     barrier,
     close_ranks,
     gather_rows,
-    init_ranks,
     main_first,
     mean_over_ranks,
     shuffled_batches,
+    start_run,
     sync_gradients,
     take_rows,
     wrap,
 )
 from drivesim.train.latent_cache import LatentClipDataset, build_latent_cache, pick_frames
-from drivesim.utils import autocast, resolve_device
+from drivesim.utils import autocast
 
 logger = logging.getLogger(__name__)
 
@@ -217,12 +216,7 @@ def ensure_latent_cache(cfg: LatentCacheConfig) -> Path:
 def train_ldm(cfg: LDMTrainConfig, progress: bool = True) -> Path:
     """Train per cfg (one process, or every rank under torchrun); resumes from out_dir/last if
     present; returns the final checkpoint path."""
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ranks, device = init_ranks(cfg.device, cfg.grad_accum)
-    ranks.check_batch(cfg.batch_size)
-    generator = seed_everything(cfg.seed)  # on the CPU: the same draws on any device and rank
-    device = resolve_device(device)
+    out, ranks, device, generator = start_run(cfg)
     model = build_model(cfg).to(device).train()
     model.gradient_checkpointing = cfg.gradient_checkpointing
     params = spatial_parameters(model) if cfg.stage == "image" else temporal_parameters(model)

@@ -23,21 +23,21 @@ from drivesim.data.procedural import ProceduralClipDataset
 from drivesim.models.discriminators import shuffle_frames
 from drivesim.models.probes import BoxProbe, ClipProbe, ProbeConfig
 from drivesim.models.weights import load_checkpoint, save_checkpoint
-from drivesim.train.common import CsvLog, load_train_state, save_train_state, seed_everything
+from drivesim.train.common import CsvLog, load_train_state, save_train_state
 from drivesim.train.distributed import (
     RankBatches,
     barrier,
     close_ranks,
     gather_rows,
-    init_ranks,
     main_first,
     mean_over_ranks,
     sequential_batches,
+    start_run,
     sync_gradients,
     wrap,
 )
 from drivesim.train.probe_data import reconstructed_loaders
-from drivesim.utils import autocast, resolve_device
+from drivesim.utils import autocast
 
 
 @dataclass(frozen=True)
@@ -154,12 +154,7 @@ def box_loss(
 def train_probes(cfg: ProbeTrainConfig, progress: bool = True) -> Path:
     """Train both probes (one process, or every rank under torchrun); resumes from out_dir/last;
     returns the out_dir (clip.*, box.*)."""
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ranks, device = init_ranks(cfg.device, cfg.grad_accum)
-    ranks.check_batch(cfg.batch_size)
-    device = resolve_device(device)
-    generator = seed_everything(cfg.seed)
+    out, ranks, device, generator = start_run(cfg)
     clip_probe, box_probe = ClipProbe(cfg.probe).to(device), BoxProbe(cfg.probe).to(device)
     optimizer = torch.optim.AdamW([*clip_probe.parameters(), *box_probe.parameters()], lr=cfg.lr)
     log = CsvLog(out / "loss.csv", ["step", "clip_loss", "box_loss", "seconds"]) if ranks.is_main else None

@@ -24,19 +24,19 @@ from drivesim.diffusion.schedule import ScheduleConfig, training_scheduler, x0_p
 from drivesim.models.model_index import load_part
 from drivesim.models.temporal_layers import spatial_parameters, temporal_parameters
 from drivesim.models.upsampler import UpsamplerConfig, UpsamplerUNet, bicubic_upsample
-from drivesim.train.common import CsvLog, apply_gradients, make_ema, resume_run, save_run, seed_everything
+from drivesim.train.common import CsvLog, apply_gradients, make_ema, resume_run, save_run
 from drivesim.train.distributed import (
     barrier,
     close_ranks,
-    init_ranks,
     main_first,
     mean_over_ranks,
+    start_run,
     sync_gradients,
     take_rows,
     wrap,
 )
 from drivesim.train.upsampler_data import HighResCacheConfig, ensure_highres_cache, sample_pairs
-from drivesim.utils import autocast, resolve_device
+from drivesim.utils import autocast
 
 STAGES = ("image", "video")
 
@@ -186,12 +186,7 @@ def upsampler_loss(
 def train_upsampler(cfg: UpsamplerTrainConfig, progress: bool = True) -> Path:
     """Train per cfg (one process, or every rank under torchrun); resumes from out_dir/last;
     returns the EMA checkpoint prefix."""
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ranks, device = init_ranks(cfg.device, cfg.grad_accum)
-    ranks.check_batch(cfg.batch_size)
-    device = resolve_device(device)
-    generator = seed_everything(cfg.seed)
+    out, ranks, device, generator = start_run(cfg)
     model = build_upsampler(cfg)
     frames = 1 if cfg.stage == "image" else cfg.num_frames
     if frames > cfg.cache.num_frames:

@@ -315,37 +315,9 @@ def test_no_work_starts_until_every_file_validates(tmp_path, model_dir):
         generate_catalog([good, bad], tmp_path / "cat", FAST, model_dir, progress=False)
     assert not (tmp_path / "cat").exists()
     (tmp_path / "file").write_text("")
-    assert (
-        main(
-            [
-                "generate",
-                "--scenario",
-                str(good),
-                "--out",
-                str(tmp_path / "file" / "cat"),
-                "--catalog",
-                "--model",
-                str(model_dir),
-                "--quiet",
-            ]
-        )
-        == 2
-    )  # an unwritable --out
-    assert (
-        main(
-            [
-                "generate",
-                "--scenario",
-                str(good),
-                "--out",
-                str(tmp_path / "c2"),
-                "--catalog",
-                "--overwrite",
-                "--quiet",
-            ]
-        )
-        == 2
-    )
+    catalog = ["generate", "--scenario", str(good), "--catalog", "--quiet", "--out"]
+    assert main([*catalog, str(tmp_path / "file" / "cat"), "--model", str(model_dir)]) == 2  # unwritable
+    assert main([*catalog, str(tmp_path / "c2"), "--overwrite"]) == 2
 
 
 def test_model_upsampler_reaches_the_output_resolution(tmp_path):

@@ -29,6 +29,20 @@ from drivesim.world import World, WorldSpec
 
 LATENT = (4, 8)  # 32x64 frames
 
+# `drivesim rollout` flags of a quick run: 3 key frames a segment, 1 denoising step a stage
+FEW_STEPS = [
+    "--new-frames",
+    "3",
+    "--steps",
+    "1",
+    "--interpolation-steps",
+    "1",
+    "--upsample-steps",
+    "1",
+    "--keep-base",
+    "--quiet",
+]
+
 
 @pytest.fixture(scope="module")
 def models():
@@ -197,25 +211,8 @@ def test_rollout_command_resumes_after_interruption(cascade_dir, repo, tmp_path,
     from drivesim.pipelines import rollout_job
 
     scenario = str(repo / "scenarios" / "day_cut_in.yaml")
-    args = [
-        scenario,
-        "--segments",
-        "3",
-        "--new-frames",
-        "3",
-        "--steps",
-        "1",
-        "--interpolation-steps",
-        "1",
-        "--model",
-        str(cascade_dir),
-        "--crowdedness",
-        "light,crowded",
-        "--upsample-steps",
-        "1",
-        "--keep-base",
-        "--quiet",
-    ]
+    args = [scenario, "--segments", "3", "--model", str(cascade_dir), "--crowdedness", "light,crowded"]
+    args += FEW_STEPS
     assert main(["rollout", *args, "--out", str(tmp_path / "full")]) == 0
     meta = json.loads((tmp_path / "full" / "day_cut_in.meta.json").read_text())
     assert meta["frames"] == 1 + 4 * (9 - 1) and meta["fps"] == 30
@@ -253,31 +250,9 @@ def test_rollout_is_cut_to_the_seconds_asked_for(cascade_dir, repo, tmp_path):
     from drivesim.data.labels import read_scalabel
 
     out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "rollout",
-                str(repo / "scenarios" / "day_cut_in.yaml"),
-                "--seconds",
-                "0.9",
-                "--new-frames",
-                "3",
-                "--steps",
-                "1",
-                "--interpolation-steps",
-                "1",
-                "--upsample-steps",
-                "1",
-                "--model",
-                str(cascade_dir),
-                "--keep-base",
-                "--quiet",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    scenario = str(repo / "scenarios" / "day_cut_in.yaml")
+    args = ["rollout", scenario, "--seconds", "0.9", "--model", str(cascade_dir), "--out", str(out)]
+    assert main(args + FEW_STEPS) == 0
     meta = json.loads((out / "day_cut_in.meta.json").read_text())
     assert meta["rollout"]["segments"] == 3 and meta["rollout"]["frames"] == 27 and meta["frames"] == 27
     for name in ("day_cut_in", "day_cut_in.base"):

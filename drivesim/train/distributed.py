@@ -23,7 +23,7 @@ import os
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import torch
 import torch.distributed as dist
@@ -98,24 +98,10 @@ def init_ranks(device: str, grad_accum: int = 1) -> tuple[Ranks, str]:
     return Ranks(rank, world, local_rank, grad_accum), device
 
 
-class RunConfig(Protocol):
-    """What every trainer's config names: where it writes, where it runs, its batch and seed."""
-
-    @property
-    def out_dir(self) -> str: ...
-    @property
-    def device(self) -> str: ...
-    @property
-    def grad_accum(self) -> int: ...
-    @property
-    def batch_size(self) -> int: ...
-    @property
-    def seed(self) -> int: ...
-
-
-def start_run(cfg: RunConfig) -> tuple[Path, Ranks, torch.device, torch.Generator]:
-    """A trainer's first steps: out_dir made, the ranks joined (batch_size checked against them),
-    this rank's device, and the seeded CPU generator (the same draws on any device and rank)."""
+def start_run(cfg) -> tuple[Path, Ranks, torch.device, torch.Generator]:
+    """A trainer's first steps from its config (out_dir, device, grad_accum, batch_size, seed):
+    out_dir made, the ranks joined (batch_size checked against them), this rank's device, and the
+    seeded CPU generator (the same draws on any device and rank)."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ranks, device = init_ranks(cfg.device, cfg.grad_accum)

@@ -10,10 +10,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, TINY_AE, TINY_UNET, TINY_UPSAMPLER
+from conftest import REPO, TINY_UNET, TINY_UPSAMPLER, tiny_ae_config
 
 from drivesim.diffusion.schedule import ScheduleConfig
-from drivesim.train.autoencoder import AETrainConfig, train_autoencoder
+from drivesim.train.autoencoder import train_autoencoder
 from drivesim.train.distributed import RankBatches, Ranks, sequential_batches
 from drivesim.train.ldm import LatentCacheConfig, LDMTrainConfig, train_ldm
 from drivesim.train.probes import ProbeTrainConfig, train_probes
@@ -119,18 +119,7 @@ def chain(tmp_path_factory):
     """Image autoencoder -> latent caches (key rate and 4x) -> image -> video -> prediction LDM,
     each a 1-step untrained start for the next stage."""
     root = tmp_path_factory.mktemp("ddp")
-    ae = train_autoencoder(
-        AETrainConfig(
-            out_dir=str(root / "ae"),
-            autoencoder=TINY_AE,
-            steps=1,
-            batch_size=2,
-            num_frames=3,
-            size=(64, 128),
-            crop=(32, 64),
-        ),
-        progress=False,
-    )
+    ae = train_autoencoder(tiny_ae_config(root / "ae", batch_size=2, num_frames=3), progress=False)
     cache = lambda name, fps: LatentCacheConfig(
         path=str(root / f"{name}.safetensors"),
         autoencoder=str(ae),
@@ -164,15 +153,7 @@ def chain(tmp_path_factory):
 
 
 def test_autoencoder_image_and_temporal_stages(chain, tmp_path):
-    cfg = AETrainConfig(
-        autoencoder=TINY_AE,
-        batch_size=4,
-        num_frames=3,
-        size=(64, 128),
-        crop=(32, 64),
-        log_every=1,
-        save_every=1,
-    )
+    cfg = tiny_ae_config(tmp_path, batch_size=4, num_frames=3, log_every=1, save_every=1)  # out_dir: per run
     two_ranks_match_one("autoencoder", cfg, tmp_path)
     temporal = dataclasses.replace(
         cfg, stage="temporal", init_from=str(chain["ae"]), batch_size=2, motion_weight=5.0

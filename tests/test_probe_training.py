@@ -12,18 +12,15 @@ from drivesim.train.probes import ProbeTrainConfig, train_probes
 from drivesim.utils import DEFAULT_MODEL_DIR
 
 
+def reconstructing_config(out_dir, **overrides) -> ProbeTrainConfig:
+    """Probes on 3-frame 64x128 clips, batch 2, with clips reconstructed by the shipped autoencoder."""
+    base = dict(out_dir=str(out_dir), size=(64, 128), num_frames=3, batch_size=2)
+    return ProbeTrainConfig(**base, reconstruct_with=str(DEFAULT_MODEL_DIR), **overrides)
+
+
 def test_probes_train_on_reconstructed_clips(tmp_path):
-    cfg = ProbeTrainConfig(
-        out_dir=str(tmp_path),
-        size=(64, 128),
-        num_frames=3,
-        steps=4,
-        batch_size=2,
-        log_every=1,
-        save_every=2,
-        reconstruct_with=str(DEFAULT_MODEL_DIR),
-        reconstructed_clips=2,
-        reconstructed_share=0.5,
+    cfg = reconstructing_config(
+        tmp_path, steps=4, log_every=1, save_every=2, reconstructed_clips=2, reconstructed_share=0.5
     )
     train_probes(cfg, progress=False)
     with open(tmp_path / "loss.csv") as f:
@@ -44,15 +41,7 @@ def test_a_reconstructed_cache_built_another_way_is_refused(tmp_path):
 
     import pytest
 
-    cfg = ProbeTrainConfig(
-        out_dir=str(tmp_path),
-        size=(64, 128),
-        num_frames=3,
-        steps=1,
-        batch_size=2,
-        reconstruct_with=str(DEFAULT_MODEL_DIR),
-        reconstructed_clips=1,
-    )  # 1-clip batches
+    cfg = reconstructing_config(tmp_path, steps=1, reconstructed_clips=1)  # 1-clip batches
     train_probes(cfg, progress=False)
     with pytest.raises(ValueError, match="was built with"):
         train_probes(dataclasses.replace(cfg, steps=2, reconstructed_clips=3), progress=False)

@@ -3,7 +3,7 @@
 import csv
 
 import torch
-from conftest import TINY_AE, TINY_UNET, one_step_autoencoder, tiny_ae_config
+from conftest import TINY_UNET, one_step_autoencoder, tiny_ae_config
 
 from drivesim.config import load_config, to_dataclass
 from drivesim.models.autoencoder import AutoencoderConfig
@@ -117,17 +117,7 @@ def test_image_stage_from_an_autoencoder_can_keep_its_encoder(tmp_path):
 def test_average_last_makes_final_the_mean_of_the_last_saves(tmp_path):
     import pytest
 
-    cfg = AETrainConfig(
-        out_dir=str(tmp_path / "ae"),
-        autoencoder=TINY_AE,
-        steps=4,
-        batch_size=2,
-        crop=(32, 64),
-        size=(64, 128),
-        disc_start=100,
-        save_every=1,
-        average_last=2,
-    )
+    cfg = tiny_ae_config(tmp_path / "ae", steps=4, batch_size=2, disc_start=100, save_every=1, average_last=2)
     final = read_tensors(f"{train_autoencoder(cfg, progress=False)}.safetensors")
     s3, s4 = (read_tensors(str(tmp_path / "ae" / f"step{s}.safetensors")) for s in (3, 4))
     assert not (tmp_path / "ae" / "step2.safetensors").exists()

@@ -14,6 +14,13 @@ from drivesim.train.autoencoder import AETrainConfig, train_autoencoder
 from drivesim.train.ldm import LatentCacheConfig, LDMTrainConfig, train_ldm
 
 
+def tiny_ldm_config(out_dir, latents: LatentCacheConfig, **overrides) -> LDMTrainConfig:
+    """A TINY_UNET LDM stage on `latents`, one step of batch 1 unless overridden."""
+    return LDMTrainConfig(
+        **(dict(latents=latents, unet=TINY_UNET, steps=1, batch_size=1) | overrides), out_dir=str(out_dir)
+    )
+
+
 def rows(path):
     with open(path) as f:
         return list(csv.DictReader(f))
@@ -37,25 +44,15 @@ def test_autoencoder_then_ldm_stages(tmp_path):
     latents = LatentCacheConfig(
         path=str(tmp_path / "lat.safetensors"), autoencoder=str(ae), clips=3, num_frames=3, size=(64, 128)
     )
-    image = LDMTrainConfig(
-        latents=latents,
-        out_dir=str(tmp_path / "img"),
-        unet=TINY_UNET,
-        steps=2,
-        batch_size=2,
-        log_every=1,
-        save_every=1,
-    )
+    image = tiny_ldm_config(tmp_path / "img", latents, steps=2, batch_size=2, log_every=1, save_every=1)
     image_ckpt = train_ldm(image, progress=False)
     assert read_config(image_ckpt)["latent_scale"] > 0
-    video = LDMTrainConfig(
+    video = tiny_ldm_config(
+        tmp_path / "vid",
+        latents,
         stage="video",
-        latents=latents,
         init_from=str(image_ckpt),
-        unet=TINY_UNET,
-        out_dir=str(tmp_path / "vid"),
         steps=2,
-        batch_size=1,
         log_every=1,
         save_every=1,
     )
@@ -203,21 +200,9 @@ def test_prediction_and_interpolation_stages_train_only_temporal_layers(tmp_path
         size=(64, 128),
         seed=7,
     )
-    image = train_ldm(
-        LDMTrainConfig(latents=latents, out_dir=str(tmp_path / "img"), unet=TINY_UNET, steps=1, batch_size=1),
-        progress=False,
-    )
+    image = train_ldm(tiny_ldm_config(tmp_path / "img", latents), progress=False)
     video = train_ldm(
-        LDMTrainConfig(
-            stage="video",
-            latents=latents,
-            init_from=str(image),
-            unet=TINY_UNET,
-            out_dir=str(tmp_path / "vid"),
-            steps=1,
-            batch_size=1,
-        ),
-        progress=False,
+        tiny_ldm_config(tmp_path / "vid", latents, stage="video", init_from=str(image)), progress=False
     )
     spatial = {k: v for k, v in read_tensors(f"{video}.safetensors").items() if not is_temporal(k)}
     common = dict(latents=latents, unet=TINY_UNET, batch_size=2, context_channels=8, log_every=1)

@@ -273,28 +273,21 @@ def test_sdedit_start_runs_steps_from_the_strength_level(sampler, zero_snr):
         eps = (x - ab.sqrt() * target) / (1 - ab).sqrt()
         return velocity(target, eps, ab) if cfg.prediction_type == "v_prediction" else eps
 
+    seeded = lambda: torch.Generator().manual_seed(0)
+
+    def from_start(start, strength):  # 4 steps, seed 0
+        return sample(
+            oracle, target.shape, SamplerConfig(sampler, 4, strength=strength), cfg, seeded(), start=start
+        )
+
     guess = target + 0.3 * torch.randn_like(target)
-    out = sample(
-        oracle,
-        target.shape,
-        SamplerConfig(sampler, 4, strength=0.5),
-        cfg,
-        torch.Generator().manual_seed(0),
-        start=guess,
-    )
+    out = from_start(guess, 0.5)
     assert len(calls) == 4 and 350 <= calls[0] <= 560  # about half-way up the schedule, 4 model calls
     # DDIM ends at t=0's noise level (set_alpha_to_one=False), hence a small tolerance
     assert (out - target).abs().mean() < 0.05 < 0.2 < (guess - target).abs().mean()
     calls.clear()
-    full = sample(
-        oracle,
-        target.shape,
-        SamplerConfig(sampler, 4, strength=1.0),
-        cfg,
-        torch.Generator().manual_seed(0),
-        start=target,
-    )
-    plain = sample(oracle, target.shape, SamplerConfig(sampler, 4), cfg, torch.Generator().manual_seed(0))
+    full = from_start(target, 1.0)
+    plain = sample(oracle, target.shape, SamplerConfig(sampler, 4), cfg, seeded())
     assert calls[0] > 700 and torch.equal(full, plain)  # strength 1 = pure noise, the start is unused
     with pytest.raises(ValueError, match="strength"):
         sample(oracle, target.shape, SamplerConfig(sampler, 4, strength=0.0), cfg, start=target)

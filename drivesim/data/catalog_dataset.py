@@ -93,8 +93,8 @@ def boxes_by_frame(box_rows: list[dict]) -> dict[int, list[Box]]:
                 b["category"],
                 b["track_id"],
                 b["visibility"],
-                # Both flags are null in rows before schema 4, which called any unseen part occluded.
-                b["visibility"] < 0.999 if b.get("occluded") is None else b["occluded"],
+                # Both flags are null in rows before schema 4.
+                Box.occluded_by_visibility(b["visibility"]) if b.get("occluded") is None else b["occluded"],
                 bool(b.get("truncated")),
             )
         )

@@ -92,7 +92,7 @@ def from_scalabel(entries: list[dict], source: str = "<labels>") -> list[FrameLa
                         str(lab.get("category", "car")),
                         track,
                         visibility,
-                        bool(attributes.get("occluded", visibility < 0.999)),
+                        bool(attributes.get("occluded", Box.occluded_by_visibility(visibility))),
                         bool(attributes.get("truncated", False)),
                     )
                 )

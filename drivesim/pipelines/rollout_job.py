@@ -248,10 +248,9 @@ def _state_config(
 
 
 def _finish(
-    scenario: Scenario, cfg: RolloutConfig, plan: _Plan, out_dir: Path, keep_base: bool
+    scenario: Scenario, cfg: RolloutConfig, plan: _Plan, parts: Path, out_dir: Path, keep_base: bool
 ) -> tuple[list[FrameLabel], int]:
     """Join the parts into out_dir/<id>.mp4 with its labels (and the base video's); -> labels, frames."""
-    parts = out_dir / scenario.id / "parts"
     frames = concat_mp4(sorted(parts.glob("part-*.mp4")), out_dir / f"{scenario.id}.mp4")
     written = clip_labels(plan.written_track, cfg, 0, frames)
     write_json_atomic(to_scalabel(written, scenario.id), out_dir / f"{scenario.id}.json")
@@ -282,14 +281,15 @@ def run_rollout(
     reference: Cascade.segments' eager reference path (`drivesim bench cascade`)."""
     scenario = scenario_path if isinstance(scenario_path, Scenario) else load_scenario(scenario_path)
     out_dir = Path(out_dir)
-    work, state_path = out_dir / scenario.id, out_dir / scenario.id / "state"
+    work = out_dir / scenario.id
+    state_path, parts = work / "state", work / "parts"
     if cascade is None:
         cascade = rollout_cascade(model_dir, cfg, render, [scenario.output.resolution])
     cfg = cascade.fit(cfg)
     plan = _plan(scenario, cfg, cascade, render, source.track, crowdedness, time_of_day)
     config = _state_config(scenario, cfg, cascade, plan, render, source, crowdedness, time_of_day)
     state = resume_state(state_path, config, source.context)
-    (work / "parts").mkdir(parents=True, exist_ok=True)
+    parts.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     stages = cascade.with_upsampler(plan.model).segments(
         plan.track,
@@ -309,7 +309,7 @@ def run_rollout(
     ) as bar:
         seconds = write_segments(
             stages,
-            work / "parts",
+            parts,
             render.keep_base,
             cfg.out_fps,
             scenario.id,
@@ -318,7 +318,7 @@ def run_rollout(
             on_segment,
             lambda: save_rollout_state(state_path, state, cfg, config),
         )
-    written, frames = _finish(scenario, cfg, plan, out_dir, render.keep_base)
+    written, frames = _finish(scenario, cfg, plan, parts, out_dir, render.keep_base)
     video = out_dir / f"{scenario.id}.mp4"
     meta = RolloutMeta(
         scenario_id=scenario.id,

@@ -24,6 +24,12 @@ class Box:
     occluded: bool = False  # a nearer object hides part of it
     truncated: bool = False  # part of it lies outside the frame (or outside a crop of it)
 
+    @staticmethod
+    def occluded_by_visibility(visibility: float) -> bool:
+        """What labels without an `occluded` flag meant by it (drivesim before catalog schema 4):
+        any part unseen, hidden or outside the frame."""
+        return visibility < 0.999
+
     @property
     def area(self) -> float:
         return max(0.0, self.x2 - self.x1) * max(0.0, self.y2 - self.y1)

@@ -30,7 +30,7 @@ from drivesim.eval.detector import (
     road_band_tiles,
 )
 from drivesim.eval.detector_score import DetectorTally, average_precision, tally_clips
-from drivesim.eval.pseudo_label import TrackIds, time_of_day_of
+from drivesim.eval.pseudo_label import TrackIds, time_of_day_of, touches_frame_edge
 
 WEIGHTS = REPO.parent / "shared" / "detectors" / "yolox_nano.onnx"
 CLIP = REPO / "tests" / "data" / "udacity_240-289_640x360.mp4"  # frames 240-289 of the Udacity clip
@@ -239,6 +239,15 @@ def test_tracker_keeps_one_id_through_a_moving_box():
     assert tracks.update([]) == []
 
 
+def test_a_detection_at_the_frame_edge_is_truncated():
+    assert not touches_frame_edge(Detection(10, 20, 100, 80, 0.9, "car"), height=120, width=160)
+    assert touches_frame_edge(Detection(0, 20, 100, 80, 0.9, "car"), height=120, width=160)
+    assert touches_frame_edge(Detection(60, 20, 158.5, 80, 0.9, "car"), height=120, width=160)
+    assert not touches_frame_edge(Detection(60, 20, 157.5, 80, 0.9, "car"), height=120, width=160)
+    assert touches_frame_edge(Detection(1000, 20, 1276, 80, 0.9, "car"), height=720, width=1280)
+    assert touches_frame_edge(Detection(60, 20, 100, 120, 0.9, "car"), height=120, width=160)
+
+
 def test_time_of_day_from_luma():
     assert time_of_day_of(np.full((8, 8, 3), 120, np.uint8))[0] == "daytime"
     assert time_of_day_of(np.full((8, 8, 3), 30, np.uint8))[0] == "night"
@@ -291,6 +300,7 @@ def test_label_a_frame_folder_writes_pseudo_scalabel_labels(tmp_path, capsys):
     car = Box(CAR_250.x1 - 160, CAR_250.y1 - 120, CAR_250.x2 - 160, CAR_250.y2 - 120)
     ahead = [max(f.boxes, key=lambda b: iou(b, car)) for f in labels if f.boxes is not None]
     assert all(b.category == "car" and iou(b, car) > 0.7 for b in ahead)
+    assert all(b.truncated for b in ahead)  # it reaches the crop's right edge (x2 478.5-479.2 of 480)
     assert len({b.track_id for b in ahead}) == 1  # one track through the processed frames
     entries = json.loads((tmp_path / "clip.json").read_text())
     assert entries[0]["name"] == "clip/000001.png" and "labels" not in entries[1]

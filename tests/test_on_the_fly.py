@@ -48,5 +48,8 @@ def test_epoch_and_seed_give_new_clips_in_the_datasets_format(model_dir):
     _, cond = epoch0[0]
     assert cond["boxes"].shape == (2, 32, 4) and cond["fps"].item() == 7.5 and bool(cond["boxes_known"])
     assert set(cond) == set(COND_KEYS)  # what the latent cache stores: the two sources mix
+    # ... and the conditions the UNet reads plus `boxes_known`, named here: a key dropped from both fails
+    read = {"time_of_day", "crowdedness", "boxes", "box_class", "box_mask", "boxes_known", "ego_speed", "fps"}
+    assert set(COND_KEYS) >= read
     with pytest.raises(ValueError, match="time_of_day='dusk'"):
         GeneratedClips(model_dir, time_of_day="dusk")

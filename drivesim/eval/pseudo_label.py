@@ -151,6 +151,13 @@ class ClipSummary:
     per_class: dict[str, int] = field(default_factory=dict)  # boxes per BDD100K category
 
 
+def touches_frame_edge(d: Detection, height: int, width: int) -> bool:
+    """Whether a (frame-clipped) detection reaches the frame's border, within max(2 px, 0.5 %) of
+    the side (a detector's box edge wanders by that much): Scalabel's `truncated`."""
+    mx, my = max(2.0, 0.005 * width), max(2.0, 0.005 * height)
+    return d.x1 <= mx or d.y1 <= my or d.x2 >= width - mx or d.y2 >= height - my
+
+
 def label_frames(
     source,
     detector: Detector,
@@ -180,6 +187,7 @@ def label_frames(
             "labels": "pseudo",
             "luma": f"{luma:.1f}",
         }
+        height, width = frame.shape[:2]
         boxes = [
             Box(
                 round(d.x1, 2),
@@ -188,6 +196,7 @@ def label_frames(
                 round(d.y2, 2),
                 CATEGORY_NAMES.get(d.category, d.category),
                 i,
+                truncated=touches_frame_edge(d, height, width),
             )
             for d, i in kept
         ]

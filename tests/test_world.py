@@ -23,6 +23,8 @@ def test_labels_inside_frame(size):
             for b in label.boxes:
                 assert 0 <= b.x1 < b.x2 <= w and 0 <= b.y1 < b.y2 <= h
                 assert 0 < b.visibility <= 1
+                inside = b.x1 >= 1 and b.y1 >= 1 and b.x2 <= w - 1 and b.y2 <= h - 1
+                assert not (inside and b.truncated), b  # the frame's edge cuts nothing of it
 
 
 def test_boxes_are_tight_around_rendered_cars():

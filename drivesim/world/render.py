@@ -303,7 +303,8 @@ class FramePainter:
                 cv2.fillConvexPoly(full, _fixed(hull - origin), 1, cv2.LINE_8, SUBPIXEL)
             ox, oy = int(origin[0]), int(origin[1])
             in_frame = int(full[max(0, -oy) : max(0, h - oy), max(0, -ox) : max(0, w - ox)].sum())
-            seen, total = int(visible[i + 1]), max(int(full.sum()), int(visible[i + 1]))
+            drawn = int(full.sum())  # the whole silhouette, rasterised apart from the frame
+            seen, total = int(visible[i + 1]), max(drawn, int(visible[i + 1]))
             boxes.append(
                 Box(
                     round(float(x1), 2),
@@ -316,7 +317,7 @@ class FramePainter:
                     # Scalabel's two flags apart: hidden by a nearer object (beyond the few edge
                     # pixels where the two rasterisations differ), and cut by the frame's edge.
                     occluded=in_frame - seen > max(2, 0.005 * in_frame),
-                    truncated=in_frame < total,
+                    truncated=in_frame < drawn,  # one raster: `visible` may exceed it by edge pixels
                 )
             )
         return boxes

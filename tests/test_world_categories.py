@@ -60,14 +60,14 @@ def test_labels_round_trip_their_categories(tmp_path):
     assert {(o, t) for _, o, t in seen} >= {(True, False), (False, True), (False, False)}
 
 
-def test_a_crop_that_cuts_a_box_marks_it_truncated():
+def test_a_crop_that_cuts_a_box_marks_it_truncated_and_less_visible():
     from drivesim.data.clips import transform_box
 
     box = Box(10, 20, 50, 60, visibility=0.8)
     inside = transform_box(box, (0, 100, 0, 200), (50, 100))
     assert inside == Box(5, 10, 25, 30, visibility=0.8)
-    cut = transform_box(box, (0, 100, 30, 230), (50, 100))
-    assert cut == Box(0, 10, 10, 30, visibility=0.8, truncated=True)
+    cut = transform_box(box, (0, 100, 30, 230), (50, 100))  # keeps half the box
+    assert cut == Box(0, 10, 10, 30, visibility=pytest.approx(0.4), truncated=True)
 
 
 def test_random_traffic_mixes_in_trucks_and_buses_without_moving_the_cars():

@@ -42,5 +42,10 @@ def transform_box(box: Box, crop: tuple[int, int, int, int], out_hw: tuple[int, 
     ny1, ny2 = (min(max(v, 0.0), out_h) for v in mapped[1::2])
     if nx2 - nx1 <= 0 or ny2 - ny1 <= 0:
         return None
-    cut = (nx1, ny1, nx2, ny2) != mapped  # the crop cut the object (its visibility is kept as it was)
-    return replace(box, x1=nx1, y1=ny1, x2=nx2, y2=ny2, truncated=box.truncated or cut)
+    if (nx1, ny1, nx2, ny2) == mapped:
+        return replace(box, x1=nx1, y1=ny1, x2=nx2, y2=ny2)
+    # The crop cut the object. Its silhouette is not known here: the share of the box kept
+    # estimates the share of what was seen that is left.
+    kept = (nx2 - nx1) * (ny2 - ny1) / ((mapped[2] - mapped[0]) * (mapped[3] - mapped[1]))
+    visibility = box.visibility * kept
+    return replace(box, x1=nx1, y1=ny1, x2=nx2, y2=ny2, visibility=visibility, truncated=True)

@@ -7,6 +7,9 @@ TORCH ?= torch==2.13.0
 DEMO_OUT ?= outputs/demo
 QUICK_OUT ?= outputs/quick
 SCALABEL_VENV ?= .venv-scalabel
+# No wheel cache: a fresh machine gains nothing from it, and it would hold a second copy of every
+# downloaded wheel (torch alone is ~180 MB) on a disk that CI once filled (stop 37: ENOSPC).
+PIP := python -m pip --no-cache-dir
 
 .PHONY: install browser scalabel demo quick-demo world-demo test test-fast lint docs clean
 
@@ -14,9 +17,9 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[dev,preview]'
+	$(BIN)/$(PIP) install --quiet --upgrade pip
+	$(BIN)/$(PIP) install --quiet $(TORCH)
+	$(BIN)/$(PIP) install --quiet -e '.[dev,preview]'
 	touch $@
 
 # Headless Chromium for the preview's browser tests: Debian's chromium + chromium-driver through apt
@@ -41,7 +44,7 @@ scalabel: $(SCALABEL_VENV)/.installed
 
 $(SCALABEL_VENV)/.installed:
 	$(PYTHON) -m venv $(SCALABEL_VENV)
-	$(SCALABEL_VENV)/bin/python -m pip install --quiet scalabel==0.3.1 'pydantic<2'
+	$(SCALABEL_VENV)/bin/$(PIP) install --quiet scalabel==0.3.1 'pydantic<2'
 	touch $@
 
 # The example scenarios end to end (key frames, rollout to each duration, 30 fps, temporal decoder,

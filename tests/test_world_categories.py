@@ -68,6 +68,8 @@ def test_a_crop_that_cuts_a_box_marks_it_truncated_and_less_visible():
     assert inside == Box(5, 10, 25, 30, visibility=0.8)
     cut = transform_box(box, (0, 100, 30, 230), (50, 100))  # keeps half the box
     assert cut == Box(0, 10, 10, 30, visibility=pytest.approx(0.4), truncated=True)
+    edge = transform_box(Box(0, 0, 147, 10), (0, 50, 0, 147), (50, 320))  # 147 * (320 / 147) > 320
+    assert edge is not None and not edge.truncated and edge.visibility == 1.0
 
 
 def test_random_traffic_mixes_in_trucks_and_buses_without_moving_the_cars():

@@ -42,7 +42,8 @@ def transform_box(box: Box, crop: tuple[int, int, int, int], out_hw: tuple[int, 
     ny1, ny2 = (min(max(v, 0.0), out_h) for v in mapped[1::2])
     if nx2 - nx1 <= 0 or ny2 - ny1 <= 0:
         return None
-    if (nx1, ny1, nx2, ny2) == mapped:
+    slack = 1e-6 * max(out_hw)  # a box ending on the crop's edge maps to it only up to rounding
+    if all(abs(a - b) <= slack for a, b in zip((nx1, ny1, nx2, ny2), mapped)):
         return replace(box, x1=nx1, y1=ny1, x2=nx2, y2=ny2)
     # The crop cut the object. Its silhouette is not known here: the share of the box kept
     # estimates the share of what was seen that is left.
